@@ -1,0 +1,4 @@
+"""`python -m homelab` runs the CLI."""
+from homelab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,292 @@
+"""The headless front end: `homelab validate|plan|apply|status|destroy CONFIG`, `homelab lab ...`.
+
+It parses arguments and renders engine events; all behaviour lives in the engine. It never
+imports Textual (tests check that in a subprocess): `homelab` with no arguments starts the
+TUI through a lazy import.
+
+Exit codes: 0 ok / nothing to do, 1 failed, 2 bad config or usage (plan: 2 = changes
+pending), 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Sequence
+
+from homelab import __version__
+from homelab.errors import ConfigError, HomelabError, UsageError
+
+log = logging.getLogger("homelab")
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="path to config.yaml")
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--layer", action="append", default=[], metavar="NAME",
+                   help="only this layer (repeatable): billing, privilege, compute, mesh, permissions")
+    p.add_argument("--accept-new-host-keys", action="store_true",
+                   help="pin host keys of machines never seen before (check fingerprints first)")
+    p.add_argument("--parallel", type=int, default=10, metavar="N", help="hosts worked on at once (default 10)")
+    p.add_argument("-v", "--verbose", action="store_true", help="also show what is unchanged and why")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="homelab",
+        description="Bare machines and Hetzner Cloud servers to running, backed-up, monitored apps. "
+                    "With no command, opens the interactive TUI.",
+    )
+    parser.add_argument("--version", action="version", version=f"homelab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check a config; touches no host")
+    _add_config(p)
+    p = sub.add_parser("plan", help="show what apply would change, layer by layer (exit 2: changes pending)")
+    _add_config(p)
+    _add_run_options(p)
+    p = sub.add_parser("apply", help="make the machines match the config")
+    _add_config(p)
+    _add_run_options(p)
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask (needed when not on a terminal)")
+    p.add_argument("--confirm-delete", action="store_true",
+                   help="also perform planned deletes of servers (never implied by --yes)")
+    p = sub.add_parser("status", help="live monitors of every layer (exit 1 on FAIL)")
+    _add_config(p)
+    _add_run_options(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = sub.add_parser("destroy", help="plan and remove what homelab created (cloud servers)")
+    _add_config(p)
+    _add_run_options(p)
+    p.add_argument("-y", "--yes", action="store_true")
+    p.add_argument("--confirm-delete", action="store_true")
+    p = sub.add_parser("forget-host", help="drop a host's pinned SSH key from state (after a reinstall)")
+    _add_config(p)
+    p.add_argument("host")
+    p = sub.add_parser("tui", help="open the interactive TUI (the default with no command)")
+    p.add_argument("config", nargs="?", help="config to open (default: start the wizard)")
+    try:
+        from homelab.lab import cli as lab_cli
+    except ImportError:  # pragma: no cover - lab is part of the package
+        lab_cli = None
+    if lab_cli is not None:
+        lab_cli.add_arguments(sub)
+    extra = _extra_commands()
+    for name, (help_text, add_args, _run) in extra.items():
+        p = sub.add_parser(name, help=help_text)
+        add_args(p)
+    return parser
+
+
+def _extra_commands() -> dict[str, tuple[str, Any, Any]]:
+    """Commands contributed by layers (e.g. `mesh rotate`), kept out of this file."""
+    out: dict[str, tuple[str, Any, Any]] = {}
+    try:
+        from homelab.layers.mesh.cli import COMMAND as mesh_cmd  # type: ignore[import-not-found]
+        out["mesh"] = mesh_cmd
+    except ImportError:
+        pass
+    return out
+
+
+def _options(args: argparse.Namespace, interactive: bool) -> Any:
+    from homelab.layers.base import RunOptions
+
+    def confirm_key(target: Any, key: str) -> bool:
+        from homelab.ssh import fingerprint
+        print(f"{target.name} ({target.address}) offers host key {fingerprint(key)}", file=sys.stderr)
+        answer = input("Pin this host key? [y/N] ").strip().lower()
+        return answer in ("y", "yes")
+
+    return RunOptions(
+        accept_new_host_keys=getattr(args, "accept_new_host_keys", False),
+        confirm_new_host_key=confirm_key if interactive else None,
+        yes=getattr(args, "yes", False),
+        confirm_destructive=getattr(args, "confirm_delete", False),
+        layers=tuple(getattr(args, "layer", []) or ()),
+        parallel=max(1, getattr(args, "parallel", 10)),
+        api_endpoint=os.environ.get("HOMELAB_HCLOUD_ENDPOINT") or None,
+    )
+
+
+def _drive(events: Any, renderer: Any) -> Any:
+    """Render every event; return the RunFinished and all planned layers."""
+    from homelab.events import LayerPlanned, LayerStatus, RunFinished
+
+    finished = None
+    plans = []
+    statuses = []
+    for event in events:
+        log.info("%s", event)
+        if renderer is not None:
+            renderer(event)
+        if isinstance(event, RunFinished):
+            finished = event
+        elif isinstance(event, LayerPlanned):
+            plans.append(event.plan)
+        elif isinstance(event, LayerStatus):
+            statuses.append(event)
+    return finished, plans, statuses
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from homelab.config import load_config
+
+    cfg = load_config(args.config)
+    hosts = len(cfg.machines)
+    print(f"{args.config}: valid ({hosts} machine(s), sections: {', '.join(cfg.sections) or 'none'})")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from homelab.config import load_config
+    from homelab.engine import Engine
+    from homelab.render_text import TextRenderer
+
+    cfg = load_config(args.config)
+    engine = Engine(cfg, _options(args, sys.stdin.isatty()), args.log_path)
+    finished, plans, _ = _drive(engine.plan(), TextRenderer(sys.stdout, sys.stderr, args.verbose))
+    if finished is None or not finished.ok:
+        return 1
+    if any(p.blocked for p in plans):
+        return 1
+    return 2 if any(p.changes for p in plans) else 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from homelab.config import load_config
+    from homelab.engine import Engine
+    from homelab.render_text import TextRenderer
+
+    cfg = load_config(args.config)
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if not args.yes and not interactive:
+        raise UsageError("apply needs --yes when not run on a terminal", "run `homelab plan` first, then apply --yes")
+    renderer = TextRenderer(sys.stdout, sys.stderr, args.verbose)
+    options = _options(args, interactive)
+    if not args.yes:
+        finished, plans, _ = _drive(Engine(cfg, options, args.log_path).plan(), renderer)
+        if finished is None or not finished.ok:
+            return 1
+        n = sum(len(p.changes) for p in plans)
+        if n == 0:
+            print("nothing to do", file=sys.stderr)
+            return 0
+        if any(p.blocked for p in plans):
+            return 1
+        if input(f"Apply {n} change(s)? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("not applied", file=sys.stderr)
+            return 1
+    finished, _, _ = _drive(Engine(cfg, options, args.log_path).apply(), renderer)
+    return 0 if finished is not None and finished.ok else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from homelab.config import load_config
+    from homelab.engine import Engine
+    from homelab.model import Health
+    from homelab.render_text import TextRenderer
+
+    cfg = load_config(args.config)
+    engine = Engine(cfg, _options(args, False), args.log_path)
+    renderer = None if args.json else TextRenderer(sys.stdout, sys.stderr, args.verbose)
+    finished, _, statuses = _drive(engine.status(), renderer)
+    monitors = [m for s in statuses for m in s.monitors]
+    if args.json:
+        doc = {"ok": bool(finished and finished.ok),
+               "layers": {s.layer: [m.to_json() for m in s.monitors] for s in statuses}}
+        print(json.dumps(doc, indent=2))
+    if any(m.health is Health.FAIL for m in monitors):
+        return 1
+    return 0 if finished is not None else 1
+
+
+def cmd_destroy(args: argparse.Namespace) -> int:
+    raise UsageError("destroy: nothing homelab can remove yet (adopted machines are never wiped)",
+                     "cloud servers can be destroyed once the hetzner section is used")
+
+
+def cmd_forget_host(args: argparse.Namespace) -> int:
+    from homelab.config import load_config
+    from homelab.state import RunLock, State
+
+    cfg = load_config(args.config)
+    with RunLock(cfg.state_path) as lock:
+        lock.acquire("forget-host")
+        state = State.load(cfg.state_path)
+        hosts = state.data.get("hosts", {})
+        if args.host not in hosts or "host_key" not in hosts[args.host]:
+            raise UsageError(f"no pinned host key for {args.host}", f"known: {', '.join(sorted(hosts)) or 'none'}")
+        del hosts[args.host]["host_key"]
+        state.save()
+    print(f"forgot the host key of {args.host}; the next run asks again (or --accept-new-host-keys)")
+    return 0
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    try:
+        from homelab.tui.app import run_tui  # lazy: the headless path never imports Textual
+    except ImportError as exc:
+        raise HomelabError(f"the TUI is not available: {exc}", "use the headless commands: homelab --help") from None
+    return run_tui(getattr(args, "config", None))
+
+
+COMMANDS = {
+    "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "status": cmd_status,
+    "destroy": cmd_destroy, "forget-host": cmd_forget_host, "tui": cmd_tui,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["__pyinfra-worker"]:  # the frozen binary runs its own pyinfra worker
+        from homelab.provision.worker import main as worker_main
+        return worker_main()
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0) if exc.code in (0, None) else 2
+    command = args.command or "tui"
+    from homelab.runlog import start_run_log, stop_run_log
+
+    log_path, handler = start_run_log(command)
+    args.log_path = log_path
+    try:
+        if command == "lab":
+            from homelab.lab import cli as lab_cli
+            return lab_cli.run(args)
+        extra = _extra_commands()
+        if command in extra:
+            return int(extra[command][2](args))
+        return COMMANDS[command](args)
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 2
+    except HomelabError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        if exc.exit_code != 2:
+            print(f"log: {log_path}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the top: show one line, keep the traceback in the log
+        log.error("unexpected error\n%s", traceback.format_exc())
+        print(f"error: unexpected {type(exc).__name__}; this is a bug in homelab", file=sys.stderr)
+        print(f"log: {log_path} (the traceback is there; please attach it to a bug report)", file=sys.stderr)
+        return 1
+    finally:
+        stop_run_log(handler)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

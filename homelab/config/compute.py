@@ -1,0 +1,87 @@
+"""`compute:` (layer 3): machines we adopt over SSH and the base every machine gets."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from homelab.config.reader import NAME, PACKAGE, PATH, TIMEZONE, USER, Section
+
+# Small and useful on every machine; the rest comes with the layers that need it.
+DEFAULT_PACKAGES = ("ca-certificates", "curl", "jq", "rsync", "tzdata")
+
+
+@dataclass(frozen=True)
+class Machine:
+    """An existing machine (a Pi, a NAS, an old PC, a lab host) adopted over SSH."""
+
+    name: str
+    address: str
+    user: str = "root"
+    port: int = 22
+    key: str | None = None  # private key path; None: the operator key (privilege.ssh_key) or ssh-agent
+
+    @property
+    def sudo(self) -> bool:
+        return self.user != "root"
+
+
+@dataclass(frozen=True)
+class BaseSettings:
+    timezone: str = "UTC"
+    packages: tuple[str, ...] = DEFAULT_PACKAGES
+    set_hostname: bool = True
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    machines: tuple[Machine, ...] = ()
+    base: BaseSettings = field(default_factory=BaseSettings)
+    hetzner: Any = None  # parsed by config/hetzner.py when present
+
+
+def parse_machine(sec: Section) -> Machine | None:
+    name = sec.str("name", required=True, pattern=NAME, hint="lowercase letters, digits and '-', like 'pi-1'")
+    address = sec.address("address", required=True)
+    user = sec.str("user", "root", pattern=USER, hint="a Unix user name like 'admin'")
+    port = sec.int("port", 22, lo=1, hi=65535)
+    key = sec.str("key", pattern=PATH, hint="a path to a private key file, without spaces")
+    sec.done(["name", "address", "user", "port", "key"])
+    if not sec.ok or name is None or address is None:
+        return None
+    return Machine(name=name, address=address, user=user or "root", port=port or 22, key=key)
+
+
+def parse_base(sec: Section | None) -> BaseSettings:
+    if sec is None:
+        return BaseSettings()
+    tz = sec.str("timezone", "UTC", pattern=TIMEZONE, hint="an IANA zone like Europe/Berlin")
+    pkgs = sec.str_list("packages", pattern=PACKAGE, hint="a Debian package name", default=DEFAULT_PACKAGES)
+    set_hostname = sec.bool("set_hostname", True)
+    sec.done(["timezone", "packages", "set_hostname"])
+    return BaseSettings(timezone=tz or "UTC", packages=tuple(dict.fromkeys(pkgs)), set_hostname=set_hostname)
+
+
+def parse_compute(sec: Section, extra: dict[str, Any]) -> ComputeConfig:
+    """`extra` holds parsers of optional sub-sections (hetzner) registered by their modules."""
+    machines: list[Machine] = []
+    seen: dict[str, str] = {}
+    for msec in sec.items_of("machines"):
+        m = parse_machine(msec)
+        if m is None:
+            continue
+        if m.name in seen:
+            sec.fail(msec.raw("name"), f"{msec.path}.name", f"{m.name!r} is already used by {seen[m.name]}",
+                     "every machine needs its own name")
+            continue
+        seen[m.name] = msec.path
+        machines.append(m)
+    base = parse_base(sec.section("base"))
+    hetzner = None
+    known = ["machines", "base"]
+    for key, parser in extra.items():
+        known.append(key)
+        sub = sec.section(key)
+        if sub is not None:
+            hetzner = parser(sub, seen)
+    sec.done(known)
+    return ComputeConfig(machines=tuple(machines), base=base, hetzner=hetzner)

@@ -1,0 +1,366 @@
+"""The engine: walks the layers, plans, applies, reports status — and yields Events.
+
+Both front ends drive it the same way (`for event in Engine(...).apply(): render(event)`);
+there is no provisioning logic in the CLI or the TUI. Per run:
+
+1. every layer adds the hosts it knows (compute: adopted machines, created servers);
+2. connect to all hosts in parallel (bounded), host keys checked against state;
+3. ONE batched probe command per host collects what every layer needs to see;
+4. per layer, in run order: observe (APIs) -> diff (pure) -> apply -> state saved.
+A host that fails is reported and left out of later layers; the others go on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from homelab.config.schema import Config
+from homelab.errors import HomelabError, LockedError
+from homelab.events import (
+    ChangeApplied, ChangeFailed, Event, HostConnected, HostFailed, HostOutput, HostSummary,
+    LayerFinished, LayerPlanned, LayerStarted, LayerStatus, RunFinished, RunStarted,
+)
+from homelab.hosts import HostTarget
+from homelab.layers import all_layers
+from homelab.layers.base import Layer, Observed, RunContext, RunOptions
+from homelab.model import Change, LayerPlan
+from homelab.probe import ProbeResult, parse_probe_output, render_probe_script
+from homelab.provision.runner import WorkerRun
+from homelab.secrets import REDACTED, Secret
+from homelab.ssh import Connection
+from homelab.state import RunLock, State
+
+log = logging.getLogger("homelab")
+
+Probed = dict[str, dict[str, ProbeResult]]
+
+
+def redact_event(event: Any, secrets: list[Secret]) -> Any:
+    """Replace secret values in every string of an event (nested dataclasses and tuples)."""
+    values = [s.reveal() for s in secrets if s.reveal()]
+    if not values:
+        return event
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, str):
+            for s in values:
+                v = v.replace(s, REDACTED)
+            return v
+        if isinstance(v, tuple):
+            return tuple(clean(x) for x in v)
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return dataclasses.replace(v, **{f.name: clean(getattr(v, f.name)) for f in dataclasses.fields(v)
+                                             if f.init})
+        return v
+
+    return clean(event)
+
+
+class Engine:
+    def __init__(self, config: Config, options: RunOptions | None = None, log_path: Path | None = None) -> None:
+        self.config = config
+        self.options = options or RunOptions()
+        self.log_path = log_path
+        self.connections: dict[str, Connection] = {}
+        self.cancelled = threading.Event()
+        self._worker: WorkerRun | None = None
+        self.remote_commands = 0  # benchmarks read this
+
+    # ---------------------------------------------------------------- public --
+    def plan(self) -> Iterator[Event]:
+        return self._run("plan")
+
+    def apply(self) -> Iterator[Event]:
+        return self._run("apply")
+
+    def status(self) -> Iterator[Event]:
+        return self._run("status")
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        if self._worker is not None:
+            self._worker.cancel()
+
+    # ---------------------------------------------------------------- run -----
+    def _selected(self, layers: list[Layer]) -> list[Layer]:
+        wanted = self.options.layers
+        if not wanted:
+            return layers
+        unknown = set(wanted) - {layer.name for layer in layers}
+        if unknown:
+            raise HomelabError(f"--layer {', '.join(sorted(unknown))}: no such layer",
+                               f"layers: {', '.join(layer.name for layer in layers)}")
+        return [layer for layer in layers if layer.name in wanted]
+
+    def _run(self, command: str) -> Iterator[Event]:
+        lock = RunLock(self.config.state_path)
+        if command == "apply":
+            lock.acquire(command)
+        ctx: RunContext | None = None
+        try:
+            state = State.load(self.config.state_path)
+            ctx = RunContext(self.config, state, self.options)
+            layers = all_layers()
+            selected = self._selected(layers)
+            for layer in layers:
+                layer.contribute_hosts(ctx)
+            gen = self._walk(command, ctx, selected)
+            for event in gen:
+                yield redact_event(event, ctx.secrets)
+        finally:
+            for conn in self.connections.values():
+                conn.close()
+            self.connections.clear()
+            if ctx is not None and command != "apply" and ctx.state.dirty:
+                self._save_pins(ctx.state)
+            lock.release()
+
+    def _save_pins(self, state: State) -> None:
+        """plan/status may pin newly accepted host keys; they save only if no apply runs."""
+        lock = RunLock(state.path)
+        try:
+            lock.acquire("pin host keys")
+        except LockedError:
+            return
+        try:
+            fresh = State.load(state.path)
+            for name, info in state.data.get("hosts", {}).items():
+                if "host_key" in info and "host_key" not in fresh.host(name):
+                    fresh.update_host(name, host_key=info["host_key"])
+            fresh.save()
+        finally:
+            lock.release()
+
+    def _walk(self, command: str, ctx: RunContext, layers: list[Layer]) -> Iterator[Event]:
+        started = time.monotonic()
+        yield RunStarted(command, tuple(layer.name for layer in layers), tuple(sorted(ctx.hosts)),
+                         str(self.log_path or ""))
+        probe_layers = [layer for layer in layers if layer.enabled(ctx)]
+        yield from self._connect(ctx, list(ctx.hosts.values()))
+        probed: Probed = self._probe(ctx, ctx.live_hosts(), probe_layers)
+        changed_hosts: dict[str, int] = {}
+        total_changes = 0
+        ok = True
+        for i, layer in enumerate(layers):
+            if self.cancelled.is_set():
+                ok = False
+                break
+            yield LayerStarted(layer.name, layer.number, layer.title)
+            if not layer.enabled(ctx):
+                yield LayerFinished(layer.name, 0, 0, "nothing configured")
+                continue
+            try:
+                observed = layer.observe(ctx, self._for_layer(probed, ctx))
+                plan = layer.diff(ctx, observed)
+            except HomelabError as exc:
+                ok = False
+                yield ChangeFailed(Change(layer.name, layer.name, "run", f"{layer.name}: observe/plan"),
+                                   exc.message, exc.hint)
+                yield LayerFinished(layer.name, 0, 1)
+                continue
+            yield LayerPlanned(layer.name, plan)
+            if command == "status":
+                yield LayerStatus(layer.name, tuple(layer.status(ctx, observed)))
+                yield LayerFinished(layer.name, 0, 0)
+                continue
+            if command != "apply" or plan.empty:
+                total_changes += len(plan.changes)
+                yield LayerFinished(layer.name, 0, 0)
+                continue
+            if plan.blocked:
+                ok = False
+                for reason in plan.blocked:
+                    yield ChangeFailed(Change(layer.name, layer.name, "run", "blocked"), reason,
+                                       "change the config and run plan again")
+                yield LayerFinished(layer.name, 0, len(plan.blocked))
+                break  # nothing above a blocked layer may run on a half-built base
+            hosts_before = set(ctx.hosts)
+            applied: list[Change] = []
+            failed = 0
+            for event in self._apply_plan(ctx, layer, plan):
+                if isinstance(event, ChangeApplied):
+                    applied.append(event.change)
+                    if event.change.host:
+                        changed_hosts[event.change.host] = changed_hosts.get(event.change.host, 0) + 1
+                elif isinstance(event, ChangeFailed):
+                    failed += 1
+                yield event
+            layer.after_apply(ctx, plan, applied)
+            ctx.state.save()  # what is applied is never lost to a later failure
+            total_changes += len(applied)
+            ok = ok and failed == 0
+            yield LayerFinished(layer.name, len(applied), failed)
+            # new hosts (servers just created) and hosts just changed are looked at again,
+            # once, for the layers still to come
+            rest = [layer for layer in layers[i + 1:] if layer.enabled(ctx)]
+            new = [ctx.hosts[n] for n in sorted(set(ctx.hosts) - hosts_before)]
+            if new:
+                yield from self._connect(ctx, new)
+            again = [h for h in ctx.live_hosts() if h.name in {c.host for c in applied} or h in new]
+            if rest and again:
+                probed.update(self._probe(ctx, again, rest))
+        if command == "apply":
+            ctx.state.save()
+        summary = tuple(
+            HostSummary(name, "unreachable" if name in ctx.failed_hosts and name not in changed_hosts else
+                        ("failed" if name in ctx.failed_hosts else ("changed" if changed_hosts.get(name) else "ok")),
+                        changed_hosts.get(name, 0), ctx.failed_hosts.get(name, ""))
+            for name in sorted(ctx.hosts))
+        ok = ok and not ctx.failed_hosts
+        self.remote_commands = sum(c.commands for c in self.connections.values())
+        log.info("%s finished in %.2f s, %d remote commands", command, time.monotonic() - started,
+                 self.remote_commands)
+        yield RunFinished(command, ok, total_changes, summary, str(self.log_path or ""),
+                          "" if ok else "some hosts or changes failed")
+
+    @staticmethod
+    def _for_layer(probed: Probed, ctx: RunContext) -> dict[str, dict[str, ProbeResult]]:
+        return {name: results for name, results in probed.items() if name not in ctx.failed_hosts}
+
+    # ---------------------------------------------------------------- hosts ---
+    def _connect(self, ctx: RunContext, hosts: list[HostTarget]) -> Iterator[Event]:
+        accept_lock = threading.Lock()
+
+        def accept(target: HostTarget, key: str) -> bool:
+            if self.options.accept_new_host_keys:
+                return True
+            if self.options.confirm_new_host_key is not None:
+                with accept_lock:  # one prompt at a time
+                    return self.options.confirm_new_host_key(target, key)
+            return False
+
+        def one(target: HostTarget) -> tuple[HostTarget, Connection | None, str, float]:
+            t0 = time.monotonic()
+            pinned = ctx.state.host(target.name).get("host_key")
+            try:
+                conn, key = Connection.open(target, pinned, accept, ctx.config.privilege.use_agent)
+            except HomelabError as exc:
+                return target, None, f"{exc.message}\n{exc.hint}", time.monotonic() - t0
+            if not pinned:
+                ctx.state.update_host(target.name, host_key=key)
+            return target, conn, "", time.monotonic() - t0
+
+        if not hosts:
+            return
+        with ThreadPoolExecutor(max_workers=max(1, min(self.options.parallel, len(hosts)))) as pool:
+            results = list(pool.map(one, hosts))
+        for target, conn, err, secs in results:
+            if conn is None:
+                message, _, hint = err.partition("\n")
+                ctx.failed_hosts[target.name] = message
+                yield HostFailed(target.name, "connect", message, hint)
+            else:
+                self.connections[target.name] = conn
+                ctx.state.update_host(target.name, address=target.address)
+                yield HostConnected(target.name, f"{target.user}@{target.address}:{target.port}, {secs:.2f} s")
+
+    def _probe(self, ctx: RunContext, hosts: list[HostTarget], layers: list[Layer]) -> Probed:
+        def one(target: HostTarget) -> tuple[str, dict[str, ProbeResult] | None, str]:
+            probes: dict[str, str] = {}
+            for layer in layers:
+                probes.update(layer.probes(ctx, target))
+            if not probes:
+                return target.name, {}, ""
+            script, nonce = render_probe_script(probes)
+            conn = self.connections[target.name]
+            try:
+                res = conn.run_script(script, timeout=120)
+            except HomelabError as exc:
+                return target.name, None, exc.message
+            if res.rc != 0 and not res.stdout:
+                return target.name, None, f"probe failed (exit {res.rc}): {res.stderr.strip()[:200]}"
+            return target.name, parse_probe_output(res.stdout, nonce), ""
+
+        live = [h for h in hosts if h.name in self.connections and h.name not in ctx.failed_hosts]
+        if not live:
+            return {}
+        with ThreadPoolExecutor(max_workers=max(1, min(self.options.parallel, len(live)))) as pool:
+            results = list(pool.map(one, live))
+        out: Probed = {}
+        for name, res, err in results:
+            if res is None:
+                ctx.failed_hosts[name] = err
+            else:
+                out[name] = res
+        return out
+
+    # ---------------------------------------------------------------- apply ---
+    def _apply_plan(self, ctx: RunContext, layer: Layer, plan: LayerPlan) -> Iterator[Event]:
+        api_changes = [c for c in plan.changes if c.host is None]
+        host_changes = [c for c in plan.changes if c.host is not None]
+        for change in api_changes:  # API work first: servers exist before hosts are configured
+            if change.destructive and not self.options.confirm_destructive:
+                yield ChangeFailed(change, f"{change.summary}: not confirmed",
+                                   "deletes need --confirm-delete in addition to --yes")
+                continue
+            try:
+                yield from layer.apply_change(ctx, change)
+                yield ChangeApplied(change)
+            except HomelabError as exc:
+                log.warning("%s failed: %s", change.summary, exc.message)
+                yield ChangeFailed(change, exc.message, exc.hint)
+        if host_changes:
+            yield from self._run_host_changes(ctx, layer, host_changes)
+
+    def _run_host_changes(self, ctx: RunContext, layer: Layer, changes: list[Change]) -> Iterator[Event]:
+        by_host: dict[str, list[Change]] = {}
+        for change in changes:
+            assert change.host is not None
+            if change.host in ctx.failed_hosts:
+                yield ChangeFailed(change, f"{change.host} failed earlier: {ctx.failed_hosts[change.host]}",
+                                   "fix that host and apply again")
+                continue
+            by_host.setdefault(change.host, []).append(change)
+        if not by_host:
+            return
+        # flatten: op index on a host -> the change it belongs to; a change is applied when its
+        # last op succeeded
+        op_owner: dict[str, list[tuple[Change, bool]]] = {}
+        ops: dict[str, list[Any]] = {}
+        for host, host_changes in by_host.items():
+            ops[host] = []
+            op_owner[host] = []
+            for change in host_changes:
+                for j, op in enumerate(change.ops):
+                    ops[host].append(op)
+                    op_owner[host].append((change, j == len(change.ops) - 1))
+        targets = [ctx.hosts[h] for h in by_host]
+        pins = {t: ctx.state.host(t.name)["host_key"] for t in targets}
+        self._worker = WorkerRun(targets, ops, pins, [s.reveal() for s in ctx.secrets], self.options.parallel)
+        done: dict[str, set[int]] = {h: set() for h in by_host}
+        failed_hosts: set[str] = set()
+        for ev in self._worker.events():
+            kind, host = ev.get("event"), ev.get("host", "")
+            if kind == "output":
+                yield HostOutput(host, layer.name, ev.get("line", ""))
+            elif kind == "op_ok" and ev.get("index") is not None:
+                change, last = op_owner[host][ev["index"]]
+                done[host].add(ev["index"])
+                if last:
+                    yield ChangeApplied(change)
+            elif kind in ("op_error", "connect_error") and host:
+                failed_hosts.add(host)
+                error = ev.get("error") or "failed"
+                ctx.failed_hosts[host] = error
+                yield HostFailed(host, layer.name, error, "see the output above and the run log")
+        self._worker = None
+        # every change whose ops did not all succeed is reported failed (incl. ones never run)
+        for host, owners in op_owner.items():
+            reported: set[int] = set()
+            for idx, (change, _last) in enumerate(owners):
+                if id(change) in reported:
+                    continue
+                idxs = [k for k, (c, _) in enumerate(owners) if c is change]
+                if not all(k in done[host] for k in idxs):
+                    reported.add(id(change))
+                    why = ctx.failed_hosts.get(host, "not run: the provisioning worker stopped")
+                    yield ChangeFailed(change, why, "see the run log; the next apply retries it")

@@ -1,0 +1,22 @@
+"""A host the engine works on: where it is, how to log in, what we know about it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class HostTarget:
+    name: str
+    address: str
+    port: int = 22
+    user: str = "root"
+    key_path: str | None = None  # private key file; None: ssh-agent keys only
+    kind: str = "machine"  # machine (adopted) | server (hetzner)
+
+    @property
+    def sudo(self) -> bool:
+        return self.user != "root"
+
+    @property
+    def known_hosts_name(self) -> str:
+        return self.address if self.port == 22 else f"[{self.address}]:{self.port}"

@@ -1,0 +1,118 @@
+"""The contract every layer keeps: observe -> diff (pure) -> apply -> status.
+
+A layer never imports another layer. What a lower layer produces (hosts, addresses, public
+keys) reaches the others through the RunContext (hosts) and the State (per-layer sections).
+
+Most layers work on hosts: they name read-only shell probes per host (the engine batches all
+layers' probes into one command per host), turn wanted config + probe results into Changes
+whose operations are data, and let the engine run those operations through pyinfra. Layers
+that talk to an API (billing, hetzner) override `observe` and `apply_change`.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Iterator, Mapping
+
+from homelab.config.schema import Config
+from homelab.events import Event
+from homelab.hosts import HostTarget
+from homelab.model import Change, LayerPlan, Monitor
+from homelab.probe import ProbeResult
+from homelab.secrets import Secret, SecretRef
+from homelab.state import State
+
+log = logging.getLogger("homelab")
+
+
+@dataclass
+class RunOptions:
+    accept_new_host_keys: bool = False
+    confirm_new_host_key: Callable[[HostTarget, str], bool] | None = None  # interactive prompt
+    yes: bool = False
+    confirm_destructive: bool = False  # `--confirm-delete`: deletes of servers etc.
+    layers: tuple[str, ...] = ()  # empty: all
+    parallel: int = 10
+    api_endpoint: str | None = None  # overrides the Hetzner API (tests, fakes)
+
+
+@dataclass
+class RunContext:
+    """What one run knows: config, state, hosts, secrets. Shared by all layers of the run."""
+
+    config: Config
+    state: State
+    options: RunOptions = field(default_factory=RunOptions)
+    hosts: dict[str, HostTarget] = field(default_factory=dict)
+    failed_hosts: dict[str, str] = field(default_factory=dict)  # name -> why
+    _secrets: dict[SecretRef, Secret] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def secret(self, ref: SecretRef) -> Secret:
+        """Resolve a secret once per run; its value is redacted from every event."""
+        with self._lock:
+            if ref not in self._secrets:
+                self._secrets[ref] = ref.resolve()
+            return self._secrets[ref]
+
+    @property
+    def secrets(self) -> list[Secret]:
+        return list(self._secrets.values())
+
+    def add_host(self, target: HostTarget) -> None:
+        self.hosts[target.name] = target
+
+    def live_hosts(self) -> list[HostTarget]:
+        return [h for n, h in sorted(self.hosts.items()) if n not in self.failed_hosts]
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What observe found: probe results per host (missing = not reachable / not created yet)."""
+
+    hosts: Mapping[str, Mapping[str, ProbeResult]] = field(default_factory=dict)
+    api: Any = None  # whatever an API-facing layer read
+
+    def probe(self, host: str, key: str) -> ProbeResult | None:
+        return self.hosts.get(host, {}).get(key)
+
+
+class Layer:
+    number: ClassVar[int]
+    name: ClassVar[str]  # also the state section and, usually, the config section
+    title: ClassVar[str]
+
+    def enabled(self, ctx: RunContext) -> bool:
+        """Whether the config asks this layer for anything (else it is skipped, with a reason)."""
+        return True
+
+    def contribute_hosts(self, ctx: RunContext) -> None:
+        """Add the hosts this layer knows about to ctx.hosts (compute does; others don't)."""
+
+    def targets(self, ctx: RunContext) -> list[HostTarget]:
+        return ctx.live_hosts()
+
+    def probes(self, ctx: RunContext, host: HostTarget) -> dict[str, str]:
+        """Read-only shell snippets (run as root) whose output diff/status need."""
+        return {}
+
+    def observe(self, ctx: RunContext, probed: Mapping[str, Mapping[str, ProbeResult]]) -> Observed:
+        """I/O beyond probes (APIs). Default: just the probe results."""
+        return Observed(hosts=probed)
+
+    def diff(self, ctx: RunContext, observed: Observed) -> LayerPlan:
+        """Pure: wanted (config + state) vs observed -> changes, or why nothing is needed."""
+        return LayerPlan(self.name)
+
+    def apply_change(self, ctx: RunContext, change: Change) -> Iterator[Event]:
+        """Apply a change that has no host ops (API work). Raise HomelabError on failure."""
+        raise NotImplementedError(f"{self.name} cannot apply {change.summary}")
+        yield  # pragma: no cover
+
+    def after_apply(self, ctx: RunContext, plan: LayerPlan, applied: list[Change]) -> None:
+        """Record what was applied in state (public keys, ids ...)."""
+
+    def status(self, ctx: RunContext, observed: Observed) -> list[Monitor]:
+        """Monitors from observed data (pure evaluation of probe output)."""
+        return []

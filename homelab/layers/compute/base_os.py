@@ -1,0 +1,118 @@
+"""The base every machine gets: facts, hostname, timezone, base packages. Pure diff.
+
+Probes read everything in one go; `diff_base` compares with the config and returns Changes
+whose operations are pyinfra operation data. Order matters: packages (tzdata) before the
+timezone link that points into them.
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Mapping
+
+from homelab.config.compute import BaseSettings
+from homelab.model import Change, Health, Monitor, Op
+from homelab.probe import ProbeResult
+
+LAYER = "compute"
+
+
+def base_probes(packages: tuple[str, ...]) -> dict[str, str]:
+    pkgs = " ".join(shlex.quote(p) for p in packages)
+    return {
+        "compute.facts": ". /etc/os-release; echo \"$ID\"; echo \"$VERSION_ID\"; uname -m; "
+                         "cat /etc/hostname; hostname",
+        "compute.timezone": "readlink /etc/localtime || true; cat /etc/timezone 2>/dev/null || true",
+        "compute.packages": f"dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}}\\n' {pkgs} 2>/dev/null || true",
+    }
+
+
+@dataclass(frozen=True)
+class Facts:
+    os_id: str
+    os_version: str
+    arch: str
+    etc_hostname: str
+    hostname: str
+
+    @property
+    def describe(self) -> str:
+        return f"{self.os_id} {self.os_version} {self.arch}".strip()
+
+
+def parse_facts(result: ProbeResult | None) -> Facts | None:
+    if result is None or not result.ok:
+        return None
+    lines = result.out.splitlines() + [""] * 5
+    return Facts(*(s.strip() for s in lines[:5]))
+
+
+def installed_packages(result: ProbeResult | None) -> set[str]:
+    if result is None:
+        return set()
+    out = set()
+    for line in result.lines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[1].startswith("ii"):
+            out.add(parts[0].split(":")[0])
+    return out
+
+
+def current_timezone(result: ProbeResult | None) -> str | None:
+    if result is None:
+        return None
+    for line in result.lines():
+        if "zoneinfo/" in line:
+            return line.split("zoneinfo/", 1)[1].strip()
+    return None
+
+
+def diff_base(host: str, base: BaseSettings, probed: Mapping[str, ProbeResult] | None) -> tuple[list[Change], list[str]]:
+    """Pure: changes for one host, and the "nothing to do because ..." lines."""
+    changes: list[Change] = []
+    same: list[str] = []
+    if probed is None:  # not created yet / unreachable in plan: everything is new
+        probed = {}
+    have = installed_packages(probed.get("compute.packages"))
+    missing = [p for p in base.packages if p not in have]
+    if missing:
+        changes.append(Change(LAYER, host, "create", f"install packages: {', '.join(missing)}",
+                              ops=(Op("apt.packages", {"packages": missing, "update": True, "cache_time": 3600}),),
+                              host=host))
+    else:
+        same.append(f"{host}: base packages installed ({len(base.packages)})")
+    tz = current_timezone(probed.get("compute.timezone"))
+    if tz != base.timezone:
+        target = f"/usr/share/zoneinfo/{base.timezone}"
+        changes.append(Change(LAYER, host, "update", f"timezone {tz or '(unset)'} -> {base.timezone}",
+                              ops=(Op("files.link", {"path": "/etc/localtime", "target": target, "force": True}),
+                                   Op("files.put_text", {"content": base.timezone + "\n", "dest": "/etc/timezone",
+                                                         "mode": "644"})),
+                              host=host))
+    else:
+        same.append(f"{host}: timezone is {tz}")
+    facts = parse_facts(probed.get("compute.facts"))
+    if base.set_hostname:
+        if facts is None or facts.hostname != host or facts.etc_hostname != host:
+            old = facts.hostname if facts else "(unknown)"
+            changes.append(Change(LAYER, host, "update", f"hostname {old} -> {host}",
+                                  ops=(Op("server.hostname", {"hostname": host}),), host=host))
+        else:
+            same.append(f"{host}: hostname is {host}")
+    return changes, same
+
+
+def base_monitors(host: str, base: BaseSettings, probed: Mapping[str, ProbeResult] | None,
+                  unreachable: str | None) -> list[Monitor]:
+    """Pure: the compute pane's monitors for one host."""
+    if unreachable is not None or probed is None:
+        return [Monitor(LAYER, host, "reachable", Health.FAIL, unreachable or "not checked")]
+    facts = parse_facts(probed.get("compute.facts"))
+    out = [Monitor(LAYER, host, "reachable", Health.OK, facts.describe if facts else "answers SSH")]
+    missing = [p for p in base.packages if p not in installed_packages(probed.get("compute.packages"))]
+    out.append(Monitor(LAYER, host, "base packages", Health.WARN if missing else Health.OK,
+                       f"missing: {', '.join(missing)}" if missing else f"{len(base.packages)} installed"))
+    tz = current_timezone(probed.get("compute.timezone"))
+    out.append(Monitor(LAYER, host, "timezone", Health.OK if tz == base.timezone else Health.WARN,
+                       f"{tz or 'unset'}" + ("" if tz == base.timezone else f", want {base.timezone}")))
+    return out

@@ -1,0 +1,180 @@
+"""The pyinfra worker: a child process that runs host operations and streams JSON events.
+
+Why a child process: pyinfra 3 is gevent-based and needs monkey-patching to run hosts in
+parallel; patching the CLI's or the TUI's own process would break threads and Textual. The
+child is ours alone, so it patches freely, sets TCP_NODELAY on paramiko's sockets, and its
+job (hosts, operations, file contents) arrives on stdin, never in process arguments.
+
+Input (stdin, one JSON object):
+  {"hosts": [{"name", "address", "port", "user", "key_path", "sudo"}],
+   "known_hosts": "<known_hosts text>", "ops": {"<host>": [["apt.packages", {...}], ...]},
+   "parallel": 10, "redact": ["<secret values to mask in output>"]}
+Output (stdout, JSON lines): {"event": "connect_error"|"op_ok"|"op_error"|"output"|"done", ...}
+"""
+from __future__ import annotations
+
+# gevent must patch before anything else imports socket/threading
+from gevent import monkey
+
+monkey.patch_all()
+
+import io  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+import paramiko  # noqa: E402
+
+_orig_transport_init = paramiko.Transport.__init__
+
+
+def _transport_init_nodelay(self: paramiko.Transport, sock: Any, *args: Any, **kwargs: Any) -> None:
+    _orig_transport_init(self, sock, *args, **kwargs)
+    try:
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        pass
+
+
+paramiko.Transport.__init__ = _transport_init_nodelay  # type: ignore[method-assign]
+
+os.environ.setdefault("PYINFRA_PROGRESS", "off")
+
+from pyinfra.api import BaseStateCallback, Config, Inventory, State  # noqa: E402
+from pyinfra.api.connect import connect_all, disconnect_all  # noqa: E402
+from pyinfra.api.exceptions import PyinfraError  # noqa: E402
+from pyinfra.api.operation import add_op  # noqa: E402
+from pyinfra.api.operations import run_ops  # noqa: E402
+from pyinfra.operations import apt, files, server, systemd  # noqa: E402
+
+_out_lock_free = True  # gevent: writes from greenlets do not interleave within one write()
+REDACT: list[str] = []
+
+
+def emit(**event: Any) -> None:
+    line = json.dumps(event)
+    for value in REDACT:
+        line = line.replace(value, "[REDACTED]")
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _put_text(content: str, **kwargs: Any) -> Any:
+    """files.put from a string (our ops are data; file contents travel as text)."""
+    return files.put(src=io.StringIO(content), **kwargs)
+
+
+# The only operations a job may name: a whitelist, not getattr on arbitrary modules.
+OPERATIONS: dict[str, Callable[..., Any]] = {
+    "apt.packages": apt.packages,
+    "apt.update": apt.update,
+    "files.put_text": _put_text,
+    "files.directory": files.directory,
+    "files.file": files.file,
+    "files.line": files.line,
+    "files.link": files.link,
+    "files.block": files.block,
+    "server.hostname": server.hostname,
+    "server.shell": server.shell,
+    "server.user": server.user,
+    "server.group": server.group,
+    "server.sysctl": server.sysctl,
+    "systemd.service": systemd.service,
+    "systemd.daemon_reload": systemd.daemon_reload,
+}
+
+
+class Callbacks(BaseStateCallback):
+    def __init__(self, index: dict[str, tuple[str, int]]) -> None:
+        self.index = index  # op_hash -> (host, op index)
+
+    @staticmethod
+    def host_connect_error(state: State, host: Any, error: Any) -> None:
+        emit(event="connect_error", host=host.name, error=str(error))
+
+    def operation_host_success(self, state: State, host: Any, op_hash: str, retry_count: int = 0) -> None:
+        meta = state.ops[host][op_hash].operation_meta
+        idx = self._index(host, op_hash)
+        if idx is not None:
+            emit(event="op_ok", host=host.name, index=idx, changed=bool(meta.did_change()))
+
+    def operation_host_error(self, state: State, host: Any, op_hash: str, retry_count: int = 0,
+                             max_retries: int = 0) -> None:
+        meta = state.ops[host][op_hash].operation_meta
+        lines: list[str] = []
+        try:
+            lines = [*meta.stdout_lines, *meta.stderr_lines][-20:]
+        except Exception:  # output is missing when the command never ran
+            pass
+        for line in lines:
+            emit(event="output", host=host.name, line=line)
+        idx = self._index(host, op_hash)
+        emit(event="op_error", host=host.name, index=idx, error=(lines[-1] if lines else "operation failed"))
+
+    def _index(self, host: Any, op_hash: str) -> int | None:
+        entry = self.index.get(f"{host.name}:{op_hash}")
+        return entry[1] if entry else None
+
+
+def run(job: dict[str, Any]) -> int:
+    REDACT.extend(v for v in job.get("redact", []) if v)
+    with tempfile.TemporaryDirectory(prefix="homelab-") as tmp:
+        known_hosts = os.path.join(tmp, "known_hosts")
+        with open(known_hosts, "w") as fh:
+            fh.write(job.get("known_hosts", ""))
+        hosts = []
+        for h in job["hosts"]:
+            data: dict[str, Any] = {
+                "ssh_hostname": h["address"],
+                "ssh_port": h.get("port", 22),
+                "ssh_user": h["user"],
+                "ssh_known_hosts_file": known_hosts,
+                "ssh_strict_host_key_checking": "yes",  # pinned keys only; never accept new here
+                "ssh_look_for_keys": False,
+                "ssh_allow_agent": bool(os.environ.get("SSH_AUTH_SOCK")),
+                "_sudo": bool(h.get("sudo")),
+            }
+            if h.get("key_path"):
+                data["ssh_key"] = os.path.expanduser(h["key_path"])
+            hosts.append((h["name"], data))
+        inventory = Inventory((hosts, {}))
+        config = Config(PARALLEL=int(job.get("parallel", 10)), FAIL_PERCENT=None)
+        state = State(inventory, config)
+        # keep going when a host fails: the other hosts must still converge
+        state.should_raise_failed_hosts = lambda _state: False
+        index: dict[str, tuple[str, int]] = {}
+        callbacks = Callbacks(index)
+        state.add_callback_handler(callbacks)
+        connect_all(state)
+        for host in inventory:
+            if host not in state.activated_hosts:
+                continue
+            for i, (name, kwargs) in enumerate(job["ops"].get(host.name, [])):
+                func = OPERATIONS.get(name)
+                if func is None:
+                    emit(event="op_error", host=host.name, index=i, error=f"unknown operation {name}")
+                    break
+                results = add_op(state, func, host=host, **kwargs)
+                op_meta = results.get(host)
+                if op_meta is not None:
+                    index[f"{host.name}:{op_meta._hash}"] = (host.name, i)
+        try:
+            run_ops(state)
+        except PyinfraError as exc:  # "No hosts remaining!" once every host failed
+            emit(event="run_error", error=str(exc))
+        finally:
+            disconnect_all(state)
+    emit(event="done")
+    return 0
+
+
+def main() -> int:
+    job = json.loads(sys.stdin.read())
+    return run(job)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""Engine events as plain text lines for the CLI (pure: event in, lines out).
+
+Results (the plan, what was applied, monitors) go to stdout; diagnostics (connections,
+host output, failures) to stderr. Words say the state (OK/FAIL, +/-/~), never colour alone.
+"""
+from __future__ import annotations
+
+from typing import TextIO
+
+from homelab.events import (
+    ChangeApplied, ChangeFailed, Event, HostConnected, HostFailed, HostOutput, LayerFinished,
+    LayerPlanned, LayerStarted, LayerStatus, Progress, RunFinished, RunStarted,
+)
+
+
+class TextRenderer:
+    def __init__(self, out: TextIO, err: TextIO, verbose: bool = False) -> None:
+        self.out = out
+        self.err = err
+        self.verbose = verbose
+        self.numbers: dict[str, int] = {}
+
+    def __call__(self, event: Event) -> None:
+        o, e = self.out, self.err
+        if isinstance(event, RunStarted):
+            print(f"{event.command}: {len(event.hosts)} host(s): {', '.join(event.hosts) or '-'}", file=e)
+        elif isinstance(event, HostConnected):
+            print(f"  connected {event.host} ({event.detail})", file=e)
+        elif isinstance(event, HostFailed):
+            print(f"  FAILED {event.host} [{event.layer}]: {event.error}", file=e)
+            if event.hint:
+                print(f"    hint: {event.hint}", file=e)
+        elif isinstance(event, LayerStarted):
+            self.numbers[event.layer] = event.number
+        elif isinstance(event, LayerPlanned):
+            self._plan(event)
+        elif isinstance(event, ChangeApplied):
+            print(f"  done  {event.change.target}: {event.change.summary}", file=o)
+        elif isinstance(event, ChangeFailed):
+            print(f"  FAILED {event.change.target}: {event.change.summary}: {event.error}", file=e)
+            if event.hint:
+                print(f"    hint: {event.hint}", file=e)
+        elif isinstance(event, HostOutput):
+            print(f"    [{event.host}] {event.line}", file=e)
+        elif isinstance(event, Progress):
+            print(f"  ... {event.message}", file=e)
+        elif isinstance(event, LayerStatus):
+            num = self.numbers.get(event.layer, 0)
+            print(f"layer {num} {event.layer}:", file=o)
+            for m in event.monitors:
+                print(f"  {m.health.value:<7} {m.subject}: {m.name}: {m.reason}", file=o)
+            if not event.monitors:
+                print("  (no monitors)", file=o)
+        elif isinstance(event, LayerFinished):
+            if event.skipped_reason and self.verbose:
+                print(f"layer {self.numbers.get(event.layer, 0)} {event.layer}: skipped, {event.skipped_reason}", file=e)
+            elif event.changed or event.failed:
+                print(f"  {event.layer}: {event.changed} applied, {event.failed} failed", file=e)
+        elif isinstance(event, RunFinished):
+            self._finished(event)
+
+    def _plan(self, event: LayerPlanned) -> None:
+        plan = event.plan
+        num = self.numbers.get(event.layer, 0)
+        o = self.out
+        if plan.changes:
+            print(f"layer {num} {event.layer}: {len(plan.changes)} change(s)", file=o)
+            for c in plan.changes:
+                print(f"  {c.symbol} {c.target}: {c.summary}", file=o)
+                for line in c.detail:
+                    print(f"      {line}", file=o)
+        else:
+            why = f" ({len(plan.unchanged)} checked)" if plan.unchanged else ""
+            print(f"layer {num} {event.layer}: no changes{why}", file=o)
+        if self.verbose:
+            for line in plan.unchanged:
+                print(f"    = {line}", file=o)
+        for w in plan.warnings:
+            print(f"  WARNING: {w}", file=self.err)
+        for b in plan.blocked:
+            print(f"  BLOCKED: {b}", file=self.err)
+
+    def _finished(self, event: RunFinished) -> None:
+        e = self.err
+        if event.command in ("apply", "destroy"):
+            print("summary:", file=e)
+            for h in event.hosts:
+                extra = f" ({h.changes} change(s))" if h.changes else ""
+                err = f": {h.error}" if h.error else ""
+                print(f"  {h.host:<16} {h.result}{extra}{err}", file=e)
+        verdict = "ok" if event.ok else "FAILED"
+        print(f"{event.command} {verdict}: {event.changes} change(s)", file=e)
