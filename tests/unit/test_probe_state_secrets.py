@@ -1,0 +1,93 @@
+"""Batched probes, atomic state, lock, secrets that never print."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from homelab.errors import LockedError
+from homelab.probe import parse_probe_output, render_probe_script
+from homelab.secrets import Secret, SecretRef
+from homelab.state import RunLock, State
+
+
+def test_probe_script_round_trip_with_real_shell() -> None:
+    script, nonce = render_probe_script({"a": "echo one; echo two", "b": "printf 'no newline'", "c": "exit 3",
+                                         "d": "echo err >&2"})
+    out = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True, check=True).stdout
+    res = parse_probe_output(out, nonce)
+    assert res["a"].out == "one\ntwo" and res["a"].rc == 0
+    assert res["b"].out == "no newline"
+    assert res["c"].rc == 3 and res["c"].out == ""
+    assert res["d"].out == "err"
+
+
+def test_probe_keys_are_checked() -> None:
+    with pytest.raises(ValueError):
+        render_probe_script({"bad key; rm": "true"})
+
+
+def test_state_atomic_write_mode_and_previous_kept(tmp_path: Path) -> None:
+    path = tmp_path / "c.state.json"
+    s = State.load(path)
+    s.update_host("h1", host_key="ssh-ed25519 AAAA")
+    s.save()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    s.section("mesh")["x"] = 1
+    s.save()
+    prev = json.loads((tmp_path / "c.state.json.prev").read_text())
+    assert prev["hosts"]["h1"]["host_key"] == "ssh-ed25519 AAAA" and "mesh" not in prev["sections"]
+    again = State.load(path)
+    assert again.section("mesh") == {"x": 1} and again.data["version"] == 1
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_state_bad_version_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.state.json"
+    path.write_text(json.dumps({"version": 99}))
+    with pytest.raises(Exception, match="version 99"):
+        State.load(path)
+
+
+def test_second_run_is_refused_naming_holder(tmp_path: Path) -> None:
+    path = tmp_path / "c.state.json"
+    first = RunLock(path)
+    first.acquire("apply")
+    # a separate process tries (flock is per open file description, so a subprocess is the real test)
+    code = ("import sys; from pathlib import Path; from homelab.state import RunLock\n"
+            f"RunLock(Path({str(path)!r})).acquire('apply')")
+    out = subprocess.run([os.sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode != 0 and "another homelab run holds" in out.stderr and f"pid {os.getpid()}" in out.stderr
+    first.release()
+    second = RunLock(path)
+    second.acquire("apply")
+    second.release()
+    with pytest.raises(LockedError):
+        a, b = RunLock(path), RunLock(path)
+        a.acquire("x")
+        try:
+            b.acquire("y")
+        finally:
+            a.release()
+
+
+def test_secret_never_prints() -> None:
+    s = Secret("hunter2")
+    assert "hunter2" not in f"{s} {s!r} {[s]} {dict(a=s)}"
+    assert s.reveal() == "hunter2"
+    with pytest.raises(TypeError):
+        import pickle
+        pickle.dumps(s)
+
+
+def test_secret_ref_env_and_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HL_T", "tok")
+    assert SecretRef(env="HL_T").resolve().reveal() == "tok"
+    assert SecretRef(command="printf 'abc\\nrest'").resolve().reveal() == "abc"
+    monkeypatch.delenv("HL_T")
+    with pytest.raises(Exception, match="HL_T"):
+        SecretRef(env="HL_T").resolve()
