@@ -167,6 +167,9 @@ class Engine:
                                    exc.message, exc.hint)
                 yield LayerFinished(layer.name, 0, 1)
                 continue
+            if ctx.failed_hosts and type(layer).probes is not Layer.probes:
+                plan = dataclasses.replace(plan, warnings=plan.warnings + tuple(
+                    f"{name}: not planned, {why}" for name, why in sorted(ctx.failed_hosts.items())))
             yield LayerPlanned(layer.name, plan)
             if command == "status":
                 yield LayerStatus(layer.name, tuple(layer.status(ctx, observed)))

@@ -19,12 +19,15 @@ def start_run_log(command: str) -> tuple[Path, logging.Handler]:
     handler = logging.FileHandler(path, encoding="utf-8")
     os.chmod(path, 0o600)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("homelab")
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(handler)
+    # on the root logger: library loggers (paramiko's transport thread) then write here
+    # instead of Python's last-resort handler printing tracebacks on the terminal
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    logging.getLogger("homelab").setLevel(logging.DEBUG)
     return path, handler
 
 
 def stop_run_log(handler: logging.Handler) -> None:
-    logging.getLogger("homelab").removeHandler(handler)
+    logging.getLogger().removeHandler(handler)
     handler.close()
