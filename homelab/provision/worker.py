@@ -121,6 +121,9 @@ class Callbacks(BaseStateCallback):
 
 def run(job: dict[str, Any]) -> int:
     REDACT.extend(v for v in job.get("redact", []) if v)
+    if not job.get("hosts"):
+        emit(event="done")
+        return 0
     with tempfile.TemporaryDirectory(prefix="homelab-") as tmp:
         known_hosts = os.path.join(tmp, "known_hosts")
         with open(known_hosts, "w") as fh:

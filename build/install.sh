@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs everything homelab and its tests need on a fresh Debian/Ubuntu machine (as root):
+# the lab's host tools from the distribution, and a virtualenv (.venv) with homelab in it.
+# Idempotent; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then echo "build/install.sh: run as root (the lab needs it)" >&2; exit 1; fi
+export DEBIAN_FRONTEND=noninteractive
+need=(debootstrap systemd-container apt-utils iproute2 nftables openssh-client util-linux dpkg-dev
+      python3 python3-venv python3-pip tmux ca-certificates)
+missing=()
+for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+.venv/bin/pip install -q --upgrade pip >/dev/null
+.venv/bin/pip install -q -e '.[test,build,bench]'
+echo "installed: $(.venv/bin/homelab --version) in $(pwd)/.venv" >&2
