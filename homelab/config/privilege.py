@@ -14,7 +14,12 @@ class PrivilegeConfig:
     ssh_key: str = DEFAULT_KEY  # operator private key (ed25519, OpenSSH format)
     generate_key: bool = False  # create ssh_key if it does not exist
     use_agent: bool = True  # also offer keys from ssh-agent
-    hcloud_token: SecretRef | None = None
+    hcloud_token: SecretRef | None = None  # None: env HCLOUD_TOKEN
+
+    @property
+    def token_source(self) -> SecretRef:
+        """Where the Hetzner API token comes from (never the config file itself)."""
+        return self.hcloud_token or SecretRef(env="HCLOUD_TOKEN")
 
 
 def parse_privilege(sec: Section) -> PrivilegeConfig:
