@@ -175,11 +175,11 @@ class Engine:
                 yield LayerStatus(layer.name, tuple(layer.status(ctx, observed)))
                 yield LayerFinished(layer.name, 0, 0)
                 continue
-            if command != "apply" or plan.empty:
+            if command != "apply" or (plan.empty and not plan.blocked):
                 total_changes += len(plan.changes)
                 yield LayerFinished(layer.name, 0, 0)
                 continue
-            if plan.blocked:
+            if plan.blocked:  # also without changes: an over-budget bill blocks the layers above
                 ok = False
                 for reason in plan.blocked:
                     yield ChangeFailed(Change(layer.name, layer.name, "run", "blocked"), reason,

@@ -72,6 +72,8 @@ class TextRenderer:
         else:
             why = f" ({len(plan.unchanged)} checked)" if plan.unchanged else ""
             print(f"layer {num} {event.layer}: no changes{why}", file=o)
+        for note in plan.notes:
+            print(f"    {note}", file=o)
         if self.verbose:
             for line in plan.unchanged:
                 print(f"    = {line}", file=o)
