@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from enum import Enum
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -47,6 +48,8 @@ def redact_event(event: Any, secrets: list[Secret]) -> Any:
         return event
 
     def clean(v: Any) -> Any:
+        if isinstance(v, Enum):  # Health is a str Enum: replacing in it would turn it into a plain str
+            return v
         if isinstance(v, str):
             for s in values:
                 v = v.replace(s, REDACTED)
