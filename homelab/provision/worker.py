@@ -96,10 +96,10 @@ class Callbacks(BaseStateCallback):
         emit(event="connect_error", host=host.name, error=str(error))
 
     def operation_host_success(self, state: State, host: Any, op_hash: str, retry_count: int = 0) -> None:
-        meta = state.ops[host][op_hash].operation_meta
+        # (the op's meta is completed only after this callback: no did_change() here)
         idx = self._index(host, op_hash)
         if idx is not None:
-            emit(event="op_ok", host=host.name, index=idx, changed=bool(meta.did_change()))
+            emit(event="op_ok", host=host.name, index=idx)
 
     def operation_host_error(self, state: State, host: Any, op_hash: str, retry_count: int = 0,
                              max_retries: int = 0) -> None:

@@ -1,0 +1,117 @@
+"""Issue 2 proof on real Debian hosts: adopt, converge, idempotent, failures contained.
+
+Uses the session lab (3 Debian 13 hosts + 1 Debian 12). Hosts are reset first so the test
+starts from machines homelab has never seen.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from homelab.lab.demo import write_lab_config
+from tests.e2e.util import count_ssh_connections, homelab, state_of
+
+pytestmark = pytest.mark.lab
+
+NAMES = {"h1": "web-1", "h2": "web-2", "h3": "db-1", "h4": "old-1"}
+
+
+@pytest.fixture(scope="module")
+def fresh(lab):  # type: ignore[no-untyped-def]
+    lab.reset("h1", "h2", "h3", "h4")
+    return lab
+
+
+def config_for(lab, tmp_path: Path, hosts: list[str], **kw) -> Path:  # type: ignore[no-untyped-def]
+    return write_lab_config(tmp_path / "lab.yaml", lab.inventory(), hosts=hosts, names=NAMES, **kw)
+
+
+def test_apply_converges_and_second_apply_changes_nothing(fresh, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = config_for(fresh, tmp_path, ["h1", "h2", "h3", "h4"])
+    first = homelab("apply", str(cfg), "--yes", "--accept-new-host-keys")
+    assert first.returncode == 0, first.stderr
+    assert "apply ok" in first.stderr
+    for h, name in NAMES.items():
+        out = fresh.run(h, "hostname; readlink /etc/localtime; dpkg-query -W -f='${Status}\\n' jq rsync",
+                        check=True).stdout.split("\n")
+        assert out[0] == name
+        assert out[1].endswith("zoneinfo/Europe/Berlin")
+        assert out[2:4] == ["install ok installed"] * 2
+    # Debian 12 and 13 both converge
+    st = state_of(cfg)
+    assert st["hosts"]["old-1"]["os"] == "debian 12" and st["hosts"]["web-1"]["os"] == "debian 13"
+    second = homelab("apply", str(cfg), "--yes")
+    assert second.returncode == 0, second.stderr
+    assert "apply ok: 0 change(s)" in second.stderr
+    assert "done" not in second.stdout
+    plan = homelab("plan", str(cfg))
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "no changes" in plan.stdout
+
+
+def test_state_file_is_private_and_pins_host_keys(fresh, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = config_for(fresh, tmp_path, ["h1"])
+    assert homelab("plan", str(cfg), "--accept-new-host-keys").returncode in (0, 2)
+    path = cfg.with_name("lab.state.json")
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    st = json.loads(path.read_text())
+    assert st["version"] == 1
+    assert st["hosts"]["web-1"]["host_key"].split()[:2] == fresh.host_key("h1").split()[:2]
+
+
+def test_unknown_host_key_needs_permission(fresh, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = config_for(fresh, tmp_path, ["h1"])
+    out = homelab("plan", str(cfg))
+    assert out.returncode == 1
+    assert "is not known yet: SHA256:" in out.stderr and "--accept-new-host-keys" in out.stderr
+    assert not cfg.with_name("lab.state.json").exists() or "host_key" not in json.dumps(state_of(cfg))
+
+
+def test_malformed_config_touches_no_host(fresh, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = config_for(fresh, tmp_path, ["h1", "h2"])
+    cfg.write_text(cfg.read_text().replace("      user: admin\n", "      usr: admin\n", 1))
+    count_ssh_connections(fresh, "h1")  # installs the counter
+    before = {h: count_ssh_connections(fresh, h) for h in ("h1", "h2")}
+    for cmd in (["apply", "--yes", "--accept-new-host-keys"], ["plan"], ["status"]):
+        out = homelab(cmd[0], str(cfg), *cmd[1:])
+        assert out.returncode == 2, out.stderr
+        assert "unknown key (hint: did you mean 'user'?)" in out.stderr and "Traceback" not in out.stderr
+    after = {h: count_ssh_connections(fresh, h) for h in ("h1", "h2")}
+    assert after == {h: n + 1 for h, n in before.items()}, "only our own counter reads may connect"
+    assert not cfg.with_name("lab.state.json").exists()
+
+
+def test_one_host_down_others_converge_then_it_converges(fresh, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = config_for(fresh, tmp_path, ["h1", "h2", "h3"], timezone="Europe/Berlin")
+    assert homelab("apply", str(cfg), "--yes", "--accept-new-host-keys").returncode == 0
+    cfg = config_for(fresh, tmp_path, ["h1", "h2", "h3"], timezone="Europe/Paris")
+    fresh.stop_host("h2")
+    try:
+        out = homelab("apply", str(cfg), "--yes")
+        assert out.returncode == 1
+        assert "web-2" in out.stderr and "unreachable" in out.stderr
+        assert "web-1            changed" in out.stderr and "db-1             changed" in out.stderr
+        assert "log: " in out.stderr or "summary:" in out.stderr
+        st = state_of(cfg)  # still valid JSON, keys kept
+        assert st["hosts"]["web-2"]["host_key"]
+        assert fresh.run("h1", "readlink /etc/localtime", check=True).stdout.strip().endswith("Europe/Paris")
+    finally:
+        fresh.start_host("h2")
+    again = homelab("apply", str(cfg), "--yes")
+    assert again.returncode == 0, again.stderr
+    assert fresh.run("h2", "readlink /etc/localtime", check=True).stdout.strip().endswith("Europe/Paris")
+    assert homelab("plan", str(cfg)).returncode == 0
+
+
+def test_changed_host_key_is_refused(fresh, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = config_for(fresh, tmp_path, ["h1", "h3"])
+    assert homelab("apply", str(cfg), "--yes", "--accept-new-host-keys").returncode == 0
+    fresh.rekey_host("h3")
+    out = homelab("apply", str(cfg), "--yes", "--accept-new-host-keys")
+    assert out.returncode == 1
+    assert "host key of db-1 (" in out.stderr and "CHANGED" in out.stderr
+    assert "web-1            ok" in out.stderr
+    # --accept-new-host-keys never overrides a changed key; the pin stays the old one
+    assert state_of(cfg)["hosts"]["db-1"]["host_key"].split()[1] != fresh.host_key("h3").split()[1]
