@@ -87,7 +87,7 @@ class HostKey:
 class HostBackend(Protocol):
     """Where fake servers run. The lab backend boots a real lab host per server."""
 
-    def boot(self, name: str, authorized_keys: list[str], host_key: HostKey | None) -> str:
+    def boot(self, name: str, image: str, authorized_keys: list[str], host_key: HostKey | None) -> str:
         """Start a host, return its IPv4 address (blocking until it accepts SSH)."""
 
     def destroy(self, name: str) -> None: ...
@@ -100,12 +100,36 @@ class NoHosts:
         self.n = itertools.count(10)
         self.booted: dict[str, tuple[list[str], HostKey | None]] = {}
 
-    def boot(self, name: str, authorized_keys: list[str], host_key: HostKey | None) -> str:
+    def boot(self, name: str, image: str, authorized_keys: list[str], host_key: HostKey | None) -> str:
         self.booted[name] = (authorized_keys, host_key)
         return f"192.0.2.{next(self.n)}"
 
     def destroy(self, name: str) -> None:
         self.booted.pop(name, None)
+
+
+class LabHosts:
+    """Each server is a new lab host (homelab.lab.Lab.add_host): real sshd, real Debian.
+
+    debian-12 images become bookworm hosts, everything else the lab's default suite."""
+
+    def __init__(self, lab: Any) -> None:
+        self.lab = lab
+        self.names: dict[str, str] = {}  # server name -> lab host name
+
+    def boot(self, name: str, image: str, authorized_keys: list[str], host_key: HostKey | None) -> str:
+        from homelab.lab import DEFAULT_SUITE
+
+        suite = "bookworm" if image == "debian-12" else DEFAULT_SUITE
+        lab_name = self.lab.add_host(suite, host_key=(host_key.private, host_key.public) if host_key else None,
+                                     authorized_keys=authorized_keys)
+        self.names[name] = lab_name
+        return self.lab.hosts[lab_name]
+
+    def destroy(self, name: str) -> None:
+        lab_name = self.names.pop(name, None)
+        if lab_name is not None:
+            self.lab.stop_host(lab_name)
 
 
 class ApiError(Exception):
@@ -504,7 +528,7 @@ class FakeHcloud:
         action = self._action("create_server", res, ready=False)
 
         def boot() -> None:
-            ip = self.backend.boot(name, keys, host_key)
+            ip = self.backend.boot(name, image, keys, host_key)
             with self.lock:
                 s["ip"], s["status"] = ip, "running"
 

@@ -220,7 +220,7 @@ class HcloudApi:
 
         before = existing()
         if before is not None:
-            return self._wait_running(before, timeout)
+            return self.wait_running(before, timeout)
         key = SSHKey(id=ssh_key) if isinstance(ssh_key, int) else SSHKey(name=ssh_key)
 
         def create() -> Any:
@@ -236,13 +236,13 @@ class HcloudApi:
 
         result = self.call(what, create, idempotent=False, recover=existing)
         if isinstance(result, CloudServer):
-            return self._wait_running(result, timeout)
+            return self.wait_running(result, timeout)
         self.wait_action(what, result.action.id, timeout)
         for nxt in result.next_actions or []:
             self.wait_action(what, nxt.id, timeout)
         return self.get_server(int(result.server.id), name)
 
-    def _wait_running(self, server: CloudServer, timeout: float) -> CloudServer:
+    def wait_running(self, server: CloudServer, timeout: float) -> CloudServer:
         start = self.clock.monotonic()
         while server.status != "running" or not server.ipv4:
             if self.clock.monotonic() - start > timeout:
@@ -335,3 +335,14 @@ def _hint_for(code: Any) -> str:
         "not_found": "it was deleted outside homelab; run plan again",
         "uniqueness_error": "a resource with that name exists already",
     }.get(str(code), "see the Hetzner Cloud Console")
+
+
+def endpoint_for(option: str | None, configured: str | None) -> str:
+    """Which API to talk to: --/env override (tests, the lab stand-in), the config, else Hetzner."""
+    from homelab.config.hetzner import DEFAULT_ENDPOINT
+
+    return (option or configured or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def open_api(token: Secret, option: str | None, configured: str | None) -> HcloudApi:
+    return HcloudApi(token, endpoint_for(option, configured))

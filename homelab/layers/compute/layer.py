@@ -1,13 +1,24 @@
-"""Layer 3, compute: adopted machines (and, with compute.hetzner, cloud servers) + their base."""
+"""Layer 3, compute: adopted machines and Hetzner Cloud servers, and the base every one gets.
+
+Adopted machines come from `compute.machines`. Cloud servers (`compute.hetzner.servers`)
+become hosts once they exist: from state at the start of a run, or right after apply created
+them (the engine connects to hosts added during apply). A server this apply creates gets its
+base (packages, timezone, hostname) planned in the same plan, so one apply converges.
+"""
 from __future__ import annotations
 
 import os
-from typing import ClassVar, Mapping
+from typing import Any, ClassVar, Iterator, Mapping
 
+from homelab.config.hetzner import HetznerConfig
+from homelab.events import Event
 from homelab.hosts import HostTarget
 from homelab.layers.base import Layer, Observed, RunContext
 from homelab.layers.compute.base_os import base_monitors, base_probes, diff_base, parse_facts
-from homelab.model import Change, LayerPlan, Monitor
+from homelab.layers.compute.hetzner import (
+    LAYER, STATE_KEY, apply_server_change, diff_servers, host_target, server_name,
+)
+from homelab.model import Change, Health, LayerPlan, Monitor
 from homelab.probe import ProbeResult
 
 
@@ -24,12 +35,55 @@ class ComputeLayer(Layer):
     name: ClassVar[str] = "compute"
     title: ClassVar[str] = "compute"
 
+    def __init__(self) -> None:
+        self._api: Any = None  # one HcloudApi per run (a layer instance lives for one run)
+        self._listed: list[Any] | None = None
+
+    # ------------------------------------------------------------- hetzner ---
+    @staticmethod
+    def _hetzner(ctx: RunContext) -> HetznerConfig | None:
+        return ctx.config.compute.hetzner
+
+    def api(self, ctx: RunContext) -> Any:
+        if self._api is None:
+            from homelab.providers.hcloud_api import open_api  # lazy: no hcloud without cloud servers
+
+            hz = self._hetzner(ctx)
+            assert hz is not None
+            self._api = open_api(ctx.secret(ctx.config.privilege.token_source), ctx.options.api_endpoint,
+                                 hz.api_endpoint)
+        return self._api
+
+    def _list_servers(self, ctx: RunContext, fresh: bool = False) -> list[Any]:
+        hz = self._hetzner(ctx)
+        if hz is None:
+            return []
+        if self._listed is None or fresh:
+            self._listed = self.api(ctx).list_servers(hz.selector())
+        return self._listed
+
+    # ---------------------------------------------------------------- layer ---
     def enabled(self, ctx: RunContext) -> bool:
-        return bool(ctx.config.compute.machines) or ctx.config.compute.hetzner is not None
+        return bool(ctx.config.compute.machines) or self._hetzner(ctx) is not None
 
     def contribute_hosts(self, ctx: RunContext) -> None:
         for m in ctx.config.machines:
             ctx.add_host(HostTarget(m.name, m.address, m.port, m.user, operator_key_path(ctx, m.key)))
+        hz = self._hetzner(ctx)
+        if hz is None:
+            return
+        known = ctx.state.section(LAYER).setdefault(STATE_KEY, {})
+        if any(s.name not in known for s in hz.servers):
+            # a server state does not know may exist anyway (an earlier run stopped after creating
+            # it): ask the API once, so it is connected and configured in this run
+            for server in self._list_servers(ctx):
+                if hz.server(server.name) is not None and server.name not in known and server.ipv4:
+                    known[server.name] = {"id": server.id, "ipv4": server.ipv4, "type": server.type,
+                                          "location": server.location}
+        for want in hz.servers:
+            info = known.get(want.name)
+            if info and info.get("ipv4"):
+                ctx.add_host(host_target(ctx, want.name, info["ipv4"], operator_key_path(ctx, None)))
 
     def probes(self, ctx: RunContext, host: HostTarget) -> dict[str, str]:
         return base_probes(ctx.config.compute.base.packages)
@@ -39,20 +93,54 @@ class ComputeLayer(Layer):
             facts = parse_facts(results.get("compute.facts"))
             if facts is not None:
                 ctx.state.update_host(name, os=f"{facts.os_id} {facts.os_version}", arch=facts.arch)
-        return Observed(hosts=probed)
+        servers = self._list_servers(ctx, fresh=True) if self._hetzner(ctx) is not None else None
+        return Observed(hosts=probed, api=servers)
 
     def diff(self, ctx: RunContext, observed: Observed) -> LayerPlan:
         changes: list[Change] = []
         same: list[str] = []
+        warnings: list[str] = []
+        blocked: list[str] = []
+        hz = self._hetzner(ctx)
+        if hz is not None:
+            known = ctx.state.section(LAYER).get(STATE_KEY, {})
+            sd = diff_servers(hz, observed.api or [], known)
+            changes += sd.changes
+            same += sd.same
+            warnings += sd.warnings
+            blocked += sd.blocked
+            for name in sd.creates:  # new servers: their whole base, in this same apply
+                c, _ = diff_base(name, ctx.config.compute.base, None)
+                changes += c
         for host in self.targets(ctx):
             c, s = diff_base(host.name, ctx.config.compute.base, observed.hosts.get(host.name))
             changes += c
             same += s
-        return LayerPlan(self.name, tuple(changes), tuple(same))
+        return LayerPlan(self.name, tuple(changes), tuple(same), tuple(warnings), tuple(blocked))
+
+    def apply_change(self, ctx: RunContext, change: Change) -> Iterator[Event]:
+        hz = self._hetzner(ctx)
+        assert hz is not None, "only cloud server changes are applied by the layer itself"
+        yield from apply_server_change(ctx, self.api(ctx), hz, change, operator_key_path(ctx, None))
 
     def status(self, ctx: RunContext, observed: Observed) -> list[Monitor]:
         out: list[Monitor] = []
+        hz = self._hetzner(ctx)
+        if hz is not None:
+            listed = {s.name: s for s in observed.api or []}
+            for want in hz.servers:
+                have = listed.get(want.name)
+                if have is None:
+                    out.append(Monitor(LAYER, want.name, "cloud server", Health.FAIL, "does not exist (apply creates it)"))
+                else:
+                    ok = have.status == "running" and have.type == want.type
+                    out.append(Monitor(LAYER, want.name, "cloud server", Health.OK if ok else Health.WARN,
+                                       f"{have.type} in {have.location}, {have.status}, {have.ipv4}"
+                                       + ("" if have.type == want.type else f", config says {want.type}")))
         for name in sorted(ctx.hosts):
             out += base_monitors(name, ctx.config.compute.base, observed.hosts.get(name),
                                  ctx.failed_hosts.get(name))
         return out
+
+
+__all__ = ["ComputeLayer", "operator_key_path", "server_name"]
