@@ -606,12 +606,21 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m homelab.lab.fake_hcloud --token T`: the stand-in without lab hosts."""
+    """`python -m homelab.lab.fake_hcloud --token T [--lab]`: serve the stand-in until Ctrl-C.
+
+    With --lab every created server is a new host of the running lab (HOMELAB_LAB_INSTANCE),
+    so a config with cloud servers can be applied for real on throwaway machines."""
     p = argparse.ArgumentParser(description="A local stand-in for the Hetzner Cloud API (not Hetzner).")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--token", required=True)
+    p.add_argument("--lab", action="store_true", help="boot a lab host for each created server")
     args = p.parse_args(argv)
-    fake = FakeHcloud(args.token, port=args.port).start()
+    backend: HostBackend | None = None
+    if args.lab:
+        from homelab.lab import Lab
+
+        backend = LabHosts(Lab())
+    fake = FakeHcloud(args.token, backend=backend, port=args.port).start()
     print(f"stand-in Hetzner API at {fake.url} (export HOMELAB_HCLOUD_ENDPOINT={fake.url})", flush=True)
     try:
         threading.Event().wait()
