@@ -39,6 +39,7 @@ from homelab.state import RunLock, State
 log = logging.getLogger("homelab")
 
 Probed = dict[str, dict[str, ProbeResult]]
+MAX_PASSES = 3  # plan -> apply rounds one layer may take in one apply (Layer.plan_again)
 
 
 def redact_event(event: Any, secrets: list[Secret]) -> Any:
@@ -192,16 +193,33 @@ class Engine:
             hosts_before = set(ctx.hosts)
             applied: list[Change] = []
             failed = 0
-            for event in self._apply_plan(ctx, layer, plan):
-                if isinstance(event, ChangeApplied):
-                    applied.append(event.change)
-                    if event.change.host:
-                        changed_hosts[event.change.host] = changed_hosts.get(event.change.host, 0) + 1
-                elif isinstance(event, ChangeFailed):
-                    failed += 1
-                yield event
-            layer.after_apply(ctx, plan, applied)
-            ctx.state.save()  # what is applied is never lost to a later failure
+            for pass_no in range(1, MAX_PASSES + 1):
+                applied_now: list[Change] = []
+                for event in self._apply_plan(ctx, layer, plan):
+                    if isinstance(event, ChangeApplied):
+                        applied_now.append(event.change)
+                        if event.change.host:
+                            changed_hosts[event.change.host] = changed_hosts.get(event.change.host, 0) + 1
+                    elif isinstance(event, ChangeFailed):
+                        failed += 1
+                    yield event
+                layer.after_apply(ctx, plan, applied_now)
+                ctx.state.save()  # what is applied is never lost to a later failure
+                applied += applied_now
+                # a layer whose first changes make what the rest of its plan needs (keys generated
+                # on hosts, read back) looks and plans again, within this same apply
+                if pass_no == MAX_PASSES or self.cancelled.is_set() or not layer.plan_again(ctx, plan):
+                    break
+                next_plan: LayerPlan | None = None
+                for event in self._plan_again(ctx, layer, probed):
+                    if isinstance(event, LayerPlanned):
+                        next_plan = event.plan
+                    elif isinstance(event, ChangeFailed):
+                        failed += 1
+                    yield event
+                if next_plan is None or next_plan.empty:
+                    break
+                plan = next_plan
             total_changes += len(applied)
             ok = ok and failed == 0
             yield LayerFinished(layer.name, len(applied), failed)
@@ -300,9 +318,23 @@ class Engine:
         return out
 
     # ---------------------------------------------------------------- apply ---
+    def _plan_again(self, ctx: RunContext, layer: Layer, probed: Probed) -> Iterator[Event]:
+        """Probe this layer's hosts again, then observe and diff: yields the new LayerPlanned."""
+        hosts = [h for h in layer.targets(ctx) if h.name in self.connections]
+        for name, results in self._probe(ctx, hosts, [layer]).items():
+            probed.setdefault(name, {}).update(results)  # other layers' results stay
+        try:
+            plan = layer.diff(ctx, layer.observe(ctx, self._for_layer(probed, ctx)))
+        except HomelabError as exc:
+            yield ChangeFailed(Change(layer.name, layer.name, "run", f"{layer.name}: observe/plan"),
+                               exc.message, exc.hint)
+            return
+        yield LayerPlanned(layer.name, plan)
+
     def _apply_plan(self, ctx: RunContext, layer: Layer, plan: LayerPlan) -> Iterator[Event]:
         api_changes = [c for c in plan.changes if c.host is None]
-        host_changes = [c for c in plan.changes if c.host is not None]
+        # host changes without ops are deferred to the layer's next pass (see Layer.plan_again)
+        host_changes = [c for c in plan.changes if c.host is not None and c.ops]
         for change in api_changes:  # API work first: servers exist before hosts are configured
             if change.destructive and not self.options.confirm_destructive:
                 yield ChangeFailed(change, f"{change.summary}: not confirmed",

@@ -47,6 +47,7 @@ class RunContext:
     hosts: dict[str, HostTarget] = field(default_factory=dict)
     failed_hosts: dict[str, str] = field(default_factory=dict)  # name -> why
     _secrets: dict[SecretRef, Secret] = field(default_factory=dict)
+    _found_secrets: list[Secret] = field(default_factory=list)  # read from hosts during the run
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def secret(self, ref: SecretRef) -> Secret:
@@ -56,9 +57,14 @@ class RunContext:
                 self._secrets[ref] = ref.resolve()
             return self._secrets[ref]
 
+    def add_secret(self, secret: Secret) -> None:
+        """A secret a layer read from a host (e.g. a preshared key it must copy): redacted like the rest."""
+        with self._lock:
+            self._found_secrets.append(secret)
+
     @property
     def secrets(self) -> list[Secret]:
-        return list(self._secrets.values())
+        return [*self._secrets.values(), *self._found_secrets]
 
     def add_host(self, target: HostTarget) -> None:
         self.hosts[target.name] = target
@@ -112,6 +118,13 @@ class Layer:
 
     def after_apply(self, ctx: RunContext, plan: LayerPlan, applied: list[Change]) -> None:
         """Record what was applied in state (public keys, ids ...)."""
+
+    def plan_again(self, ctx: RunContext, plan: LayerPlan) -> bool:
+        """After `plan` was applied: must this layer look (probe) and plan once more in the same
+        apply? For changes that can only be written once earlier ones exist (WireGuard keys are
+        generated on each node, and a node's config needs its peers' public keys). Such a plan
+        holds host changes without ops ("deferred"): shown by plan, not run."""
+        return False
 
     def status(self, ctx: RunContext, observed: Observed) -> list[Monitor]:
         """Monitors from observed data (pure evaluation of probe output)."""

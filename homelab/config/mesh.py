@@ -1,0 +1,215 @@
+"""`mesh:` (layer 1): the WireGuard network between every node, home NAT included.
+
+    mesh:
+      cidr: 10.100.0.0/24        # private IPv4 network the nodes get addresses from
+      port: 51820                # UDP port WireGuard listens on (per node: nodes[].port)
+      interface: wg0
+      preshared_keys: false      # an extra symmetric key per pair (post-quantum hedge)
+      keepalive: 25              # seconds; NAT'd nodes ping their public peers this often
+      handshake_timeout: 180     # seconds without a handshake before a link is FAIL
+      relay: web-1               # public node relaying NAT'd-to-NAT'd traffic (default: first public)
+      nodes:                     # default: every compute machine and server
+        - {name: web-1, endpoint: 203.0.113.7}
+        - {name: pi-1}           # no endpoint: behind NAT, cannot be dialled
+
+A node's `endpoint` is the address or DNS name the *other nodes* dial; `auto` means the
+address homelab itself connects to (handy for cloud servers whose IP is known only once they
+exist). Without `nodes`, every compute host is a node: cloud servers and machines with a
+public address or a DNS name get `auto`, machines with a private address sit behind NAT.
+
+The permissions layer reads `port`/`port_of`, `interface`, `cidr`, `accepts_inbound` and
+`forwards` to open the firewall; nothing here touches a host.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from homelab.config.reader import NAME, Problems, Section
+from homelab.config.yamlpos import Located
+
+AUTO = "auto"  # endpoint: the address homelab connects to
+DEFAULT_CIDR = "10.100.0.0/24"
+DEFAULT_PORT = 51820
+DEFAULT_KEEPALIVE = 25  # s; below the ~30 s UDP timeout of common home routers
+DEFAULT_HANDSHAKE_TIMEOUT = 180  # s; WireGuard drops a session 180 s after its handshake
+# an interface name ends up in file names, unit names and shell commands: strict, <= 15 chars
+INTERFACE = re.compile(r"^[a-z][a-z0-9]{0,14}$")
+
+
+@dataclass(frozen=True)
+class MeshNode:
+    name: str
+    endpoint: str | None = None  # address/DNS name others dial, AUTO, or None: behind NAT
+    port: int = DEFAULT_PORT  # UDP port this node listens on
+
+    @property
+    def public(self) -> bool:
+        return self.endpoint is not None
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    cidr: str = DEFAULT_CIDR
+    port: int = DEFAULT_PORT
+    interface: str = "wg0"
+    preshared_keys: bool = False
+    keepalive: int = DEFAULT_KEEPALIVE
+    handshake_timeout: int = DEFAULT_HANDSHAKE_TIMEOUT
+    relay: str | None = None
+    nodes: tuple[MeshNode, ...] = ()  # as written; empty = every compute host
+    # every compute host, filled in by cross_check (which alone sees the compute section)
+    default_nodes: tuple[MeshNode, ...] = field(default=(), init=False, compare=False)
+
+    @property
+    def members(self) -> tuple[MeshNode, ...]:
+        """The nodes of the mesh, in config order."""
+        return self.nodes or self.default_nodes
+
+    def node(self, name: str) -> MeshNode | None:
+        return next((n for n in self.members if n.name == name), None)
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.cidr)
+
+    def port_of(self, host_name: str) -> int:
+        node = self.node(host_name)
+        return node.port if node else self.port
+
+    def accepts_inbound(self, host_name: str) -> bool:
+        """Whether other nodes dial this host (its WireGuard UDP port must be open)."""
+        node = self.node(host_name)
+        return node is not None and node.public
+
+    def relay_node(self) -> str | None:
+        """The public node that forwards traffic between NAT'd nodes (None: not needed)."""
+        public = [n.name for n in self.members if n.public]
+        natted = [n.name for n in self.members if not n.public]
+        if len(natted) < 2 or not public:
+            return None
+        return self.relay if self.relay in public else public[0]
+
+    def forwards(self, host_name: str) -> bool:
+        """Whether this host forwards mesh traffic (wg0 -> wg0): only the relay does."""
+        return self.relay_node() == host_name
+
+    def cross_check(self, cfg: Any, root: Located, problems: Problems) -> None:
+        """Node names must be compute hosts; NAT'd nodes need a public node to meet at."""
+        compute = cfg.compute
+        hosts: dict[str, MeshNode] = {}
+        for m in compute.machines:
+            hosts[m.name] = MeshNode(m.name, default_endpoint(m.address), self.port)
+        for s in getattr(getattr(compute, "hetzner", None), "servers", ()) or ():
+            hosts[s.name] = MeshNode(s.name, AUTO, self.port)  # cloud servers have a public IPv4
+        object.__setattr__(self, "default_nodes", tuple(hosts.values()))
+        sec = root.value.get("mesh") if isinstance(root.value, dict) else None
+        nodes_at = _child(sec, "nodes")
+        for i, node in enumerate(self.nodes):
+            if node.name not in hosts:
+                at = _child(_item(nodes_at, i), "name")
+                close = [n for n in hosts if _similar(n, node.name)]
+                hint = f"did you mean '{close[0]}'?" if close else \
+                    f"compute hosts: {', '.join(hosts) or 'none (add compute.machines)'}"
+                problems.add(at, f"mesh.nodes[{i}].name", f"{node.name!r} is not a compute machine or server", hint)
+        members = self.members
+        if self.relay is not None and self.relay not in {n.name for n in members if n.public}:
+            problems.add(_child(sec, "relay"), "mesh.relay", f"{self.relay!r} is not a mesh node with an endpoint",
+                         "the relay must be reachable by every NAT'd node")
+        if len(members) > 1 and not any(n.public for n in members):
+            problems.add(sec, "mesh", "no node has an endpoint, so no two nodes can ever meet",
+                         "list the nodes under mesh.nodes and give the reachable ones an endpoint", key=True)
+        net = self.network
+        if net.num_addresses - 2 < len(members):
+            problems.add(_child(sec, "cidr"), "mesh.cidr", f"{self.cidr} has room for {net.num_addresses - 2} "
+                         f"nodes, the mesh has {len(members)}", "use a larger network such as a /24")
+
+
+def default_endpoint(address: str) -> str | None:
+    """A machine found at a public IP or a DNS name is dialled there; a private IP is behind NAT."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return AUTO  # a DNS name: whoever resolves it reaches it
+    return AUTO if ip.is_global else None
+
+
+def _child(node: Located | None, key: str) -> Located | None:
+    if node is None or not isinstance(node.value, dict):
+        return node
+    return node.value.get(key) or node
+
+
+def _item(node: Located | None, i: int) -> Located | None:
+    if node is None or not isinstance(node.value, list) or i >= len(node.value):
+        return node
+    return node.value[i]
+
+
+def _similar(a: str, b: str) -> bool:
+    return difflib.SequenceMatcher(None, a, b).ratio() >= 0.6
+
+
+def parse_cidr(sec: Section) -> str:
+    raw = sec.str("cidr", DEFAULT_CIDR) or DEFAULT_CIDR
+    try:
+        net = ipaddress.IPv4Network(raw, strict=True)
+    except ValueError as exc:
+        sec.fail(sec.raw("cidr"), sec.sub("cidr"), f"{raw!r} is not an IPv4 network: {exc}",
+                 "like 10.100.0.0/24")
+        return DEFAULT_CIDR
+    if not net.is_private or net.prefixlen > 30 or net.prefixlen < 8:
+        sec.fail(sec.raw("cidr"), sec.sub("cidr"), f"{raw} should be a private network of size /8 to /30",
+                 "like 10.100.0.0/24 (it must not clash with your LAN)")
+        return DEFAULT_CIDR
+    return str(net)
+
+
+def parse_node(sec: Section, default_port: int) -> MeshNode | None:
+    name = sec.str("name", required=True, pattern=NAME, hint="the name of a compute machine or server")
+    endpoint: str | None = None
+    if sec.has("endpoint") and sec.items["endpoint"].value == AUTO:
+        sec.raw("endpoint")
+        endpoint = AUTO
+    else:
+        endpoint = sec.address("endpoint")
+    port = sec.int("port", default_port, lo=1, hi=65535)
+    sec.done(["name", "endpoint", "port"])
+    if not sec.ok or name is None:
+        return None
+    return MeshNode(name, endpoint, port or default_port)
+
+
+def parse_mesh(sec: Section) -> MeshConfig:
+    cidr = parse_cidr(sec)
+    port = sec.int("port", DEFAULT_PORT, lo=1, hi=65535) or DEFAULT_PORT
+    interface = sec.str("interface", "wg0", pattern=INTERFACE,
+                        hint="lowercase letters and digits, up to 15, like wg0") or "wg0"
+    psk = sec.bool("preshared_keys", False)
+    keepalive = sec.int("keepalive", DEFAULT_KEEPALIVE, lo=1, hi=3600) or DEFAULT_KEEPALIVE
+    timeout = sec.int("handshake_timeout", DEFAULT_HANDSHAKE_TIMEOUT, lo=1, hi=86400) or DEFAULT_HANDSHAKE_TIMEOUT
+    relay = sec.str("relay", pattern=NAME, hint="the name of a mesh node with an endpoint")
+    nodes: list[MeshNode] = []
+    seen: dict[str, str] = {}
+    for nsec in sec.items_of("nodes"):
+        node = parse_node(nsec, port)
+        if node is None:
+            continue
+        if node.name in seen:
+            nsec.fail(nsec.raw("name"), f"{nsec.path}.name", f"{node.name!r} is already listed at {seen[node.name]}",
+                      "list every node once")
+            continue
+        seen[node.name] = nsec.path
+        nodes.append(node)
+    sec.done(["cidr", "port", "interface", "preshared_keys", "keepalive", "handshake_timeout", "relay", "nodes"])
+    return MeshConfig(cidr=cidr, port=port, interface=interface, preshared_keys=psk, keepalive=keepalive,
+                      handshake_timeout=timeout, relay=relay, nodes=tuple(nodes))
+
+
+def register(sections: dict[str, Any], compute_extras: dict[str, Callable[..., Any]]) -> None:
+    # replace keeps the layer number schema.py owns; no import of schema (it imports us)
+    sections["mesh"] = dataclasses.replace(sections["mesh"], parser=parse_mesh)

@@ -1,0 +1,79 @@
+"""Mesh probes: what is read on a node (never a secret) and how the output is parsed."""
+from __future__ import annotations
+
+from homelab.layers.mesh.probes import MASKED, mesh_probes, parse_facts, parse_psk_reads
+from homelab.probe import ProbeResult, parse_probe_output, render_probe_script
+from test_mesh_fixtures import KEYS
+
+HOST_OUT = f"""pkg wireguard-tools ii 
+pkg iputils-ping ii 
+pkg wireguard-go un 
+kernel none
+keymode 600
+pubkey {KEYS['h1']}
+unit enabled active
+psk h2 0123456789abcdef
+"""
+WG_OUT = f"""now 1700000100
+pub {KEYS['h1']}
+port 51820
+fwd 0
+impl userspace
+hs {KEYS['h2']}\t1700000090
+hs {KEYS['h3']}\t0
+ips {KEYS['h2']}\t10.100.0.2/32
+ips {KEYS['h3']}\t10.100.0.3/32 10.100.0.4/32
+rpsk {KEYS['h2']} 0123456789abcdef
+rpsk {KEYS['h3']} -
+"""
+
+
+def test_parse_facts_from_probe_output() -> None:
+    facts = parse_facts({
+        "mesh.host": ProbeResult(0, HOST_OUT),
+        "mesh.conf": ProbeResult(0, "[Interface]\nAddress = 10.100.0.1/24"),
+        "mesh.ping": ProbeResult(0, "ping 10.100.0.3 -\nping 10.100.0.2 0.412"),
+        "mesh.wg": ProbeResult(0, WG_OUT),
+    })
+    assert facts.packages == {"wireguard-tools", "iputils-ping"}  # "un": not installed
+    assert (facts.kernel, facts.key_mode, facts.public_key) == ("none", "600", KEYS["h1"])
+    assert facts.unit_enabled and facts.unit_active
+    assert facts.conf == "[Interface]\nAddress = 10.100.0.1/24\n"
+    assert facts.pings == {"10.100.0.3": None, "10.100.0.2": 0.412}
+    assert dict(facts.psk_hashes) == {"h2": "0123456789abcdef"}
+    run = facts.running
+    assert run is not None and run.now == 1700000100 and run.listen_port == 51820 and not run.forwarding
+    assert dict(run.handshakes) == {KEYS["h2"]: 1700000090, KEYS["h3"]: 0}
+    assert run.allowed_ips[KEYS["h3"]] == ("10.100.0.3/32", "10.100.0.4/32")
+    assert run.psk_hashes[KEYS["h3"]] == "-"
+    assert facts.backend == "wireguard-go (userspace)"
+
+
+def test_nothing_installed_yet() -> None:
+    facts = parse_facts({"mesh.host": ProbeResult(0, "kernel available\nunit  \n"),
+                         "mesh.conf": ProbeResult(3, ""), "mesh.wg": ProbeResult(0, "now 5")})
+    assert facts.public_key is None and facts.conf is None and facts.running is None
+    assert not facts.unit_active and not facts.unit_enabled and facts.kernel_module
+
+
+def test_probes_never_print_a_secret() -> None:
+    text = "\n".join(mesh_probes("wg0", ["10.100.0.2"]).values())
+    assert "wg show wg0 dump" not in text and "wg showconf" not in text  # both print the private key
+    assert "cat /etc/wireguard/private.key" not in text
+    assert 'wg pubkey < "$f"' in text
+    assert MASKED in text  # a hand-written PrivateKey line in wg0.conf is masked on the node
+    assert "mesh.psk_read" not in mesh_probes("wg0", [])
+
+
+def test_psk_read_only_when_asked_and_parsed_strictly() -> None:
+    probes = mesh_probes("wg0", [], psk_reads=["h2", "h3"])
+    assert "/etc/wireguard/psk/h2.psk" in probes["mesh.psk_read"]
+    got = parse_psk_reads(ProbeResult(0, f"psk h2 {KEYS['h4']}\npsk h3 garbage\n"))
+    assert got == {"h2": KEYS["h4"]}
+
+
+def test_probes_survive_the_batched_script_round_trip() -> None:
+    script, nonce = render_probe_script(mesh_probes("wg0", ["10.100.0.2"]), nonce="n")
+    assert "ping -n -q -c 1 -W 2" in script
+    out = "@n begin mesh.host\n" + HOST_OUT + "\n@n end mesh.host 0\n"
+    assert parse_facts(parse_probe_output(out, nonce)).public_key == KEYS["h1"]
