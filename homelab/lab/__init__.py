@@ -1,0 +1,18 @@
+"""`homelab lab`: throwaway local Debian 13/12 machines (systemd-nspawn) to test against.
+
+Public API: `Lab` (up/add/down/status/reset/run/ssh_argv/inventory/stop_host/start_host/
+rekey_host), `LabConfig` (settings from HOMELAB_LAB_*), `missing_requirements()`,
+`deps_command()`, `parse_hosts_spec()` and `LAB_PACKAGES` (what the local apt repo mirrors).
+"""
+from __future__ import annotations
+
+from homelab.lab.config import (
+    DEFAULT_SUITE, LAB_PACKAGES, SUITES, LabConfig, LabError, deps_command, missing_requirements,
+    packages_for, parse_hosts_spec,
+)
+from homelab.lab.manager import HostStatus, Lab, LabStatus
+
+__all__ = [
+    "DEFAULT_SUITE", "LAB_PACKAGES", "SUITES", "HostStatus", "Lab", "LabConfig", "LabError", "LabStatus",
+    "deps_command", "missing_requirements", "packages_for", "parse_hosts_spec",
+]

@@ -1,0 +1,44 @@
+"""Shared pytest setup: the `lab` marker and the session-scoped `lab` fixture.
+
+`lab` brings up local Debian hosts once per session (default: 3 Debian 13 + 1 Debian 12,
+env LAB_HOSTS, e.g. "trixie:3,bookworm:1" or "2"), after a `down` that clears what a killed
+earlier session left. It skips, with the reason, where the machine cannot run the lab
+(not root, tools missing: see `homelab.lab.deps_command()`) or when HOMELAB_SKIP_LAB=1.
+LAB_KEEP_UP=1 leaves the hosts running after the session, for debugging.
+"""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Iterator
+
+import pytest
+
+if TYPE_CHECKING:
+    from homelab.lab import Lab
+
+DEFAULT_LAB_HOSTS = "trixie:3,bookworm:1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "lab: needs root and the local lab of systemd-nspawn Debian hosts")
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    if os.environ.get("HOMELAB_SKIP_LAB") == "1":
+        pytest.skip("lab tests skipped: HOMELAB_SKIP_LAB=1")
+    from homelab.lab import Lab, missing_requirements, parse_hosts_spec
+
+    why = missing_requirements()
+    if why:
+        pytest.skip(f"lab tests skipped: {why}")
+    counts = list(parse_hosts_spec(os.environ.get("LAB_HOSTS", DEFAULT_LAB_HOSTS)).items())
+    the_lab = Lab()
+    # mounts, netns and the bridge outlive a killed session: always start from a clean slate
+    the_lab.down()
+    try:
+        the_lab.up(counts[0][1], counts[0][0], also=dict(counts[1:]))
+        yield the_lab
+    finally:
+        if os.environ.get("LAB_KEEP_UP") != "1":
+            the_lab.down()
