@@ -1,0 +1,177 @@
+"""Benchmark: a no-op `homelab apply` vs the same work as plain pyinfra and as Ansible.
+
+Not a timed test: run it by hand (root, lab tools installed):
+    sudo .venv/bin/python bench/noop_apply.py [--hosts 1 3] [--rounds 5]
+
+It brings up its own lab (instance HOMELAB_LAB_INSTANCE, default 6), converges the hosts
+once with homelab, then times, interleaved round by round so all tools see the same
+background load: `homelab apply --yes` (the CLI, end to end), `pyinfra -y` of the equivalent
+deploy (bench/equivalent/deploy.py) and `ansible-playbook` of the equivalent playbook. Every
+run's result is checked to be a no-op, so a failing run cannot look fast. Reports median
+[min-max] wall seconds and remote commands per host. Workload and method follow
+../shared/research/anchors-performance.md (C2).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EQ = ROOT / "bench" / "equivalent"
+BIN = Path(sys.executable).parent
+NAMES = {"h1": "web-1", "h2": "web-2", "h3": "db-1"}
+
+
+def run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
+    t0 = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600)
+    return time.monotonic() - t0, proc
+
+
+class Variant:
+    def __init__(self, name: str, work: Path, hosts: list[str], inv: dict) -> None:
+        self.name, self.work, self.hosts, self.inv = name, work, hosts, inv
+        self.times: list[float] = []
+        self.commands: list[float] = []
+
+    def once(self) -> None:
+        raise NotImplementedError
+
+
+class Homelab(Variant):
+    def setup(self) -> None:
+        from homelab.lab.demo import render_lab_config
+
+        self.cfg = self.work / "bench.yaml"
+        self.cfg.write_text(render_lab_config(self.inv, hosts=self.hosts, names=NAMES))
+        self.env = {"XDG_STATE_HOME": str(self.work / "xdg")}
+        _, p = run([str(BIN / "homelab"), "apply", str(self.cfg), "--yes", "--accept-new-host-keys"], self.env)
+        if p.returncode != 0:
+            raise SystemExit(f"homelab could not converge the hosts:\n{p.stderr}")
+
+    def once(self) -> None:
+        secs, p = run([str(BIN / "homelab"), "apply", str(self.cfg), "--yes"], self.env)
+        if p.returncode != 0 or "apply ok: 0 change(s)" not in p.stderr:
+            raise SystemExit(f"homelab no-op run was not a clean no-op:\n{p.stderr}")
+        logs = sorted((self.work / "xdg" / "homelab" / "logs").glob("*-apply.log"), key=lambda f: f.stat().st_mtime)
+        m = re.search(r"apply finished in [0-9.]+ s, (\d+) remote commands", logs[-1].read_text())
+        self.times.append(secs)
+        self.commands.append(int(m.group(1)) / len(self.hosts) if m else float("nan"))
+
+
+class Pyinfra(Variant):
+    def setup(self) -> None:
+        rows = [(self.inv_host(h)["address"], {"homelab_name": NAMES[h]}) for h in self.hosts]
+        self.inventory = self.work / "inventory.py"
+        self.inventory.write_text(
+            f"hosts = ({rows!r}, {{'ssh_user': 'admin', 'ssh_key': {self.inv['ssh_key']!r}, "
+            f"'ssh_known_hosts_file': {self.inv['known_hosts']!r}, 'ssh_strict_host_key_checking': 'yes', "
+            f"'ssh_allow_agent': False, 'ssh_look_for_keys': False}})\n")
+
+    def inv_host(self, h: str) -> dict:
+        return next(x for x in self.inv["hosts"] if x["name"] == h)
+
+    def once(self) -> None:
+        secs, p = run([sys.executable, str(EQ / "pyinfra_counting.py"), "-y", str(self.inventory),
+                       str(EQ / "deploy.py")], {"PYINFRA_PROGRESS": "off"})
+        text = p.stdout + p.stderr
+        if p.returncode != 0 or "No changes" not in text or re.search(r"Changed:\s*[1-9]", text):
+            raise SystemExit(f"pyinfra run was not a clean no-op:\n{text[-3000:]}")
+        m = re.search(r"remote_commands=(\d+)", p.stderr)
+        self.times.append(secs)
+        self.commands.append(int(m.group(1)) / len(self.hosts) if m else float("nan"))
+
+
+class Ansible(Variant):
+    def setup(self) -> None:
+        lines = ["[all]"] + [f"{NAMES[h]} ansible_host={next(x for x in self.inv['hosts'] if x['name'] == h)['address']}"
+                             f" homelab_name={NAMES[h]}" for h in self.hosts]
+        self.inventory = self.work / "hosts.ini"
+        self.inventory.write_text("\n".join(lines) + "\n")
+        (self.work / "ansible.cfg").write_text(
+            "[defaults]\nhost_key_checking = True\nforks = 5\ninterpreter_python = /usr/bin/python3\n"
+            "retry_files_enabled = False\nremote_user = admin\n"
+            f"private_key_file = {self.inv['ssh_key']}\n"
+            "[ssh_connection]\npipelining = True\n"
+            f"ssh_args = -o ControlMaster=auto -o ControlPersist=60s -o IdentitiesOnly=yes -o BatchMode=yes "
+            f"-o UserKnownHostsFile={self.inv['known_hosts']}\n")
+        self.env = {"ANSIBLE_CONFIG": str(self.work / "ansible.cfg"),
+                    "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.work / "cp")}
+
+    def once(self) -> None:
+        secs, p = run([str(BIN / "ansible-playbook"), "-vvv", "-i", str(self.inventory), str(EQ / "playbook.yml")],
+                      self.env)
+        if p.returncode != 0 or not re.search(r"changed=0\s", p.stdout) or re.search(r"changed=[1-9]", p.stdout):
+            raise SystemExit(f"ansible run was not a clean no-op:\n{p.stdout[-3000:]}")
+        execs = len(re.findall(r"SSH: EXEC ssh ", p.stdout))
+        self.times.append(secs)
+        self.commands.append(execs / len(self.hosts))
+        subprocess.run(["ssh", "-O", "exit", "-o", f"ControlPath={self.work}/cp/%C", "x"], capture_output=True)
+
+
+def fmt(values: list[float], digits: int = 2) -> str:
+    if not values:
+        return "-"
+    return f"{statistics.median(values):.{digits}f} [{min(values):.{digits}f}-{max(values):.{digits}f}]"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--hosts", type=int, nargs="+", default=[1, 3])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--keep", action="store_true", help="leave the lab up")
+    args = ap.parse_args()
+    os.environ.setdefault("HOMELAB_LAB_INSTANCE", "6")
+    from homelab.lab import Lab
+
+    lab = Lab()
+    lab.down()
+    lab.up(max(args.hosts))
+    try:
+        inv = lab.inventory()
+        results = []
+        for n in args.hosts:
+            hosts = [f"h{i}" for i in range(1, n + 1)]
+            with tempfile.TemporaryDirectory(prefix=f"hlbench{n}-") as tmp:
+                variants: list[Variant] = []
+                for cls in (Homelab, Pyinfra, Ansible):
+                    if cls is Ansible and not (BIN / "ansible-playbook").exists():
+                        continue
+                    work = Path(tmp) / cls.__name__
+                    work.mkdir()
+                    v = cls(cls.__name__.lower(), work, hosts, inv)
+                    v.setup()  # type: ignore[attr-defined]
+                    v.once()  # warm-up, not counted
+                    v.times.clear()
+                    v.commands.clear()
+                    variants.append(v)
+                for _ in range(args.rounds):
+                    for v in variants:
+                        v.once()
+                results.append((n, variants))
+        print(f"no-op apply, {args.rounds} interleaved rounds, median [min-max]")
+        print("| hosts | tool | wall s | remote commands / host |")
+        print("|---:|---|---:|---:|")
+        for n, variants in results:
+            for v in variants:
+                print(f"| {n} | {v.name} | {fmt(v.times)} | {fmt(v.commands, 1)} |")
+            base = statistics.median(variants[0].times)
+            for v in variants[1:]:
+                print(f"| {n} | {v.name} / homelab | {statistics.median(v.times) / base:.1f}x | |")
+    finally:
+        if not args.keep:
+            lab.down()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
