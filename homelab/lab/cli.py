@@ -43,6 +43,11 @@ def add_arguments(subparsers: Any) -> None:
     reset = sub.add_parser("reset", help="replace hosts by pristine ones (same name and address)")
     reset.add_argument("names", nargs="+", metavar="NAME")
     sub.add_parser("inventory", help="print the inventory as JSON")
+    cfg = sub.add_parser("config", help="print a homelab config adopting the lab's hosts")
+    cfg.add_argument("--hosts", nargs="+", metavar="NAME", help="only these hosts (default: all)")
+    demo = sub.add_parser("demo", help="the main job on a built-in default: up 3 hosts, write lab.yaml, apply it")
+    demo.add_argument("--output", default="lab.yaml", metavar="PATH", help="where to write the config (lab.yaml)")
+    demo.add_argument("-n", type=int, default=3, metavar="N", help="number of hosts (3)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -139,7 +144,33 @@ def cmd_inventory(lab: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config(lab: Any, args: argparse.Namespace) -> int:
+    from homelab.lab.demo import render_lab_config
+
+    print(render_lab_config(lab.inventory(), hosts=args.hosts), end="")
+    return 0
+
+
+def cmd_demo(lab: Any, args: argparse.Namespace) -> int:
+    """up N, write a config for them, apply it (the lab made these hosts, so their keys are pinned
+    on first sight), then show that a second plan has nothing to do."""
+    from pathlib import Path
+
+    from homelab.cli import main as homelab_main
+    from homelab.lab.demo import write_lab_config
+
+    lab.up(args.n)
+    path = write_lab_config(Path(args.output), lab.inventory())
+    print(f"wrote {path}; applying it", file=sys.stderr)
+    rc = homelab_main(["apply", str(path), "--yes", "--accept-new-host-keys"])
+    if rc != 0:
+        return rc
+    rc = homelab_main(["plan", str(path)])
+    print(f"\nnext: homelab status {path} | homelab tui {path} | homelab lab down", file=sys.stderr)
+    return 0 if rc == 0 else 1
+
+
 COMMANDS = {
     "up": cmd_up, "down": cmd_down, "status": cmd_status, "ssh": cmd_ssh, "reset": cmd_reset,
-    "inventory": cmd_inventory,
+    "inventory": cmd_inventory, "config": cmd_config, "demo": cmd_demo,
 }
