@@ -19,10 +19,12 @@ class TextRenderer:
         self.err = err
         self.verbose = verbose
         self.numbers: dict[str, int] = {}
+        self.command = ""
 
     def __call__(self, event: Event) -> None:
         o, e = self.out, self.err
         if isinstance(event, RunStarted):
+            self.command = event.command
             print(f"{event.command}: {len(event.hosts)} host(s): {', '.join(event.hosts) or '-'}", file=e)
         elif isinstance(event, HostConnected):
             print(f"  connected {event.host} ({event.detail})", file=e)
@@ -33,7 +35,8 @@ class TextRenderer:
         elif isinstance(event, LayerStarted):
             self.numbers[event.layer] = event.number
         elif isinstance(event, LayerPlanned):
-            self._plan(event)
+            if self.command != "status":  # status shows monitors, not the diff
+                self._plan(event)
         elif isinstance(event, ChangeApplied):
             print(f"  done  {event.change.target}: {event.change.summary}", file=o)
         elif isinstance(event, ChangeFailed):

@@ -94,6 +94,12 @@ def test_one_host_down_others_converge_then_it_converges(fresh, tmp_path: Path) 
         assert "web-2" in out.stderr and "unreachable" in out.stderr
         assert "web-1            changed" in out.stderr and "db-1             changed" in out.stderr
         assert "log: " in out.stderr or "summary:" in out.stderr
+        status = homelab("status", str(cfg), "--json")
+        assert status.returncode == 1  # a FAIL monitor
+        monitors = json.loads(status.stdout)["layers"]["compute"]
+        down = [m for m in monitors if m["subject"] == "web-2" and m["name"] == "reachable"]
+        assert down and down[0]["health"] == "FAIL"
+        assert all(m["health"] == "OK" for m in monitors if m["subject"] == "web-1" and m["name"] == "reachable")
         st = state_of(cfg)  # still valid JSON, keys kept
         assert st["hosts"]["web-2"]["host_key"]
         assert fresh.run("h1", "readlink /etc/localtime", check=True).stdout.strip().endswith("Europe/Paris")
