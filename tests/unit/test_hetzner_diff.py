@@ -113,3 +113,13 @@ def test_known_servers_become_hosts_without_an_api_call(tmp_path: Path) -> None:
                                                "web-2": {"id": 2, "ipv4": "192.0.2.8"}}
     ComputeLayer().contribute_hosts(ctx)  # no token, no endpoint: would raise if it asked the API
     assert {n: h.address for n, h in ctx.hosts.items()} == {"web-1": "192.0.2.7", "web-2": "192.0.2.8"}
+
+
+def test_adopted_machines_also_use_the_recorded_login_user(tmp_path: Path) -> None:
+    from homelab.config.compute import Machine
+
+    cfg = Config(tmp_path / "c.yaml", sections={"compute": ComputeConfig(machines=(Machine("nas", "192.0.2.9"),))})
+    ctx = RunContext(cfg, State(tmp_path / "c.state.json"))
+    ctx.state.update_host("nas", login_user="ops")
+    ComputeLayer().contribute_hosts(ctx)
+    assert ctx.hosts["nas"].user == "ops"

@@ -68,7 +68,9 @@ class ComputeLayer(Layer):
 
     def contribute_hosts(self, ctx: RunContext) -> None:
         for m in ctx.config.machines:
-            ctx.add_host(HostTarget(m.name, m.address, m.port, m.user, operator_key_path(ctx, m.key)))
+            # once the permissions layer made an operator user and closed root login, that user logs in
+            user = ctx.state.host(m.name).get("login_user") or m.user
+            ctx.add_host(HostTarget(m.name, m.address, m.port, user, operator_key_path(ctx, m.key)))
         hz = self._hetzner(ctx)
         if hz is None:
             return
