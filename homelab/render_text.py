@@ -95,3 +95,5 @@ class TextRenderer:
                 print(f"  {h.host:<16} {h.result}{extra}{err}", file=e)
         verdict = "ok" if event.ok else "FAILED"
         print(f"{event.command} {verdict}: {event.changes} change(s)", file=e)
+        if not event.ok and event.log_path:
+            print(f"log: {event.log_path}", file=e)
