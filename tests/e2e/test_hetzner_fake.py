@@ -115,6 +115,8 @@ def test_apply_creates_servers_verified_from_the_first_connection(applied: Path,
     assert [k["name"] for k in cloud.ssh_keys.values()] == ["homelab-operator"]
     assert "PRIVATE KEY" not in (applied / "home.state.json").read_text()
     assert TOKEN not in (applied / "home.state.json").read_text()
+    logs = "".join(p.read_text() for p in (applied / "xdg").rglob("*.log"))
+    assert logs and TOKEN not in logs and "PRIVATE KEY" not in logs  # nor the host key sent in user data
 
 
 def test_everything_reachable_and_second_plan_is_empty(applied: Path, cloud: FakeHcloud) -> None:
