@@ -4,6 +4,7 @@
     homelab lab status | inventory | down
     homelab lab ssh h1 [CMD...]
     homelab lab reset h2 [h3 ...]
+    homelab lab nat h3 [--off]          # h3 behind a masquerading router, like a home machine
 
 Exit codes: 0 ok, 1 failure (or a missing requirement, named on one line), 2 usage.
 `ssh` exits with the remote command's status. Progress goes to stderr with timings.
@@ -43,6 +44,10 @@ def add_arguments(subparsers: Any) -> None:
     reset = sub.add_parser("reset", help="replace hosts by pristine ones (same name and address)")
     reset.add_argument("names", nargs="+", metavar="NAME")
     sub.add_parser("inventory", help="print the inventory as JSON")
+    nat = sub.add_parser("nat", help="move hosts behind a masquerading router (unreachable from the "
+                                     "main bridge, like home machines); they reboot, disks kept")
+    nat.add_argument("names", nargs="+", metavar="NAME")
+    nat.add_argument("--off", action="store_true", help="move them back onto the main bridge")
     cfg = sub.add_parser("config", help="print a homelab config adopting the lab's hosts")
     cfg.add_argument("--hosts", nargs="+", metavar="NAME", help="only these hosts (default: all)")
     demo = sub.add_parser("demo", help="the main job on a built-in default: up 3 hosts, write lab.yaml, apply it")
@@ -139,6 +144,20 @@ def cmd_reset(lab: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nat(lab: Any, args: argparse.Namespace) -> int:
+    unknown = [n for n in args.names if n not in lab.host_names()]
+    if unknown:
+        raise UsageError(f"no such lab host: {', '.join(unknown)}", f"hosts: {', '.join(lab.host_names()) or 'none'}")
+    if args.off:
+        lab.move_to_bridge(*args.names)
+    else:
+        lab.move_behind_nat(*args.names)
+    for name in args.names:
+        where = f"behind NAT (router {lab.config.router_lan.ip})" if name in lab.nat_hosts() else "on the main bridge"
+        print(f"{name} {lab.address(name)} {where}")
+    return 0
+
+
 def cmd_inventory(lab: Any, args: argparse.Namespace) -> int:
     print(json.dumps(lab.inventory(), indent=2))
     return 0
@@ -172,5 +191,5 @@ def cmd_demo(lab: Any, args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "up": cmd_up, "down": cmd_down, "status": cmd_status, "ssh": cmd_ssh, "reset": cmd_reset,
-    "inventory": cmd_inventory, "config": cmd_config, "demo": cmd_demo,
+    "inventory": cmd_inventory, "config": cmd_config, "demo": cmd_demo, "nat": cmd_nat,
 }

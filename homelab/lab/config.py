@@ -142,6 +142,46 @@ class LabConfig:
     def host_address(self, name: str) -> IPv4Address:
         return self.network[10 + host_number(name)]
 
+    # Hosts behind NAT (`Lab.move_behind_nat`) sit on a second bridge whose only way out is the
+    # router: a network namespace with a leg on each bridge that masquerades, as a home router
+    # does. Nothing on the main bridge can open a connection to them.
+    @property
+    def nat_network(self) -> IPv4Network:
+        return IPv4Network(f"10.{77 + self.instance}.1.0/24")
+
+    @property
+    def nat_bridge(self) -> str:
+        return f"hlnat{self.instance}"
+
+    @property
+    def nat_bridge_if(self) -> IPv4Interface:
+        """The outer machine's address on the NAT bridge (like a laptop on the home LAN)."""
+        return IPv4Interface(f"{self.nat_network[1]}/{self.nat_network.prefixlen}")
+
+    @property
+    def nat_table(self) -> str:
+        return f"{self.nft_table}_nat"
+
+    @property
+    def router_ns(self) -> str:
+        return f"{self.ns_prefix}router"
+
+    @property
+    def router_links(self) -> tuple[str, str]:
+        """Outer ends of the router's veths: (on the main bridge, on the NAT bridge)."""
+        return f"{self.ns_prefix}rwan", f"{self.ns_prefix}rlan"
+
+    @property
+    def router_wan(self) -> IPv4Interface:
+        return IPv4Interface(f"{self.network[254]}/{self.network.prefixlen}")
+
+    @property
+    def router_lan(self) -> IPv4Interface:
+        return IPv4Interface(f"{self.nat_network[254]}/{self.nat_network.prefixlen}")
+
+    def nat_address(self, name: str) -> IPv4Address:
+        return self.nat_network[10 + host_number(name)]
+
     def host_ns(self, name: str) -> str:
         return f"{self.ns_prefix}{name}"
 

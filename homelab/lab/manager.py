@@ -191,7 +191,7 @@ class Lab:
             if pid:
                 r = self.run(name, "systemctl is-system-running", timeout=15)
                 systemd = r.stdout.strip() or "ssh-fail"
-            return HostStatus(name, str(self.config.host_address(name)), self._suite(hd),
+            return HostStatus(name, str(self.address(name)), self._suite(hd),
                               "running" if pid else "stopped", pid, systemd)
 
         c = self.config
@@ -248,9 +248,67 @@ class Lab:
             if not new or set(new) & set(old):
                 raise LabError(f"{name}: host keys did not change")
             self._write_inventory()
-            hosts.wait_ssh(hd, self.config.host_address(name), lambda: self._ssh_ok(name), timeout=30)
+            hosts.wait_ssh(hd, self.address(name), lambda: self._ssh_ok(name), timeout=30)
             log.info("%s has new host keys", name)
             return next(k for k in new if k.startswith("ssh-ed25519 "))
+
+    # ------------------------------------------------------------------ NAT ----
+
+    def address(self, name: str) -> IPv4Address:
+        """Where the outer machine reaches a host: its main-bridge or its NAT-bridge address."""
+        if name in self.nat_hosts():
+            return self.config.nat_address(name)
+        return self.config.host_address(name)
+
+    def nat_hosts(self) -> set[str]:
+        """Hosts behind the NAT router (kept in the run dir: `down` forgets them)."""
+        try:
+            return set(self._nat_file.read_text().split())
+        except FileNotFoundError:
+            return set()
+
+    def move_behind_nat(self, *names: str) -> None:
+        """Put hosts behind a masquerading router, like home machines: they reach the main
+        bridge (other hosts, the apt repo) through it, nothing there can reach them, and the
+        outer machine still reaches them on the NAT bridge (homelab's own SSH). The hosts
+        reboot with their disks kept (~2 s) and get an address on the NAT network."""
+        self._set_nat(names, behind=True)
+
+    def move_to_bridge(self, *names: str) -> None:
+        """Undo `move_behind_nat`: the hosts reboot back onto the main bridge."""
+        self._set_nat(names, behind=False)
+
+    @property
+    def _nat_file(self) -> Path:
+        return self.run_dir / "nat-hosts"
+
+    def _set_nat(self, names: Iterable[str], behind: bool) -> None:
+        with self._locked():
+            suites = {n: self._suite_of_existing(n) for n in names}
+            current = self.nat_hosts()
+            moving = [n for n in suites if (n in current) != behind]
+            if not moving:
+                return
+            t = Timer()
+            for name in moving:
+                hosts.stop(self._host(name), self.config.cgroup_name)
+                network.netns_remove(self.config.host_ns(name))
+            self._reap()
+            wanted = current | set(moving) if behind else current - set(moving)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            _write_atomic(self._nat_file, "".join(f"{n}\n" for n in sorted(wanted, key=host_number)))
+            self._bring_up({n: suites[n] for n in moving})
+            self._refresh_etc_hosts(exclude=set(moving))  # the others learn the new addresses
+            log.info("%s %s NAT in %s", " ".join(moving), "behind" if behind else "out of", t)
+
+    def _nat_up(self) -> None:
+        """The NAT bridge (with the outer machine on it), its guard, and the router."""
+        c = self.config
+        network.bridge_up(c.nat_bridge, c.nat_bridge_if)
+        # the outer machine forwards nothing off the NAT bridge either: the router is the way out
+        network.guard_up(c.nat_table, [c.nat_bridge])
+        wan_link, lan_link = c.router_links
+        network.router_up(c.router_ns, (wan_link, c.bridge, c.router_wan), (lan_link, c.nat_bridge, c.router_lan))
 
     def ssh_argv(self, name: str, user: str = "root") -> list[str]:
         """ssh argv (append a command) with the lab key and strict checks against its known_hosts."""
@@ -260,7 +318,7 @@ class Lab:
             "ssh", "-F", "/dev/null", "-i", str(self.key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
             "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
             "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR",
-            f"{user}@{self.config.host_address(name)}",
+            f"{user}@{self.address(name)}",
         ]
 
     def run(self, name: str, cmd: str, user: str = "root", *, check: bool = False, timeout: float = 300,
@@ -276,13 +334,14 @@ class Lab:
         """Hosts, addresses, users, key and known_hosts paths, apt repo URLs (also in inventory.json)."""
         c = self.config
         host_rows = []
+        nat = self.nat_hosts()
         for name in self.host_names():
             hd = self._host(name)
             suite = self._suite(hd)
             sc = SuiteCache(c.cache, suite)
             repo = c.repo_url(suite)
             host_rows.append({
-                "name": name, "address": str(c.host_address(name)), "suite": suite,
+                "name": name, "address": str(self.address(name)), "suite": suite, "behind_nat": name in nat,
                 "debian_version": SUITES.get(suite, ""), "users": list(USERS),
                 "ssh_key": str(self.key), "known_hosts": str(self.known_hosts),
                 "apt_repo": repo, "apt_source": f"deb [trusted=yes] {repo} ./",
@@ -306,7 +365,7 @@ class Lab:
     @property
     def hosts(self) -> dict[str, str]:
         """name -> address of every host of the lab."""
-        return {n: str(self.config.host_address(n)) for n in self.host_names()}
+        return {n: str(self.address(n)) for n in self.host_names()}
 
     def suite(self, name: str) -> str:
         return self._suite_of_existing(name)
@@ -326,6 +385,8 @@ class Lab:
             return
         t_all = Timer()
         caches = self._prepare_lab(set(plan.values()))
+        if self.nat_hosts() & set(plan):
+            self._nat_up()
         t = Timer()
         new_names = [n for n in plan if not self._host(n).path.exists()]
         for name in new_names:
@@ -353,11 +414,15 @@ class Lab:
         hosts.mount_layer(hd, cache.base)
         hosts.write_identity(hd, hosts.render_etc_hosts(name, c.bridge_ip, etc_hosts),
                              f"deb [trusted=yes] {c.repo_url(cache.suite)} ./", self.key.with_suffix(".pub").read_text())
+        if name in self.nat_hosts():  # on the NAT bridge: out only through the router
+            address = IPv4Interface(f"{c.nat_address(name)}/{c.nat_network.prefixlen}")
+            network.netns_attach(c.host_ns(name), c.nat_bridge, address, gateway=c.router_lan.ip)
+            return
         address = IPv4Interface(f"{c.host_address(name)}/{c.network.prefixlen}")
         network.netns_attach(c.host_ns(name), c.bridge, address)  # no gateway: no way out
 
     def _wait_host(self, name: str) -> None:
-        hd, address = self._host(name), self.config.host_address(name)
+        hd, address = self._host(name), self.address(name)
         waited = hosts.wait_ssh(hd, address, lambda: self._ssh_ok(name))
         init = hosts.after_boot(hd)
         log.info("%s (%s, %s): sshd up after %.1fs (nspawn pid %s, init pid %d)", name, address, hd.suite,
@@ -391,7 +456,7 @@ class Lab:
             return False
 
     def _etc_hosts_map(self) -> dict[str, IPv4Address]:
-        return {n: self.config.host_address(n) for n in self.host_names()}
+        return {n: self.address(n) for n in self.host_names()}
 
     def _refresh_etc_hosts(self, exclude: set[str]) -> None:
         """Hosts already up learn the names of hosts added after them."""
@@ -473,6 +538,9 @@ class Lab:
             network.netns_remove(link)
         network.guard_down(c.nft_table)
         network.bridge_down(c.bridge)
+        network.router_down(c.router_ns, c.router_links)  # found by prefix above too
+        network.guard_down(c.nat_table)
+        network.bridge_down(c.nat_bridge)
         remove_tree(self.hosts_dir)
 
     def _reap(self) -> None:

@@ -112,3 +112,51 @@ def netns_remove(ns: str) -> None:
         run(["ip", "netns", "del", ns], check=False)
     if link_exists(ns):
         run(["ip", "link", "del", ns], check=False)
+
+
+# ------------------------------------------------------------------ NAT router ----
+
+ROUTER_TABLE = "homelab_router"
+
+
+def render_router_nft() -> str:
+    """nft ruleset inside the router namespace: masquerade what leaves by `wan`, and forward
+    only what the `lan` side starts (plus its replies), so the main bridge cannot reach in."""
+    return (f"table inet {ROUTER_TABLE} {{\n"
+            "  chain forward {\n"
+            "    type filter hook forward priority 0; policy drop;\n"
+            "    ct state established,related accept\n"
+            '    iifname "lan" oifname "wan" accept\n'
+            "  }\n"
+            "  chain postrouting {\n"
+            "    type nat hook postrouting priority srcnat; policy accept;\n"
+            '    oifname "wan" masquerade\n'
+            "  }\n"
+            "}\n")
+
+
+def router_up(ns: str, wan: tuple[str, str, IPv4Interface], lan: tuple[str, str, IPv4Interface]) -> None:
+    """A router namespace `ns` with legs `wan`/`lan`, each (outer link name, bridge, address).
+
+    Only a namespace, no booted host: the outer machine's ip/nft configure it, so nothing
+    has to be installed for it."""
+    if netns_exists(ns) and link_exists(wan[0]) and link_exists(lan[0]):
+        return
+    router_down(ns, (wan[0], lan[0]))
+    run(["ip", "netns", "add", ns], what=f"create netns {ns}")
+    run(["ip", "-n", ns, "link", "set", "lo", "up"], what=f"{ns}: lo up")
+    for inner, (link, bridge, address) in (("wan", wan), ("lan", lan)):
+        run(["ip", "link", "add", link, "type", "veth", "peer", "name", inner,
+             "address", fixed_mac(address.ip), "netns", ns], what=f"create veth {link}")
+        run(["ip", "link", "set", link, "master", bridge, "up"], what=f"attach {link} to {bridge}")
+        run(["ip", "-n", ns, "addr", "add", str(address), "dev", inner], what=f"{ns}: {inner} address")
+        run(["ip", "-n", ns, "link", "set", inner, "up"], what=f"{ns}: {inner} up")
+    run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"], what=f"{ns}: forwarding")
+    run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=render_router_nft(), what=f"{ns}: nft masquerade")
+
+
+def router_down(ns: str, links: Sequence[str]) -> None:
+    netns_remove(ns)  # takes the inner veth ends, and with them the pairs
+    for link in links:
+        if link_exists(link):
+            run(["ip", "link", "del", link], check=False)
