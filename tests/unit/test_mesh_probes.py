@@ -74,6 +74,6 @@ def test_psk_read_only_when_asked_and_parsed_strictly() -> None:
 
 def test_probes_survive_the_batched_script_round_trip() -> None:
     script, nonce = render_probe_script(mesh_probes("wg0", ["10.100.0.2"]), nonce="n")
-    assert "ping -n -q -c 1 -W 2" in script
+    assert "ping -n -q -c 1 -w 3 -i 0.5" in script
     out = "@n begin mesh.host\n" + HOST_OUT + "\n@n end mesh.host 0\n"
     assert parse_facts(parse_probe_output(out, nonce)).public_key == KEYS["h1"]

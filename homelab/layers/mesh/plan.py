@@ -143,8 +143,9 @@ class _Planner:
         conf_changed = facts.conf != text
         path = conf_path(inp.interface)
         if conf_changed:
-            detail = tuple(ln.rstrip("\n") for ln in difflib.unified_diff(
-                (facts.conf or "").splitlines(True), text.splitlines(True), "now", "wanted", n=0))[2:]
+            # an update shows its diff (no secret is ever in this file); a new file just its peers
+            detail = () if facts.conf is None else tuple(ln.rstrip("\n") for ln in difflib.unified_diff(
+                facts.conf.splitlines(True), text.splitlines(True), "now", "wanted", n=0))[2:]
             self.changes.append(Change(
                 LAYER, n, "create" if facts.conf is None else "update",
                 f"{path}: {len(known)} peer(s) ({', '.join(p.name for p in known) or 'none'})",

@@ -57,12 +57,15 @@ def conf_probe(interface: str) -> str:
 
 
 def ping_probe(interface: str, addresses: Sequence[str]) -> str:
-    """One ping per other node, in parallel (a dead peer costs 2 s once, not once each)."""
+    """One ping per other node, in parallel (a dead peer costs 3 s once, not once each).
+
+    `-c 1 -w 3 -i 0.5`: up to 6 tries for one reply, so a first packet lost to a session being
+    replaced (a peer just restarted or rotated) does not count as a dead link."""
     if not addresses:
         return "true"
     addrs = " ".join(shlex.quote(a) for a in addresses)
     return (f"[ -d /sys/class/net/{shlex.quote(interface)} ] || exit 0\n"
-            f"for a in {addrs}; do ( r=$(ping -n -q -c 1 -W 2 \"$a\" 2>/dev/null "
+            f"for a in {addrs}; do ( r=$(ping -n -q -c 1 -w 3 -i 0.5 \"$a\" 2>/dev/null "
             "| sed -n 's|^rtt [^=]*= [0-9.]*/\\([0-9.]*\\)/.*|\\1|p'); echo \"ping $a ${r:--}\" ) & done; wait")
 
 
