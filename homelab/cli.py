@@ -208,8 +208,39 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
-    raise UsageError("destroy: nothing homelab can remove yet (adopted machines are never wiped)",
-                     "cloud servers can be destroyed once the hetzner section is used")
+    from homelab.config import load_config
+    from homelab.engine import Engine
+    from homelab.render_text import TextRenderer
+    from homelab.teardown import has_anything_to_destroy, teardown_config
+
+    cfg = load_config(args.config)
+    if not has_anything_to_destroy(cfg):
+        print("nothing to destroy: homelab created no cloud servers for this config "
+              "(adopted machines are never wiped)", file=sys.stderr)
+        return 0
+    target = teardown_config(cfg)
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    options = _options(args, interactive)
+    options.layers = ("compute",)  # only servers go; nothing is configured on the way out
+    renderer = TextRenderer(sys.stdout, sys.stderr, args.verbose)
+    finished, plans, _ = _drive(Engine(target, options, args.log_path).plan(), renderer)
+    if finished is None or not finished.ok or any(p.blocked for p in plans):
+        return 1
+    n = sum(len(p.changes) for p in plans)
+    if n == 0:
+        print("nothing to destroy", file=sys.stderr)
+        return 0
+    if not args.confirm_delete:
+        raise UsageError(f"destroy would delete {n} resource(s): add --confirm-delete to do it",
+                         "read the plan above first; deletes are never implied by --yes")
+    if not args.yes:
+        if not interactive:
+            raise UsageError("destroy needs --yes when not run on a terminal")
+        if input(f"Delete {n} resource(s)? Type 'delete' to confirm: ").strip() != "delete":
+            print("nothing deleted", file=sys.stderr)
+            return 1
+    finished, _, _ = _drive(Engine(target, options, args.log_path).apply(), renderer)
+    return 0 if finished is not None and finished.ok else 1
 
 
 def cmd_forget_host(args: argparse.Namespace) -> int:

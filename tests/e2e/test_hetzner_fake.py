@@ -205,3 +205,26 @@ def test_over_budget_plan_fails_naming_total_and_budget(applied: Path, cloud: Fa
     assert "BLOCKED: monthly cost 10.21 EUR is over the budget of 5.00 EUR (billing.budget)" in out.stderr
     out = homelab(cloud, applied, "apply", str(cfg), "--yes")
     assert out.returncode == 1 and not servers_named(cloud, "web-2")  # nothing bought over budget
+
+
+def test_destroy_deletes_only_what_homelab_created(applied: Path, cloud: FakeHcloud, lab: Any) -> None:
+    """destroy = apply of the config without servers: protected servers block it, deletes need
+    --confirm-delete, and the adopted machine is left alone."""
+    servers = "      - {name: web-1, type: cx32, location: fsn1}\n      - {name: web-3, type: cx22, location: nbg1}\n"
+    cfg = write_config(applied, lab, servers)
+    out = homelab(cloud, applied, "destroy", str(cfg), "--yes", "--confirm-delete")
+    assert out.returncode == 1 and "delete-protected" in out.stderr
+    assert len(servers_named(cloud, "web-1")) == 1
+    unprotected = servers.replace("location: fsn1}", "location: fsn1, protection: false}") \
+                         .replace("location: nbg1}", "location: nbg1, protection: false}")
+    cfg = write_config(applied, lab, unprotected)
+    assert homelab(cloud, applied, "apply", str(cfg), "--yes").returncode == 0
+    out = homelab(cloud, applied, "destroy", str(cfg), "--yes")
+    assert out.returncode == 2 and "--confirm-delete" in out.stderr
+    assert "- server web-1: delete server" in out.stdout
+    assert len(servers_named(cloud, "web-1")) == 1
+    out = homelab(cloud, applied, "destroy", str(cfg), "--yes", "--confirm-delete")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert servers_named(cloud, "web-1") == [] and servers_named(cloud, "web-3") == []
+    assert lab.run("h1", "true").returncode == 0  # the adopted nas still runs
+    assert homelab(cloud, applied, "destroy", str(cfg), "--yes", "--confirm-delete").returncode == 0
