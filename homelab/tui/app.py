@@ -1,0 +1,158 @@
+"""The Textual app: which screen comes first and the hand-offs between screens — nothing else.
+
+No config (or a path that does not exist yet): the wizard, which writes the config and goes
+on to the plan. An existing config: the dashboard, with plan review and apply one key away.
+Runs come from an `EventSource` (the engine, or recorded events in tests); screens own their
+runs, the app only routes. `HOMELAB_TUI_REFRESH` sets the dashboard's refresh (seconds).
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import threading
+from pathlib import Path
+from typing import Sequence
+
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+
+from homelab.errors import ConfigError, HomelabError
+from homelab.tui.screens.apply import ApplyScreen
+from homelab.tui.screens.config_error import ConfigErrorScreen
+from homelab.tui.screens.confirm_apply import ApplyChoice, ConfirmApplyScreen
+from homelab.tui.screens.dashboard import DashboardScreen
+from homelab.tui.screens.help import HelpScreen
+from homelab.tui.screens.host_key import HostKeyScreen
+from homelab.tui.screens.layer_detail import LayerDetailScreen
+from homelab.tui.screens.plan_review import PlanScreen
+from homelab.tui.screens.wizard import WizardScreen
+from homelab.tui.sources import EngineSource, EventSource, SourceFactory
+from homelab.tui.widgets.layer_pane import LayerPane
+from homelab.tui.wizard.step import WizardStep
+
+
+class HomelabApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "homelab"
+    ENABLE_COMMAND_PALETTE = False  # ctrl+p is "previous step" in the wizard
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "quit", priority=True, show=False),
+        Binding("f1", "help", "help", show=False),
+    ]
+
+    def __init__(self, config_path: Path | None, source_factory: SourceFactory = EngineSource,
+                 steps: Sequence[WizardStep] | None = None, refresh_seconds: float = 15.0) -> None:
+        super().__init__()
+        self.config_path = config_path
+        self.source_factory = source_factory
+        self.source: EventSource | None = None
+        self.steps = steps
+        self.refresh_seconds = refresh_seconds
+        self._quitting = threading.Event()
+        self._ui_loop: asyncio.AbstractEventLoop | None = None
+
+    def on_mount(self) -> None:
+        self._ui_loop = asyncio.get_running_loop()
+        if self.config_path is not None and self.config_path.exists():
+            self.open_config(self.config_path)
+        else:
+            self.push_screen(self._wizard())
+
+    def on_unmount(self) -> None:
+        self._quitting.set()  # a worker waiting for a host-key answer gives up (refuses)
+
+    def _wizard(self) -> WizardScreen:
+        if self.steps is None:
+            from homelab.tui.wizard.steps import active_steps
+
+            self.steps = active_steps()
+        return WizardScreen(self.steps, self.config_path or Path("config.yaml"))
+
+    def _base(self, screen: Screen[None]) -> None:
+        """Make `screen` the one everything else is pushed over."""
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        if len(self.screen_stack) > 1:
+            self.switch_screen(screen)
+        else:
+            self.push_screen(screen)
+
+    # ----------------------------------------------------------- hand-offs --
+    def open_config(self, path: Path) -> bool:
+        """Validate `path` and show its dashboard, or its problems."""
+        from homelab.config import load_config
+
+        try:
+            load_config(path)
+        except ConfigError as exc:
+            self._base(ConfigErrorScreen(path, [p.render() for p in exc.problems]))
+            return False
+        except HomelabError as exc:
+            self._base(ConfigErrorScreen(path, [exc.message], exc.hint))
+            return False
+        self.config_path = path
+        self.source = self.source_factory(path)
+        self._base(DashboardScreen(self.source, path, self.refresh_seconds))
+        return True
+
+    def on_wizard_screen_finished(self, message: WizardScreen.Finished) -> None:
+        if self.open_config(message.path):
+            self.open_plan(apply_after=False)
+
+    def open_plan(self, apply_after: bool) -> None:
+        assert self.source is not None and self.config_path is not None
+        self.push_screen(PlanScreen(self.source, self.config_path, apply_after))
+
+    def start_apply(self, choice: ApplyChoice) -> None:
+        assert self.source is not None and self.config_path is not None
+        self.switch_screen(ApplyScreen(self.source, self.config_path, choice))
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(help_sections()))
+
+    # -------------------------------------------------- host keys (worker) --
+    def ask_host_key(self, host: str, address: str, fingerprint: str) -> bool:
+        """Called by the engine on a worker thread: ask on screen, wait for the answer."""
+        loop = self._ui_loop
+        if loop is None or self._quitting.is_set():
+            return False
+        future = asyncio.run_coroutine_threadsafe(self._ask_host_key(host, address, fingerprint), loop)
+        while True:
+            try:
+                return bool(future.result(timeout=0.5))
+            except concurrent.futures.TimeoutError:
+                if self._quitting.is_set():  # quitting: the dialog will never be answered
+                    future.cancel()
+                    return False
+
+    async def _ask_host_key(self, host: str, address: str, fingerprint: str) -> bool:
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.push_screen(HostKeyScreen(host, address, fingerprint),
+                         callback=lambda pinned: answer.set_result(bool(pinned)))
+        return await answer
+
+
+def help_sections() -> list[tuple[str, list[type]]]:
+    return [
+        ("everywhere", [HomelabApp]),
+        ("dashboard", [DashboardScreen, LayerPane]),
+        ("layer details", [LayerDetailScreen]),
+        ("plan review", [PlanScreen]),
+        ("confirm apply", [ConfirmApplyScreen]),
+        ("apply", [ApplyScreen]),
+        ("new host key", [HostKeyScreen]),
+        ("wizard", [WizardScreen]),
+        ("config problems", [ConfigErrorScreen]),
+        ("help", [HelpScreen]),
+    ]
+
+
+def run_tui(config_path: str | None) -> int:
+    """`homelab` / `homelab tui [CONFIG]`."""
+    path = Path(os.path.expanduser(config_path)) if config_path else None
+    app = HomelabApp(path, refresh_seconds=float(os.environ.get("HOMELAB_TUI_REFRESH", "15")))
+    app.run()
+    return app.return_code or 0

@@ -1,0 +1,117 @@
+"""The dashboard: one pane per layer with its monitors, refreshed live by `status` runs.
+
+A status run every `refresh_seconds` while this screen (or its drill-down) is in front;
+panes exist from the start (layer catalog) and keep their last monitors until fresh ones
+arrive, with the time they were checked.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Footer, Static
+
+from homelab.tui.present import append_failure, format_clock
+from homelab.tui.screens.layer_detail import LayerDetailScreen
+from homelab.tui.screens.run_screen import RunScreen
+from homelab.tui.sources import EventSource, RunRequest
+from homelab.tui.view_state import RunView
+from homelab.tui.widgets.layer_pane import LayerPane
+
+
+def run_line(view: RunView, refresh_seconds: float) -> Text:
+    """The line under the panes: what the last status run found, in words."""
+    text = Text()
+    if view.running:
+        text.append("checking… ", style="bold")
+    if view.crashed is not None:
+        return append_failure(text, "status FAILED", view.crashed.message, view.crashed.hint)
+    for h in view.hosts:
+        if h.state in ("unreachable", "failed"):
+            append_failure(text, f"{h.name} {h.state.upper()}", h.error, h.hint)
+            text.append("\n")
+    if view.finished is not None and not view.running:
+        text.append(f"checked {format_clock(view.checked_at)} · again every {refresh_seconds:g} s · "
+                    "enter: details")
+    return text
+
+
+class DashboardScreen(RunScreen):
+    BINDINGS = [
+        Binding("r", "recheck", "re-check"),
+        Binding("p", "plan", "plan"),
+        Binding("a", "apply", "apply"),
+        Binding("question_mark", "app.help", "help"),
+        Binding("q", "app.quit", "quit"),
+        Binding("down,j", "app.focus_next", "next layer", show=False),
+        Binding("up,k", "app.focus_previous", "previous layer", show=False),
+    ]
+
+    def __init__(self, source: EventSource, config_path: Path, refresh_seconds: float = 15.0) -> None:
+        super().__init__(source)
+        self.config_path = config_path
+        self.refresh_seconds = refresh_seconds
+        self.detail: LayerDetailScreen | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"homelab — {self.config_path} — dashboard", id="title")
+        yield VerticalScroll(id="panes")
+        yield Static("", id="run-line")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_interval(self.refresh_seconds, self._tick)
+
+    def on_screen_resume(self) -> None:
+        self.call_after_refresh(self._tick)  # shown (first time, or back from plan/apply): look now
+
+    def _tick(self) -> None:
+        front = self.app.screen
+        if front is self or front is self.detail:
+            self.action_recheck()
+
+    def action_recheck(self) -> None:
+        # status never asks about unknown host keys (it repeats every few seconds): such
+        # hosts show as unreachable until a plan, which asks, has pinned their keys
+        self.start_run(RunRequest("status"))
+
+    def action_plan(self) -> None:
+        self.app.open_plan(apply_after=False)  # type: ignore[attr-defined]
+
+    def action_apply(self) -> None:
+        self.app.open_plan(apply_after=True)  # type: ignore[attr-defined]
+
+    def show_view(self, view: RunView) -> None:
+        box = self.query_one("#panes", VerticalScroll)
+        panes = {p.layer_view.name: p for p in box.query(LayerPane)}
+        if list(panes) != [lv.name for lv in view.layers]:
+            had_focus = isinstance(self.focused, LayerPane)
+            box.remove_children()
+            box.mount_all([LayerPane(lv) for lv in view.layers])
+            if not had_focus and view.layers:
+                self.call_after_refresh(self._focus_first)
+        else:
+            for lv in view.layers:
+                panes[lv.name].show(lv)
+        self.query_one("#run-line", Static).update(run_line(view, self.refresh_seconds))
+        if self.detail is not None and self.detail.is_attached:
+            lv = view.layer(self.detail.layer_name)
+            if lv is not None:
+                self.detail.show_layer(lv, view)
+
+    def _focus_first(self) -> None:
+        panes = list(self.query(LayerPane))
+        if panes and not isinstance(self.focused, LayerPane):
+            panes[0].focus()
+
+    @on(LayerPane.Selected)
+    def _drill_down(self, event: LayerPane.Selected) -> None:
+        lv = self.view.layer(event.layer)
+        if lv is None:
+            return
+        self.detail = LayerDetailScreen(lv, self.view)
+        self.app.push_screen(self.detail, callback=lambda _: setattr(self, "detail", None))

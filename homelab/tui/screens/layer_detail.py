@@ -1,0 +1,75 @@
+"""Drill-down of one layer: the pair matrix (mesh) when monitors are about pairs, every
+monitor with its reason and time, and the hosts the last run saw."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from homelab.tui.present import layer_headline, layer_summary, pair_matrix
+from homelab.tui.view_state import LayerView, RunView
+from homelab.tui.widgets.mesh_matrix import MeshMatrix
+from homelab.tui.widgets.monitor_table import MonitorTable
+
+
+def hosts_text(view: RunView) -> Text:
+    text = Text()
+    for i, h in enumerate(view.hosts):
+        if i:
+            text.append("\n")
+        bad = h.state in ("failed", "unreachable")
+        text.append(f"{h.name:<14}", style="bold")
+        text.append(f"{h.state.upper() if bad else h.state:<12}", style="bold red" if bad else "")
+        text.append(h.error if bad else h.detail)
+    return text
+
+
+class LayerDetailScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape,backspace", "dismiss", "back"),
+        Binding("r", "recheck", "re-check"),
+        Binding("question_mark", "app.help", "help"),
+    ]
+
+    def __init__(self, layer: LayerView, view: RunView) -> None:
+        super().__init__()
+        self.layer_name = layer.name
+        self.layer_view = layer
+        self.run_view = view
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="title")
+        with VerticalScroll(id="detail"):
+            yield Static("", id="detail-summary")
+            yield Static("pairs (row → column):", id="matrix-label")
+            yield MeshMatrix(id="matrix", cursor_type="none")
+            yield MonitorTable(id="monitors")
+            yield Static("hosts:", classes="section-label")
+            yield Static("", id="hosts")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.show_layer(self.layer_view, self.run_view)
+        self.query_one(MonitorTable).focus()
+
+    def show_layer(self, layer: LayerView, view: RunView) -> None:
+        self.layer_view, self.run_view = layer, view
+        self.query_one("#title", Static).update(f"homelab — {layer_headline(layer)}")
+        self.query_one("#detail-summary", Static).update(f"{layer.health.value} · {layer_summary(layer)}")
+        matrix = pair_matrix(layer.monitors)
+        self.query_one("#matrix-label").display = matrix is not None
+        grid = self.query_one(MeshMatrix)
+        grid.display = matrix is not None
+        if matrix is not None:
+            grid.show(matrix)
+        self.query_one(MonitorTable).show(layer.monitors)
+        self.query_one("#hosts", Static).update(hosts_text(view))
+
+    def action_recheck(self) -> None:
+        below = self.app.screen_stack[-2] if len(self.app.screen_stack) > 1 else None
+        recheck = getattr(below, "action_recheck", None)
+        if recheck is not None:
+            recheck()

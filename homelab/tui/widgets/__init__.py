@@ -1,0 +1,1 @@
+"""Widgets, each named for what it shows; data comes in as attributes, requests go up as messages."""

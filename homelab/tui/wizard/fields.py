@@ -1,0 +1,68 @@
+"""The questions a wizard step asks, as data, and the answers as typed.
+
+Answers keep exactly what was typed (strings), so going back to a step shows the same text,
+invalid or not. Turning them into YAML values is the renderer's job (`yaml_text`), and
+judging them is the config parser's (`validate`): the wizard has no validation rules of
+its own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Union
+
+# field key -> str (typed text) | bool (checkbox) | tuple of item dicts (list fields)
+Answers = Mapping[str, Any]
+Item = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One value: an input box, a checkbox or a pick list."""
+
+    key: str  # config key inside the section (or list item)
+    label: str
+    kind: str = "text"  # text | int | number | bool | choice
+    default: str | bool = ""
+    placeholder: str = ""
+    choices: tuple[tuple[str, str], ...] = ()  # (label shown, value written) for kind "choice"
+    comment: str = ""  # written above the key in config.yaml
+    width: int = 12  # columns in a list row
+    path: str = ""  # config key the parser reports problems under, if not `key`
+    one_item_list: bool = False  # written as `key: [value]` (e.g. one SSH key of a user's list)
+    wizard_only: bool = False  # a question for the wizard itself, never written
+
+
+@dataclass(frozen=True)
+class ListField:
+    """A list of mappings (machines, users, servers): one row of fields per item."""
+
+    key: str  # may be dotted ("hetzner.servers"): nested mappings in the config
+    label: str
+    item_fields: tuple[Field, ...]
+    comment: str = ""
+    add_label: str = "add"
+
+
+AnyField = Union[Field, ListField]
+
+
+def default_answers(fields: tuple[AnyField, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields:
+        out[f.key] = () if isinstance(f, ListField) else f.default
+    return out
+
+
+def blank_item(field: ListField) -> dict[str, Any]:
+    return {f.key: f.default for f in field.item_fields}
+
+
+def item_is_blank(field: ListField, item: Item) -> bool:
+    """A row with nothing typed beyond its defaults is not written (an empty row is no machine)."""
+    for f in field.item_fields:
+        if f.kind == "bool":
+            continue
+        value = str(item.get(f.key, "")).strip()
+        if value and value != str(f.default):
+            return False
+    return True

@@ -1,0 +1,129 @@
+"""What a wizard step is: one config section, its questions, and how its answers are written.
+
+A step module under `steps/` subclasses `WizardStep`, lists its fields and, when the section
+is more than flat keys, overrides `entries`. A step shows only when the config parser can
+read its section (`SECTIONS[section].parser is not None`): a layer that is not built yet
+would fail validation with "not supported yet", so the wizard never writes it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+from homelab.config.schema import SECTIONS
+from homelab.errors import Problem
+from homelab.tui.wizard.fields import AnyField, Answers, Field, ListField, default_answers, item_is_blank
+from homelab.tui.wizard.yaml_text import Entry, Items, scalar
+
+
+@dataclass(frozen=True)
+class StepAction:
+    """An extra button of a step (e.g. "add the lab's machines"): answers in, answers out."""
+
+    id: str
+    label: str
+    run: Callable[[Answers], Answers]
+    available: Callable[[], bool] = lambda: True
+
+
+class WizardStep:
+    section: ClassVar[str]  # config section == layer name
+    title: ClassVar[str]  # short, for the step bar: "budget"
+    intro: ClassVar[str]  # one or two sentences at the top of the step
+    comment: ClassVar[str] = ""  # written above the section in config.yaml
+    fields: ClassVar[tuple[AnyField, ...]] = ()
+    actions: ClassVar[tuple[StepAction, ...]] = ()
+
+    @property
+    def layer(self) -> int:
+        return SECTIONS[self.section].layer
+
+    def available(self) -> bool:
+        spec = SECTIONS.get(self.section)
+        return spec is not None and spec.parser is not None
+
+    def visible_fields(self) -> tuple[AnyField, ...]:
+        """Fields shown now (a step may hide parts whose sub-parser is not built)."""
+        return self.fields
+
+    def defaults(self) -> dict[str, Any]:
+        return default_answers(self.visible_fields())
+
+    # ----------------------------------------------------------- rendering --
+    def entries(self, answers: Answers) -> tuple[Entry, ...]:
+        """The section's keys as YAML entries; empty answers are left out (parser defaults)."""
+        out: list[Entry] = []
+        for f in self.visible_fields():
+            if isinstance(f, Field) and f.wizard_only:
+                continue
+            out.extend(field_entries(f, answers.get(f.key)))
+        return nest(out)
+
+    def render(self, answers: Answers) -> tuple[Entry, ...]:
+        """The whole section (nothing when no key is set: the parser's defaults apply)."""
+        body = self.entries(answers)
+        if not body:
+            return ()
+        return (Entry(self.section, body, f"Layer {self.layer} — {self.section}: {self.comment}"
+                      if self.comment else f"Layer {self.layer} — {self.section}"),)
+
+    # ---------------------------------------------------------- problems ----
+    def extra_problems(self, answers: Answers) -> list[str]:
+        """Refusals beyond the parser's (only for what the parser cannot know, like a pasted token)."""
+        return []
+
+    def owns(self, problem: Problem) -> bool:
+        """Whether a parser problem is about this step's section."""
+        p = problem.path
+        return p == self.section or p.startswith((f"{self.section}.", f"{self.section}["))
+
+
+def field_entries(f: AnyField, value: Any) -> list[Entry]:
+    if isinstance(f, ListField):
+        items = tuple(item_entries(f, item) for item in (value or ()) if not item_is_blank(f, item))
+        return [Entry(f.key, Items(items), f.comment)] if items else []
+    if f.kind == "bool":
+        # written even when it is the default: a generated config should say what it chose
+        return [Entry(f.key, scalar("bool", f.default if value is None else value), f.comment)]
+    text = "" if value is None else str(value)
+    if not text.strip():
+        return []
+    return [Entry(f.key, scalar(f.kind, text), f.comment)]
+
+
+def item_entries(f: ListField, item: Answers) -> tuple[Entry, ...]:
+    """One list item; comments only on the first item would need its index, so none here."""
+    out: list[Entry] = []
+    for sub in f.item_fields:
+        value = item.get(sub.key, sub.default)
+        if sub.kind == "bool":
+            out.append(Entry(sub.key, scalar("bool", value)))
+        elif str(value).strip():
+            text = scalar(sub.kind, str(value))
+            out.append(Entry(sub.path or sub.key, f"[{text}]" if sub.one_item_list else text))
+    return tuple(out)
+
+
+def nest(entries: list[Entry]) -> tuple[Entry, ...]:
+    """Dotted keys ("hetzner.servers") become nested mappings, in first-seen order."""
+    out: list[Entry] = []
+    groups: dict[str, list[Entry]] = {}
+    for e in entries:
+        head, dot, rest = e.key.partition(".")
+        if not dot:
+            out.append(e)
+            continue
+        if head not in groups:
+            groups[head] = []
+            out.append(Entry(head, ()))  # placeholder, filled below
+        groups[head].append(Entry(rest, e.value, e.comment))
+    return tuple(Entry(e.key, nest(groups[e.key]), e.comment) if e.key in groups and e.value == () else e
+                 for e in out)
+
+
+def field_path(section: str, f: AnyField, index: int | None = None, sub: Field | None = None) -> str:
+    """The dotted path the parser uses for a field (to put its problems next to it)."""
+    base = f"{section}.{f.path or f.key}" if isinstance(f, Field) else f"{section}.{f.key}"
+    if index is None:
+        return base
+    return f"{base}[{index}]" + (f".{sub.path or sub.key}" if sub is not None else "")

@@ -1,0 +1,75 @@
+"""Step for layer 3 (compute): machines to adopt over SSH, and Hetzner Cloud servers.
+
+Machines can be typed in, or taken from a running `homelab lab` with one button. Hetzner
+servers (shown when the hetzner config module is built) are picked from lists of types
+and locations with an approximate monthly price beside each type.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from homelab.config.schema import COMPUTE_EXTRAS
+from homelab.tui.wizard import hetzner_catalog
+from homelab.tui.wizard.fields import AnyField, Answers, Field, ListField
+from homelab.tui.wizard.lab_machines import read_lab_machines
+from homelab.tui.wizard.step import StepAction, WizardStep
+
+MACHINES = ListField(
+    "machines", "Machines to adopt (existing, reachable over SSH)",
+    (
+        Field("name", "name", placeholder="pi-1", width=12),
+        Field("address", "address", placeholder="192.168.1.20", width=16),
+        Field("user", "user", default="root", width=8),
+        Field("port", "port", kind="int", default="22", width=6),
+        Field("key", "key (optional)", placeholder="~/.ssh/id_ed25519", width=22),
+    ),
+    comment="Existing machines adopted over SSH (a Pi, a NAS, an old PC).",
+    add_label="add a machine",
+)
+
+SERVERS = ListField(
+    "hetzner.servers", "Hetzner Cloud servers to create",
+    (
+        Field("name", "name", placeholder="web-1", width=12),
+        Field("type", "type", kind="choice", default="cx22", choices=hetzner_catalog.type_choices(), width=34),
+        Field("location", "location", kind="choice", default="fsn1", choices=hetzner_catalog.location_choices(),
+              width=22),
+    ),
+    comment="Hetzner Cloud servers homelab creates (and only ever changes or deletes these).",
+    add_label="add a server",
+)
+
+TIMEZONE = Field("base.timezone", "Time zone of every machine", default="UTC", path="base.timezone",
+                 comment="IANA time zone, set as /etc/localtime on every machine.")
+
+
+def add_lab_machines(answers: Answers) -> Answers:
+    """Append the running lab's machines (user admin, the lab's key), skipping names already there."""
+    rows: list[dict[str, Any]] = [dict(r) for r in answers.get("machines", ())
+                                  if str(r.get("name", "")).strip() or str(r.get("address", "")).strip()]
+    names = {str(r.get("name", "")).strip() for r in rows}
+    for m in read_lab_machines():
+        if m.name not in names:
+            rows.append({"name": m.name, "address": m.address, "user": m.user, "port": str(m.port), "key": m.key})
+    return {**answers, "machines": tuple(rows)}
+
+
+def lab_running() -> bool:
+    return bool(read_lab_machines())
+
+
+class ComputeStep(WizardStep):
+    section = "compute"
+    title = "machines"
+    intro = ("The machines everything runs on: existing ones adopted over SSH (a Pi, a NAS, an old PC, "
+             "or a `homelab lab` host) and Hetzner Cloud servers.")
+    comment = "the machines everything runs on"
+    fields = (MACHINES, SERVERS, TIMEZONE)
+    actions = (StepAction("lab", "add the lab's machines", add_lab_machines, lab_running),)
+
+    def visible_fields(self) -> tuple[AnyField, ...]:
+        # servers only when the hetzner sub-section can be parsed (else: "unknown key")
+        return tuple(f for f in self.fields if f is not SERVERS or "hetzner" in COMPUTE_EXTRAS)
+
+
+STEP = ComputeStep()
