@@ -37,7 +37,9 @@ def lab() -> Iterator[Lab]:
     # mounts, netns and the bridge outlive a killed session: always start from a clean slate
     the_lab.down()
     try:
-        the_lab.up(counts[0][1], counts[0][0], also=dict(counts[1:]))
+        names = the_lab.up(counts[0][1], counts[0][0], also=dict(counts[1:]))
+        # the hosts every test module may rely on (tests may add more, e.g. the stand-in cloud)
+        the_lab.baseline_hosts = names  # type: ignore[attr-defined]
         yield the_lab
     finally:
         if os.environ.get("LAB_KEEP_UP") != "1":

@@ -31,11 +31,24 @@ def sh(lab: Lab, name: str, cmd: str, user: str = "root", timeout: float = 300) 
 
 def each_host(lab: Lab, fn: Callable[[str], None], names: list[str] | None = None) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(fn, names or lab.host_names()))
+        list(pool.map(fn, names or baseline(lab)))
+
+
+def baseline(lab: Lab) -> list[str]:
+    """The session's own hosts (other test modules may have added, stopped or renamed more)."""
+    return list(getattr(lab, "baseline_hosts", lab.host_names()))
+
+
+@pytest.fixture(scope="module")
+def lab(lab: Lab) -> Lab:
+    """The session lab with its hosts made pristine: earlier test modules changed them
+    (hostnames, packages, firewall, sshd)."""
+    lab.reset(*baseline(lab))
+    return lab
 
 
 def of_suite(lab: Lab, suite: str) -> list[str]:
-    names = [n for n in lab.host_names() if lab.suite(n) == suite]
+    names = [n for n in baseline(lab) if lab.suite(n) == suite]
     if not names:
         pytest.skip(f"no {suite} host in this lab (LAB_HOSTS)")
     return names
@@ -127,7 +140,7 @@ def test_docker_runs_the_python_image(lab: Lab) -> None:
 
 @pytest.mark.lab
 def test_hosts_reach_each_other_but_nothing_outside(lab: Lab) -> None:
-    name, other = lab.host_names()[:2]
+    name, other = baseline(lab)[:2]
     assert "default" not in sh(lab, name, "ip route; ip -6 route")
     sh(lab, name, f"ping -c1 -W2 {other}")
     r = lab.run(name, "ping -c1 -W1 9.9.9.9")
@@ -139,7 +152,7 @@ def test_hosts_reach_each_other_but_nothing_outside(lab: Lab) -> None:
 
 @pytest.mark.lab
 def test_stopped_host_comes_back_with_the_same_host_key(lab: Lab) -> None:
-    name = lab.host_names()[2 if len(lab.host_names()) > 2 else 0]
+    name = baseline(lab)[2 if len(baseline(lab)) > 2 else 0]
     key = lab.host_key(name)
     lab.stop_host(name)
     assert lab.run(name, "true", timeout=30).returncode == 255  # ssh itself fails: host is down
@@ -151,7 +164,7 @@ def test_stopped_host_comes_back_with_the_same_host_key(lab: Lab) -> None:
 
 @pytest.mark.lab
 def test_rekey_changes_the_host_key(lab: Lab, tmp_path: Path) -> None:
-    name = lab.host_names()[2 if len(lab.host_names()) > 2 else 0]
+    name = baseline(lab)[2 if len(baseline(lab)) > 2 else 0]
     old_known = tmp_path / "known_hosts"
     old_known.write_text(lab.known_hosts.read_text())
     old = lab.host_key(name)
@@ -165,7 +178,7 @@ def test_rekey_changes_the_host_key(lab: Lab, tmp_path: Path) -> None:
 
 @pytest.mark.lab
 def test_reset_gives_a_pristine_host(lab: Lab) -> None:
-    name = lab.host_names()[1 if len(lab.host_names()) > 1 else 0]
+    name = baseline(lab)[1 if len(baseline(lab)) > 1 else 0]
     sh(lab, name, "touch /root/marker")
     old = lab.host_key(name)
     lab.reset(name)
@@ -178,7 +191,7 @@ def test_reset_gives_a_pristine_host(lab: Lab) -> None:
 def test_down_leaves_nothing_behind(lab: Lab) -> None:
     """Last: takes the lab down, checks, and brings the same layout back for later tests."""
     layout: dict[str, int] = {}
-    for n in lab.host_names():
+    for n in baseline(lab):
         layout[lab.suite(n)] = layout.get(lab.suite(n), 0) + 1
     pids = [int(p.read_text()) for p in lab.hosts_dir.glob("h*/nspawn.pid")]
     c = lab.config
