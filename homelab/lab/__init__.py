@@ -10,7 +10,20 @@ from homelab.lab.config import (
     DEFAULT_SUITE, LAB_PACKAGES, SUITES, LabConfig, LabError, deps_command, missing_requirements,
     packages_for, parse_hosts_spec,
 )
-from homelab.lab.manager import HostStatus, Lab, LabStatus
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from homelab.lab.manager import HostStatus, Lab, LabStatus
+
+
+def __getattr__(name: str) -> Any:
+    """The manager loads on first use: `homelab plan/apply` register the `lab` command's
+    arguments on every start and must not pay for importing the whole lab (~30 ms)."""
+    if name in ("HostStatus", "Lab", "LabStatus"):
+        from homelab.lab import manager
+
+        return getattr(manager, name)
+    raise AttributeError(name)
 
 __all__ = [
     "DEFAULT_SUITE", "LAB_PACKAGES", "SUITES", "HostStatus", "Lab", "LabConfig", "LabError", "LabStatus",
