@@ -133,9 +133,9 @@ class _Planner:
         waiting = [p.name for p in known if self.pending(p.name)]
         psk_changed = self.plan_psks(n, facts, [p.name for p in known]) if inp.preshared_keys else False
         if waiting:
-            self.changes.append(_deferred(n, "update", f"{conf_path(inp.interface)}: peers "
-                                          f"{', '.join(p.name for p in known)}"))
-            self.changes.append(_deferred(n, "update", f"bring {inp.interface} up to date"))
+            self.changes.append(_deferred(n, "create" if facts.conf is None else "update",
+                                          f"{conf_path(inp.interface)}: peers {', '.join(p.name for p in known)}"))
+            self.changes.append(self._deferred_runtime(n, facts))
             return
         keys = {p.name: self.key_of(p.name) or "" for p in known}
         iface = Interface(inp.interface, node, inp.prefixlen, tuple(known), keys, inp.preshared_keys, inp.relay == n)
@@ -154,7 +154,7 @@ class _Planner:
         else:
             self.same.append(f"{n}: {path} is up to date ({len(known)} peer(s))")
         if psk_changed is None:
-            self.changes.append(_deferred(n, "update", f"bring {inp.interface} up to date"))
+            self.changes.append(self._deferred_runtime(n, facts))
             return
         self.plan_runtime(node, facts, iface, text, conf_changed or psk_changed)
 
@@ -181,18 +181,24 @@ class _Planner:
             if theirs is not None and facts.psk_hashes.get(p) == theirs:
                 continue
             secret = inp.psk_values.get((owner, n))
+            action = "update" if p in facts.psk_hashes else "create"
             if theirs is None or secret is None:
-                self.changes.append(_deferred(n, "update", f"{psk_path(p)}: copy the preshared key from {owner}"))
+                self.changes.append(_deferred(n, action, f"{psk_path(p)}: copy the preshared key from {owner}"))
                 self.psk_reads.setdefault(owner, []).append(n)
                 changed = None
                 continue
-            self.changes.append(Change(LAYER, n, "update", f"{psk_path(p)}: the preshared key made on {owner}", ops=(
+            self.changes.append(Change(LAYER, n, action, f"{psk_path(p)}: the preshared key made on {owner}", ops=(
                 Op("files.directory", {"path": psk_path(p).rsplit("/", 1)[0], "mode": "700"}),
                 Op("files.put_text", {"content": secret.reveal() + "\n", "dest": psk_path(p), "mode": "600",
                                       "user": "root", "group": "root"})), host=n))
             if changed is not None:
                 changed = True
         return changed
+
+    def _deferred_runtime(self, n: str, facts: NodeFacts) -> Change:
+        if not facts.unit_active or facts.running is None:
+            return _deferred(n, "create", f"start {unit_name(self.inp.interface)} (and at every boot)")
+        return _deferred(n, "update", f"bring the running {self.inp.interface} up to date")
 
     def plan_runtime(self, node: Node, facts: NodeFacts, iface: Interface, text: str, files_changed: bool) -> None:
         """Start, restart or live-sync the interface so it runs what the files say."""
