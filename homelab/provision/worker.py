@@ -43,12 +43,12 @@ paramiko.Transport.__init__ = _transport_init_nodelay  # type: ignore[method-ass
 
 os.environ.setdefault("PYINFRA_PROGRESS", "off")
 
-from pyinfra.api import BaseStateCallback, Config, Inventory, State  # noqa: E402
+from pyinfra.api import BaseStateCallback, Config, Inventory, State, StringCommand  # noqa: E402
 from pyinfra.api.connect import connect_all, disconnect_all  # noqa: E402
 from pyinfra.api.exceptions import PyinfraError  # noqa: E402
 from pyinfra.api.operation import add_op  # noqa: E402
 from pyinfra.api.operations import run_ops  # noqa: E402
-from pyinfra.operations import apt, files, server, systemd  # noqa: E402
+from pyinfra.operations import apt, files, python, server, systemd  # noqa: E402
 
 _out_lock_free = True  # gevent: writes from greenlets do not interleave within one write()
 REDACT: list[str] = []
@@ -65,6 +65,35 @@ def emit(**event: Any) -> None:
 def _put_text(content: str, **kwargs: Any) -> Any:
     """files.put from a string (our ops are data; file contents travel as text)."""
     return files.put(src=io.StringIO(content), **kwargs)
+
+
+# host -> why a Python-side operation failed (its message becomes the op_error's error)
+CALLBACK_ERRORS: dict[str, str] = {}
+
+
+def _guarded_apply(spec: dict[str, Any]) -> Any:
+    """Layer 2's guarded change (sshd, firewall): arm it on the host through this session, then
+    confirm it through a NEW login from here, in one operation (no other host's operation can
+    run in between and eat the host's revert window)."""
+    from homelab.layers.permissions.confirm import arm_and_confirm
+
+    host_name = str(spec.get("host", ""))
+
+    def apply(state: State, host: Any) -> None:
+        def run_on_host(command: str) -> tuple[bool, str]:
+            ok, output = host.run_shell_command(StringCommand(command), _sudo=bool(host.data.get("_sudo")),
+                                                _timeout=300)
+            return bool(ok), output.output
+
+        try:
+            for line in arm_and_confirm(spec, run_on_host):
+                emit(event="output", host=host_name, line=line)
+        except Exception as exc:  # reported through op_error, with the hint when there is one
+            hint = getattr(exc, "hint", "")
+            CALLBACK_ERRORS[host_name] = f"{exc} ({hint})" if hint else str(exc)
+            raise
+
+    return python.call(function=apply)
 
 
 # The only operations a job may name: a whitelist, not getattr on arbitrary modules.
@@ -84,6 +113,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "server.sysctl": server.sysctl,
     "systemd.service": systemd.service,
     "systemd.daemon_reload": systemd.daemon_reload,
+    "homelab.guarded_apply": _guarded_apply,
 }
 
 
@@ -112,7 +142,8 @@ class Callbacks(BaseStateCallback):
         for line in lines:
             emit(event="output", host=host.name, line=line)
         idx = self._index(host, op_hash)
-        emit(event="op_error", host=host.name, index=idx, error=(lines[-1] if lines else "operation failed"))
+        error = CALLBACK_ERRORS.pop(host.name, None) or (lines[-1] if lines else "operation failed")
+        emit(event="op_error", host=host.name, index=idx, error=error)
 
     def _index(self, host: Any, op_hash: str) -> int | None:
         entry = self.index.get(f"{host.name}:{op_hash}")

@@ -1,0 +1,144 @@
+"""Rendered files of layer 2 against golden files (sshd drop-in, nft rule set); the guard script.
+
+Regenerate the golden files after an intended change with HOMELAB_UPDATE_GOLDEN=1 and review
+the diff like code. Where this machine can check a file for real (nft -c as root, sh -n),
+it does.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from homelab.config.permissions import AllowRule, SshdSettings
+from homelab.layers.permissions.firewall import FirewallSpec, firewall_spec, mesh_view, render_nft_ruleset
+from homelab.layers.permissions.guard import GUARD_SCRIPT, guarded_ops, token
+from homelab.layers.permissions.sshd import (
+    CIPHERS, HOST_KEY_ALGORITHMS, MACS, kex_algorithms, parse_openssh_version, render_sshd_dropin,
+)
+from test_permissions_fixtures import MeshStandIn, perms
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "permissions"
+
+SSHD_CASES = {
+    "sshd-debian13.conf": (SshdSettings(), (10, 0)),
+    "sshd-debian12.conf": (SshdSettings(), (9, 2)),
+    "sshd-openssh84.conf": (SshdSettings(), (8, 4)),
+    "sshd-root-and-password-port2222.conf": (SshdSettings(port=2222, password_login=True, root_login=True), (10, 0)),
+}
+
+NFT_CASES = {
+    "nft-minimal.nft": FirewallSpec("pi-1", (22,)),
+    "nft-full.nft": FirewallSpec("web-1", (2222,), wireguard_port=51820, mesh_interface="wg0", ingress=True, allow=(
+        AllowRule(9100, "tcp", None, "10.100.0.0/24"), AllowRule(60000, "udp", 61000),
+        AllowRule(53, "udp", None, "2001:db8::/32"))),
+    "nft-sshd-moving.nft": FirewallSpec("nas", (22, 2222)),
+}
+
+
+def golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("HOMELAB_UPDATE_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert path.exists(), f"{path} missing: run with HOMELAB_UPDATE_GOLDEN=1"
+    assert text == path.read_text()
+
+
+@pytest.mark.parametrize("name", sorted(SSHD_CASES))
+def test_sshd_dropin_golden(name: str) -> None:
+    settings, version = SSHD_CASES[name]
+    golden(name, render_sshd_dropin(settings, version))
+
+
+@pytest.mark.parametrize("name", sorted(NFT_CASES))
+def test_nft_ruleset_golden(name: str) -> None:
+    golden(name, render_nft_ruleset(NFT_CASES[name]))
+
+
+def test_guard_script_is_valid_shell() -> None:
+    for shell in ("sh", "dash", "bash"):
+        if shutil.which(shell):
+            subprocess.run([shell, "-n"], input=GUARD_SCRIPT, text=True, check=True)
+
+
+def test_golden_dir_has_no_stale_files() -> None:
+    expected = set(SSHD_CASES) | set(NFT_CASES)
+    assert {p.name for p in GOLDEN.iterdir()} == expected
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"), reason="nft -c needs root and nft")
+@pytest.mark.parametrize("name", sorted(NFT_CASES))
+def test_nft_rulesets_pass_nft_check(name: str, tmp_path: Path) -> None:
+    """`nft -c` parses and validates against the kernel without changing anything."""
+    path = tmp_path / name
+    path.write_text(render_nft_ruleset(NFT_CASES[name]))
+    out = subprocess.run(["nft", "-c", "-f", str(path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_algorithms_are_only_what_ssh_audit_rates_without_failure() -> None:
+    assert HOST_KEY_ALGORITHMS == ("ssh-ed25519",)
+    assert not any("nistp" in a or a.startswith("diffie-hellman-group1-") or "sha1" in a
+                   for a in (*kex_algorithms((10, 0)), *HOST_KEY_ALGORITHMS))
+    assert all(m.endswith("-etm@openssh.com") for m in MACS)
+    assert all("gcm" in c or "chacha20" in c for c in CIPHERS)
+    # paramiko (homelab and pyinfra) speaks curve25519-sha256@libssh.org and AES-GCM
+    assert "curve25519-sha256@libssh.org" in kex_algorithms((9, 2)) and "aes256-gcm@openssh.com" in CIPHERS
+
+
+def test_kex_follows_the_openssh_version() -> None:
+    assert kex_algorithms((9, 2))[0] == "sntrup761x25519-sha512@openssh.com"
+    assert "mlkem768x25519-sha256" not in kex_algorithms((9, 2))
+    assert kex_algorithms((10, 0))[:2] == ("mlkem768x25519-sha256", "sntrup761x25519-sha512")
+    assert kex_algorithms((8, 4)) == ("curve25519-sha256", "curve25519-sha256@libssh.org")
+
+
+def test_openssh_version_parsing() -> None:
+    assert parse_openssh_version("1:10.0p1-7") == (10, 0)
+    assert parse_openssh_version("1:9.2p1-2+deb12u7") == (9, 2)
+    assert parse_openssh_version("OpenSSH_9.2p1 Debian-2+deb12u7, OpenSSL 3.0.17") == (9, 2)
+    assert parse_openssh_version("dpkg-query: no packages found") is None
+
+
+def test_mesh_stand_in_opens_port_and_trusts_interface_only_where_it_should() -> None:
+    mesh = MeshStandIn()
+    assert mesh_view(mesh, "web-1") == (51820, "wg0", [])
+    assert mesh_view(mesh, "pi-1") == (None, "wg0", [])  # behind NAT: nobody dials it
+    assert mesh_view(mesh, "db-1") == (None, None, [])  # not a mesh member
+    assert mesh_view(None, "web-1") == (None, None, [])
+    bad = MeshStandIn(port=0, interface="wg0; drop")
+    port, iface, warnings = mesh_view(bad, "web-1")
+    assert (port, iface) == (None, None) and len(warnings) == 2
+
+
+def test_mesh_object_with_only_some_attributes() -> None:
+    class Partial:
+        port = 51821
+        interface = "wg1"
+
+    assert mesh_view(Partial(), "any") == (51821, "wg1", [])
+    spec, _ = firewall_spec("web-1", perms(), (22,), Partial())
+    text = render_nft_ruleset(spec)
+    assert 'udp dport 51821 accept comment "WireGuard mesh"' in text and 'iifname "wg1" accept' in text
+
+
+def test_ingress_and_allow_rules_also_guard_docker_published_ports() -> None:
+    spec, _ = firewall_spec("web-1", perms(), (22,))
+    text = render_nft_ruleset(spec)
+    assert "meta l4proto tcp ct original proto-dst { 80, 443 } accept" in text
+    assert "ip saddr 10.100.0.0/24 meta l4proto tcp ct original proto-dst 9100 accept" in text
+    other = render_nft_ruleset(firewall_spec("pi-1", perms(), (22,))[0])
+    assert "{ 80, 443 }" not in other and "\t\tdrop\n" in other
+
+
+def test_guarded_ops_stage_then_arm_and_confirm_in_one_operation() -> None:
+    ops = guarded_ops("sshd", "Port 22\n", 90, {"host": "h1"})
+    assert [o.name for o in ops] == ["files.put_text", "homelab.guarded_apply"]
+    assert ops[0].kwargs["dest"] == "/var/lib/homelab/guard/sshd.new" and ops[0].kwargs["mode"] == "600"
+    assert ops[1].kwargs["spec"] == {"host": "h1", "kind": "sshd", "token": token("Port 22\n"), "window": 90}
+    with pytest.raises(ValueError):
+        guarded_ops("iptables", "", 90, {})
