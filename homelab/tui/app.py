@@ -7,15 +7,15 @@ runs, the app only routes. `HOMELAB_TUI_REFRESH` sets the dashboard's refresh (s
 """
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import os
+import queue
 import threading
 from pathlib import Path
 from typing import Sequence
 
 from textual.app import App
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 
 from homelab.errors import ConfigError, HomelabError
@@ -51,10 +51,8 @@ class HomelabApp(App[int]):
         self.steps = steps
         self.refresh_seconds = refresh_seconds
         self._quitting = threading.Event()
-        self._ui_loop: asyncio.AbstractEventLoop | None = None
 
     def on_mount(self) -> None:
-        self._ui_loop = asyncio.get_running_loop()
         if self.config_path is not None and self.config_path.exists():
             self.open_config(self.config_path)
         else:
@@ -114,25 +112,29 @@ class HomelabApp(App[int]):
             self.push_screen(HelpScreen(help_sections()))
 
     # -------------------------------------------------- host keys (worker) --
+    class HostKeyAsked(Message):
+        """The engine (on a worker thread) waits for an answer about a never-seen host key."""
+
+        def __init__(self, host: str, address: str, fingerprint: str) -> None:
+            super().__init__()
+            self.host, self.address, self.fingerprint = host, address, fingerprint
+            self.answer: queue.Queue[bool] = queue.Queue(maxsize=1)
+
     def ask_host_key(self, host: str, address: str, fingerprint: str) -> bool:
         """Called by the engine on a worker thread: ask on screen, wait for the answer."""
-        loop = self._ui_loop
-        if loop is None or self._quitting.is_set():
+        asked = self.HostKeyAsked(host, address, fingerprint)
+        if self._quitting.is_set() or not self.post_message(asked):
             return False
-        future = asyncio.run_coroutine_threadsafe(self._ask_host_key(host, address, fingerprint), loop)
-        while True:
+        while not self._quitting.is_set():  # quitting: the dialog will never be answered
             try:
-                return bool(future.result(timeout=0.5))
-            except concurrent.futures.TimeoutError:
-                if self._quitting.is_set():  # quitting: the dialog will never be answered
-                    future.cancel()
-                    return False
+                return asked.answer.get(timeout=0.25)
+            except queue.Empty:
+                continue
+        return False
 
-    async def _ask_host_key(self, host: str, address: str, fingerprint: str) -> bool:
-        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self.push_screen(HostKeyScreen(host, address, fingerprint),
-                         callback=lambda pinned: answer.set_result(bool(pinned)))
-        return await answer
+    def on_homelab_app_host_key_asked(self, asked: HostKeyAsked) -> None:
+        self.push_screen(HostKeyScreen(asked.host, asked.address, asked.fingerprint),
+                         callback=lambda pinned: asked.answer.put(bool(pinned)))
 
 
 def help_sections() -> list[tuple[str, list[type]]]:

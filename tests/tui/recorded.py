@@ -156,3 +156,18 @@ def output_flood(lines: int) -> list[object]:
     out += [HostOutput("h1", "compute", f"line {i}") for i in range(lines)]
     out += [LayerFinished("compute", 1, 0), RunFinished("apply", True, 1, (HostSummary("h1", "changed", 1),))]
     return out
+
+
+def unreachable(events: list[object], host: str, error: str, hint: str) -> list[object]:
+    """The same run with `host` failing to connect (as the engine reports it)."""
+    import dataclasses
+
+    out: list[object] = []
+    for e in events:
+        if isinstance(e, HostConnected) and e.host == host:
+            e = HostFailed(host, "connect", error, hint)
+        elif isinstance(e, RunFinished):
+            e = dataclasses.replace(e, ok=False, hosts=tuple(
+                HostSummary(h.host, "unreachable", 0, error) if h.host == host else h for h in e.hosts))
+        out.append(e)
+    return out

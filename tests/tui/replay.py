@@ -67,7 +67,11 @@ class ReplayRun:
 
 
 class ReplaySource:
-    """Plays `recordings[command]`; remembers every request and run (tests assert on them)."""
+    """Plays `recordings[command]`; remembers every request and run (tests assert on them).
+
+    A recording is a list of events, or a list of such lists: run n of a command plays the
+    n-th (the last one again once they run out) — e.g. two different status checks.
+    """
 
     def __init__(self, recordings: Mapping[str, Sequence[Any]], layers: tuple[LayerInfo, ...],
                  delay: float = 0.0) -> None:
@@ -82,7 +86,11 @@ class ReplaySource:
 
     def start(self, request: RunRequest) -> ReplayRun:
         self.requests.append(request)
-        run = ReplayRun(self.recordings.get(request.command, ()), request, self.delay)
+        recording = list(self.recordings.get(request.command, ()))
+        if recording and isinstance(recording[0], list):
+            done = sum(1 for r in self.requests[:-1] if r.command == request.command)
+            recording = recording[min(done, len(recording) - 1)]
+        run = ReplayRun(recording, request, self.delay)
         self.runs.append(run)
         return run
 

@@ -56,6 +56,7 @@ class DashboardScreen(RunScreen):
         self.config_path = config_path
         self.refresh_seconds = refresh_seconds
         self.detail: LayerDetailScreen | None = None
+        self.panes: dict[str, LayerPane] = {}  # by layer name, in display order
 
     def compose(self) -> ComposeResult:
         yield Static(f"homelab — {self.config_path} — dashboard", id="title")
@@ -86,17 +87,17 @@ class DashboardScreen(RunScreen):
         self.app.open_plan(apply_after=True)  # type: ignore[attr-defined]
 
     def show_view(self, view: RunView) -> None:
-        box = self.query_one("#panes", VerticalScroll)
-        panes = {p.layer_view.name: p for p in box.query(LayerPane)}
-        if list(panes) != [lv.name for lv in view.layers]:
-            had_focus = isinstance(self.focused, LayerPane)
-            box.remove_children()
-            box.mount_all([LayerPane(lv) for lv in view.layers])
-            if not had_focus and view.layers:
-                self.call_after_refresh(self._focus_first)
+        names = [lv.name for lv in view.layers]
+        if names != list(self.panes):  # a layer appeared (catalog, or a newer engine): lay out again
+            box = self.query_one("#panes", VerticalScroll)
+            for pane in self.panes.values():
+                pane.remove()
+            self.panes = {lv.name: LayerPane(lv) for lv in view.layers}
+            box.mount_all(self.panes.values())
+            self.call_after_refresh(self._focus_first)
         else:
             for lv in view.layers:
-                panes[lv.name].show(lv)
+                self.panes[lv.name].show(lv)
         self.query_one("#run-line", Static).update(run_line(view, self.refresh_seconds))
         if self.detail is not None and self.detail.is_attached:
             lv = view.layer(self.detail.layer_name)

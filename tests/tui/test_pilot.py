@@ -1,0 +1,348 @@
+"""The TUI driven by keys (Textual Pilot) on replayed engine events, at 80x24."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input, Static, Tree
+
+from homelab.config import load_config
+from homelab.events import ChangeApplied, RunStarted
+from homelab.tui.app import HomelabApp, help_sections
+from homelab.tui.screens.apply import ApplyScreen
+from homelab.tui.screens.config_error import ConfigErrorScreen
+from homelab.tui.screens.confirm_apply import ConfirmApplyScreen
+from homelab.tui.screens.dashboard import DashboardScreen
+from homelab.tui.screens.help import HelpScreen, help_rows
+from homelab.tui.screens.host_key import HostKeyScreen
+from homelab.tui.screens.layer_detail import LayerDetailScreen
+from homelab.tui.screens.plan_review import PlanScreen
+from homelab.tui.screens.wizard import WizardScreen
+from homelab.tui.widgets.layer_pane import LayerPane
+from homelab.tui.widgets.mesh_matrix import MeshMatrix
+from homelab.tui.widgets.step_form import StepForm
+from homelab.tui.wizard.steps import active_steps
+from tests.tui import recorded
+from tests.tui.replay import AskHostKey, Gate
+
+SIZE = (80, 24)
+AppFor = Callable[..., tuple[HomelabApp, Any]]
+
+
+async def until(pilot: Pilot, cond: Callable[[], Any], timeout: float = 5.0) -> None:
+    """Let the app (and its worker threads) run until `cond()` holds."""
+    waited = 0.0
+    while not cond():
+        if waited > timeout:
+            raise AssertionError("condition not reached in time")
+        await pilot.pause(0.02)
+        waited += 0.02
+
+
+def text_of(app: HomelabApp, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).render())
+
+
+async def type_text(pilot: Pilot, text: str) -> None:
+    await pilot.press(*[{" ": "space", ".": "full_stop", "/": "slash", "-": "minus", "~": "tilde",
+                         "_": "underscore", ":": "colon"}.get(c, c) for c in text])
+
+
+# --------------------------------------------------------------------- wizard --
+async def test_wizard_walks_every_layer_and_writes_a_config_that_loads(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "config.yaml"
+    app = HomelabApp(target, source_factory=lambda p: _source(), refresh_seconds=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        wizard = app.screen
+        assert isinstance(wizard, WizardScreen)
+        seen = []
+        for step in active_steps():
+            seen.append(wizard.steps[wizard.index].section)
+            if step.section == "billing":
+                await type_text(pilot, "20")
+            if step.section == "compute":
+                await pilot.click("#add-machines")
+                await type_text(pilot, "h1")
+                await pilot.press("tab")
+                await type_text(pilot, "10.44.0.2")
+                await pilot.press("tab", "ctrl+u")
+                await type_text(pilot, "admin")
+            await pilot.press("ctrl+n")
+            await pilot.pause()
+        assert seen == [s.section for s in active_steps()]  # -1 .. 3, in order
+        assert wizard.on_write_step
+        assert "machines:" in text_of(app, "#preview")
+        await pilot.click("#write")
+        await until(pilot, lambda: isinstance(app.screen, PlanScreen))
+    cfg = load_config(target)
+    assert [(m.name, m.address, m.user) for m in cfg.machines] == [("h1", "10.44.0.2", "admin")]
+    assert cfg.get("billing").budget == 20.0
+
+
+async def test_wizard_shows_parser_problems_as_typed_and_refuses_to_go_on(tmp_path: Path) -> None:
+    app = HomelabApp(tmp_path / "c.yaml", source_factory=lambda p: _source())
+    async with app.run_test(size=SIZE) as pilot:
+        wizard = app.screen
+        assert isinstance(wizard, WizardScreen)
+        await type_text(pilot, "abc")
+        await pilot.pause()
+        assert "billing.budget: should be a number >= 0, not 'abc'" in text_of(app, "#problems")
+        assert app.screen.query_one("#field-budget", Input).has_class("-problem")
+        await pilot.press("ctrl+n")
+        assert wizard.index == 0  # not on with a problem
+        await pilot.press("backspace", "backspace", "backspace", "1", "5")
+        await pilot.pause()
+        assert app.screen.query_one("#problems").has_class("-empty")
+        await pilot.press("ctrl+n")
+        assert wizard.index == 1
+
+
+async def test_wizard_back_keeps_what_was_typed_even_invalid(tmp_path: Path) -> None:
+    app = HomelabApp(tmp_path / "c.yaml", source_factory=lambda p: _source())
+    async with app.run_test(size=SIZE) as pilot:
+        wizard = app.screen
+        assert isinstance(wizard, WizardScreen)
+        await type_text(pilot, "25")
+        await pilot.press("ctrl+n")  # privilege
+        key = app.screen.query_one("#field-ssh-key", Input)
+        key.focus()
+        await pilot.press("ctrl+u")
+        await type_text(pilot, "~/.ssh/home lab")  # a space: not a valid path
+        await pilot.pause()
+        assert "privilege.ssh_key: '~/.ssh/home lab' is not allowed here" in text_of(app, "#problems")
+        await pilot.press("ctrl+p")
+        assert wizard.index == 0
+        assert app.screen.query_one("#field-budget", Input).value == "25"
+        await pilot.press("ctrl+n")
+        assert app.screen.query_one("#field-ssh-key", Input).value == "~/.ssh/home lab"
+        assert wizard.answers["privilege"]["ssh_key"] == "~/.ssh/home lab"
+
+
+async def test_wizard_problem_in_a_list_row_names_the_row(tmp_path: Path) -> None:
+    app = HomelabApp(tmp_path / "c.yaml", source_factory=lambda p: _source())
+    async with app.run_test(size=SIZE) as pilot:
+        wizard = app.screen
+        assert isinstance(wizard, WizardScreen)
+        while wizard.steps[wizard.index].section != "compute":
+            await pilot.press("ctrl+n")
+        await pilot.click("#add-machines")
+        await type_text(pilot, "pi-1")
+        await pilot.press("tab")
+        await type_text(pilot, "not an address")
+        await pilot.pause()
+        assert "compute.machines[0].address: 'not an address' is not an IP address or host name" in \
+            text_of(app, "#problems")
+        form = app.screen.query_one("#step-compute", StepForm)
+        assert [w.has_class("-problem") for w in form.query(".item-control")][:2] == [False, True]
+
+
+# ------------------------------------------------------------ plan and apply --
+async def test_plan_review_groups_by_layer_then_confirm_applies(app_for: AppFor) -> None:
+    app, source = app_for()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        await pilot.press("p")
+        await until(pilot, lambda: isinstance(app.screen, PlanScreen) and app.screen.view.finished is not None)
+        tree = app.screen.query_one(Tree)
+        labels = [str(n.label) for n in tree.root.children]
+        assert labels == ["layer -1 billing — no changes (1 checked)", "layer 0 privilege — no changes (1 checked)",
+                          "layer 1 mesh — 3 changes", "layer 2 permissions — 3 changes", "layer 3 compute — 4 changes"]
+        compute = tree.root.children[-1]
+        assert compute.is_expanded and "+" not in str(compute.children[0].label)[:1]
+        assert "plan: 10 changes in 3 layers" in text_of(app, "#plan-summary")
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmApplyScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, ApplyScreen) and app.screen.view.finished is not None)
+    apply_request = source.requests[-1]
+    assert apply_request.command == "apply" and apply_request.accept_new_host_keys is False
+    assert source.commands()[:2] == ["status", "plan"]
+
+
+async def test_confirm_tick_passes_accept_new_host_keys(app_for: AppFor) -> None:
+    app, source = app_for()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        await pilot.press("a")  # apply = plan, then confirm
+        await until(pilot, lambda: isinstance(app.screen, ConfirmApplyScreen))
+        await pilot.click("#accept-keys")
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, ApplyScreen))
+    assert source.requests[-1].command == "apply" and source.requests[-1].accept_new_host_keys is True
+
+
+async def test_nothing_to_apply_is_said_not_confirmed(app_for: AppFor) -> None:
+    app, source = app_for(plan=recorded.plan_events(recorded.NOTHING_PLANNED))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        await pilot.press("p")
+        await until(pilot, lambda: isinstance(app.screen, PlanScreen) and app.screen.view.finished is not None)
+        assert "no changes" in text_of(app, "#plan-summary")
+        await pilot.press("a")
+        await pilot.pause()
+        assert isinstance(app.screen, PlanScreen)
+    assert "apply" not in source.commands()
+
+
+async def test_apply_shows_layer_and_host_progress_then_failures_with_hints(app_for: AppFor) -> None:
+    gate = Gate()
+    events = recorded.apply_events()
+    cut = next(i for i, e in enumerate(events) if isinstance(e, ChangeApplied)) + 1
+    app, source = app_for(apply=[*events[:cut], gate, *events[cut:]])
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmApplyScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, ApplyScreen) and app.screen.view.current_layer == "compute")
+        await until(pilot, lambda: "applying 1/4" in text_of(app, "#layer-progress"))
+        assert "applying… layer 3 compute" in text_of(app, "#apply-status")
+        gate.open()
+        await until(pilot, lambda: app.screen.view.finished is not None)
+        await pilot.pause()
+        status = text_of(app, "#apply-status")
+        assert "apply FAILED" in status and "wg-quick@wg0 failed to start" in status and "hint:" in status
+        progress = text_of(app, "#layer-progress")
+        assert "[FAIL]  1 mesh         FAILED 1, done 2/3" in progress and "[done]  3 compute      done 4/4" in progress
+        table = app.screen.query_one("#hosts")
+        assert str(table.get_cell("h3", "state")) == "FAILED"
+        log_lines = [str(line.text) for line in app.screen.query_one("#run-log").lines]
+        assert "FAILED h3 [mesh]: wg-quick@wg0 failed to start" in log_lines
+        assert "[h3] RTNETLINK answers: Operation not supported" in log_lines
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, DashboardScreen))
+
+
+async def test_cancel_stops_the_run_cleanly(app_for: AppFor) -> None:
+    gate = Gate()
+    events = recorded.apply_events()
+    app, source = app_for(apply=[*events[:6], gate, *events[6:]])
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmApplyScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, ApplyScreen) and app.screen.view.running)
+        await pilot.press("c")
+        await until(pilot, lambda: not app.screen.view.running)
+        assert source.runs[-1].cancelled.is_set()
+        assert "apply FAILED" in text_of(app, "#apply-status")
+        assert not app.screen.runner.running
+
+
+async def test_new_host_key_is_asked_on_screen(app_for: AppFor) -> None:
+    from homelab.events import HostFailed
+
+    plan = recorded.unreachable(recorded.plan_events(), "h2", "h2: unknown host key refused", "")
+    plan = [e for e in plan if not isinstance(e, HostFailed)]  # the replay says it when refused
+    asked = [plan[0], AskHostKey("h1", "10.44.0.2:22", "SHA256:abc"), AskHostKey("h2", "10.44.0.3:22", "SHA256:def"),
+             *plan[1:]]
+    app, source = app_for(plan=asked)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        await pilot.press("p")
+        await until(pilot, lambda: isinstance(app.screen, HostKeyScreen))
+        assert "SHA256:abc" in str(app.screen.query("Static")[1].render())
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, HostKeyScreen) and app.screen.host == "h2")
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, PlanScreen) and app.screen.view.finished is not None)
+        assert "h2: unknown host key refused" in text_of(app, "#plan-summary")
+    assert source.runs[-1].answers == [("h1", True), ("h2", False)]
+    assert source.requests[0].command == "status" and source.requests[0].ask_host_key is None  # status never asks
+
+
+# ------------------------------------------------------------------ dashboard --
+async def test_dashboard_panes_refresh_live_and_drill_down(app_for: AppFor) -> None:
+    app, source = app_for(status=[recorded.status_events(), recorded.status_events(recorded.all_ok_monitors())])
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.view.finished is not None)
+        panes = {p.layer_view.name: p for p in app.screen.query(LayerPane)}
+        assert list(panes) == ["billing", "privilege", "mesh", "permissions", "compute"]
+        mesh = str(panes["mesh"].render())
+        assert mesh.startswith("FAIL") and "checked 22:13:21" in mesh and "h1<->h3" in mesh
+        assert panes["mesh"].has_class("-fail")
+        await pilot.press("r")
+        await until(pilot, lambda: app.screen.view.runs == 2 and app.screen.view.finished is not None)
+        mesh = str(app.screen.query_one("#pane-mesh", LayerPane).render())
+        assert mesh.startswith("OK") and "checked 22:14:21" in mesh
+        app.screen.query_one("#pane-mesh", LayerPane).focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, LayerDetailScreen))
+        grid = app.screen.query_one(MeshMatrix)
+        assert grid.display and grid.row_count == 3
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, DashboardScreen))
+    assert source.commands().count("status") >= 2
+
+
+async def test_dashboard_says_unreachable_hosts_in_words(app_for: AppFor) -> None:
+    events = recorded.unreachable(recorded.status_events(), "h3", "h3: connection refused", "is sshd running on h3?")
+    app, _ = app_for(status=events)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.view.finished is not None)
+        line = text_of(app, "#run-line")
+        assert "h3 UNREACHABLE: h3: connection refused (hint: is sshd running on h3?)" in line
+
+
+async def test_output_floods_are_coalesced(app_for: AppFor, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    original = ApplyScreen.show_view
+    monkeypatch.setattr(ApplyScreen, "show_view", lambda self, view: (calls.append(1), original(self, view)))
+    flood = recorded.output_flood(3000)
+    app, _ = app_for(apply=flood)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        app.start_apply(__import__("homelab.tui.screens.confirm_apply", fromlist=["x"]).ApplyChoice())
+        await until(pilot, lambda: isinstance(app.screen, ApplyScreen) and app.screen.view.finished is not None,
+                    timeout=20)
+        assert app.screen.view.host("h1").last_line == "line 2999"
+    assert len(calls) < len(flood) / 10  # batches, not one redraw per line
+
+
+async def test_help_lists_every_binding(app_for: AppFor) -> None:
+    app, _ = app_for()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        text = str(app.screen.query_one("#help-text", Static).render())
+        rows = help_rows(help_sections())
+        for section, keys, what in rows:
+            assert f"{keys:<22}{what}" in text, (section, keys, what)
+        for screen in (DashboardScreen, PlanScreen, ApplyScreen, WizardScreen, LayerDetailScreen):
+            for b in screen.BINDINGS:
+                assert b.description in text  # type: ignore[union-attr]
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, DashboardScreen))
+
+
+async def test_invalid_config_lists_problems_as_validate_does(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("version: 1\ncompute:\n  machines:\n    - {name: Pi, address: 10.0.0.1, port: 0}\n")
+    app = HomelabApp(path, source_factory=lambda p: _source())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, ConfigErrorScreen))
+        text = text_of(app, "#config-problems")
+        from homelab.errors import ConfigError
+
+        with pytest.raises(ConfigError) as err:
+            load_config(path)
+        for line in err.value.render().splitlines():
+            assert line in text
+        path.write_text("version: 1\n")
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, DashboardScreen))
+
+
+def _source() -> Any:
+    from tests.tui.conftest import make_source
+
+    return make_source()
+
+
+def test_recordings_start_with_run_started() -> None:
+    for events in (recorded.status_events(), recorded.plan_events(), recorded.apply_events()):
+        assert isinstance(events[0], RunStarted)
