@@ -85,7 +85,7 @@ class StepForm(VerticalScroll):
         if actions:
             with Horizontal(classes="step-actions"):
                 for a in actions:
-                    yield Button(a.label, id=f"action-{a.id}", classes="step-action", compact=True)
+                    yield Button(f"+ {a.label}", id=f"action-{a.id}", classes="step-action", compact=True)
 
     def _compose_field(self, f: Field) -> ComposeResult:
         w = _control(f, self.answers.get(f.key, f.default))
@@ -109,7 +109,7 @@ class StepForm(VerticalScroll):
         with Vertical(id=f"list-{_dom_id(f.key)}", classes="list-rows"):
             for item in self.answers.get(f.key, ()):
                 yield ItemRow(f, item)
-        yield Button(f.add_label, id=f"add-{_dom_id(f.key)}", classes="add-row", compact=True)
+        yield Button(f"+ {f.add_label}", id=f"add-{_dom_id(f.key)}", classes="add-row", compact=True)
 
     # ------------------------------------------------------------- editing --
     def _list_field(self, key: str) -> ListField:

@@ -38,18 +38,18 @@ SERVER_TYPES: tuple[ServerType, ...] = (
 )
 
 LOCATIONS: tuple[tuple[str, str], ...] = (
-    ("fsn1", "Falkenstein, DE"),
-    ("nbg1", "Nuremberg, DE"),
-    ("hel1", "Helsinki, FI"),
-    ("ash", "Ashburn, US"),
-    ("hil", "Hillsboro, US"),
+    ("fsn1", "Falkenstein DE"),
+    ("nbg1", "Nuremberg DE"),
+    ("hel1", "Helsinki FI"),
+    ("ash", "Ashburn US"),
+    ("hil", "Hillsboro US"),
     ("sin", "Singapore"),
 )
 
 
 def type_label(t: ServerType) -> str:
-    """"cx22  2 vCPU 4 GB x86  ~€3.79/mo" — the price is approximate (see module docstring)."""
-    return f"{t.name:<6} {t.cpu} {t.memory_gb} GB {t.arch:<3} ~€{t.eur_month:.2f}/mo"
+    """"cx22 ~€3.79/mo 2 vCPU 4 GB x86" — price first (it is what a narrow list keeps); approximate."""
+    return f"{t.name:<5} ~€{t.eur_month:>5.2f}/mo {t.cpu} {t.memory_gb} GB {t.arch}"
 
 
 def type_choices() -> tuple[tuple[str, str], ...]:
@@ -57,7 +57,7 @@ def type_choices() -> tuple[tuple[str, str], ...]:
 
 
 def location_choices() -> tuple[tuple[str, str], ...]:
-    return tuple((f"{code:<5} {where}", code) for code, where in LOCATIONS)
+    return tuple((f"{code:<4} {where}", code) for code, where in LOCATIONS)
 
 
 def approx_monthly(type_names: list[str]) -> float:

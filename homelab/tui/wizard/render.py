@@ -15,9 +15,10 @@ from homelab.tui.wizard.yaml_text import Entry, emit
 
 HEADER = """\
 # homelab config — written by the homelab wizard; edit freely.
-# `homelab validate config.yaml` checks it; `homelab plan config.yaml` shows what apply would do.
-# Sections follow the layers, bottom to top. Secrets are never written here: they come from
-# an environment variable ({env: NAME}) or a command ({command: "pass show x"}).
+# `homelab validate config.yaml` checks it; `homelab plan config.yaml`
+# shows what apply would do. Sections follow the layers, bottom to top.
+# Secrets are never written here: they come from an environment variable
+# ({env: NAME}) or a command ({command: "pass show x"}).
 # Every key is documented in config.example.yaml.
 """
 
