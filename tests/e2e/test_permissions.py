@@ -72,14 +72,15 @@ class Hardened:
         return res.stdout
 
 
-def write_config(path: Path, lab: Any, hosts: list[str], alice_pub: str, users: str | None = None) -> Path:
+def write_config(path: Path, lab: Any, hosts: list[str], alice_pub: str, users: str | None = None,
+                 extra: str = "") -> Path:
     write_lab_config(path, lab.inventory(), hosts=hosts)
     users = users if users is not None else (
         f'    - {{name: alice, sudo: true, keys: ["{alice_pub}"]}}\n'
         f'    - {{name: bob, keys: ["{alice_pub}"]}}\n')
     with path.open("a") as fh:
         fh.write("permissions:\n  users:\n" + users + f"  firewall:\n    ingress_hosts: [{hosts[0]}]\n"
-                 "    allow:\n      - {port: 8082}\n" + f"  revert_after: {WINDOW + 15}\n")
+                 "    allow:\n      - {port: 8082}\n" + f"  revert_after: {WINDOW + 15}\n" + extra)
     return path
 
 
@@ -290,3 +291,24 @@ def test_user_dropped_from_the_config_loses_access(hardened: Hardened) -> None:
     assert state_of(cfg)["sections"]["permissions"]["hosts"][host]["users"] == ["alice"]
     again = homelab("apply", str(cfg), "--yes")
     assert again.returncode == 0 and "apply ok: 0 change(s)" in again.stderr, again.stdout[-2000:]
+
+
+def test_sshd_moves_to_another_port_without_losing_the_host(hardened: Hardened) -> None:
+    cfg = write_config(hardened.cfg, hardened.lab, hardened.hosts, hardened.alice_pub,
+                       users=f'    - {{name: alice, sudo: true, keys: ["{hardened.alice_pub}"]}}\n',
+                       extra="  sshd: {port: 2222}\n")
+    out = homelab("apply", str(cfg), "--yes")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    host = hardened.hosts[0]
+    assert f"{host}: firewall: open port 2222 while sshd moves there" in out.stdout
+    st = state_of(cfg)
+    assert all(st["hosts"][h]["login_port"] == 2222 for h in hardened.hosts)
+    for h in hardened.hosts:
+        assert not _reachable(hardened.address(h), 22)  # sshd left it, and the firewall closed it
+        conn, _ = Connection.open(HostTarget(h, hardened.address(h), 2222, "alice", str(hardened.lab.key)),
+                                  hardened.lab.host_key(h), None, False)
+        assert conn.run_script("sshd -T | grep '^port '").stdout == "port 2222\n"
+        conn.close()
+    again = homelab("apply", str(cfg), "--yes")
+    assert again.returncode == 0 and "apply ok: 0 change(s)" in again.stderr, again.stdout[-2000:]
+    assert f"connected {host} (alice@{hardened.address(host)}:2222" in again.stderr

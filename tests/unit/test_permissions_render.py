@@ -115,6 +115,16 @@ def test_mesh_stand_in_opens_port_and_trusts_interface_only_where_it_should() ->
     assert (port, iface) == (None, None) and len(warnings) == 2
 
 
+def test_the_real_mesh_config_is_read_as_expected() -> None:
+    from test_permissions_fixtures import BASE, config
+
+    cfg = config(BASE + "mesh:\n  port: 51821\n  nodes:\n    - {name: web-1, endpoint: 203.0.113.7}\n"
+                 "    - {name: pi-1}\n")
+    mesh = cfg.get("mesh")
+    assert mesh_view(mesh, "web-1") == (51821, "wg0", [])
+    assert mesh_view(mesh, "pi-1") == (None, "wg0", [])  # behind NAT: dials out, nobody dials in
+
+
 def test_mesh_object_with_only_some_attributes() -> None:
     class Partial:
         port = 51821
