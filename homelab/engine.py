@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from homelab.config.schema import Config
-from homelab.errors import HomelabError, LockedError
+from homelab.errors import HomelabError, LockedError, UsageError
 from homelab.events import (
     ChangeApplied, ChangeFailed, Event, HostConnected, HostFailed, HostOutput, HostSummary,
     LayerFinished, LayerPlanned, LayerStarted, LayerStatus, RunFinished, RunStarted,
@@ -101,8 +101,8 @@ class Engine:
             return layers
         unknown = set(wanted) - {layer.name for layer in layers}
         if unknown:
-            raise HomelabError(f"--layer {', '.join(sorted(unknown))}: no such layer",
-                               f"layers: {', '.join(layer.name for layer in layers)}")
+            raise UsageError(f"--layer {', '.join(sorted(unknown))}: no such layer",
+                             f"layers: {', '.join(layer.name for layer in layers)}")
         return [layer for layer in layers if layer.name in wanted]
 
     def _run(self, command: str) -> Iterator[Event]:
@@ -376,6 +376,7 @@ class Engine:
         self._worker = WorkerRun(targets, ops, pins, [s.reveal() for s in ctx.secrets], self.options.parallel)
         done: dict[str, set[int]] = {h: set() for h in by_host}
         failed_hosts: set[str] = set()
+        run_error = "not run: the provisioning worker stopped"
         for ev in self._worker.events():
             kind, host = ev.get("event"), ev.get("host", "")
             if kind == "output":
@@ -385,6 +386,9 @@ class Engine:
                 done[host].add(ev["index"])
                 if last:
                     yield ChangeApplied(change)
+            elif kind == "run_error":
+                log.warning("worker: %s", ev.get("error"))
+                run_error = ev.get("error") or "the provisioning worker stopped"
             elif kind in ("op_error", "connect_error") and host:
                 failed_hosts.add(host)
                 error = ev.get("error") or "failed"
@@ -400,5 +404,6 @@ class Engine:
                 idxs = [k for k, (c, _) in enumerate(owners) if c is change]
                 if not all(k in done[host] for k in idxs):
                     reported.add(id(change))
-                    why = ctx.failed_hosts.get(host, "not run: the provisioning worker stopped")
+                    why = ctx.failed_hosts.get(host, run_error)
+                    ctx.failed_hosts.setdefault(host, why)
                     yield ChangeFailed(change, why, "see the run log; the next apply retries it")
