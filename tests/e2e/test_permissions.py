@@ -264,7 +264,8 @@ def test_change_still_unconfirmed_at_boot_is_undone_before_the_firewall_loads(ha
     host = hardened.hosts[1]
     before = hardened.sh(host, "sha256sum /etc/homelab/firewall.nft; nft list table inet homelab | sha256sum")
     out = hardened.sh(host, f"""
-        sed 's/^# Other tables/# changed, never confirmed. Other tables/' /etc/homelab/firewall.nft > {GUARD_DIR}/nft.new
+        sed 's/^# Other tables/# changed, never confirmed. Other tables/' /etc/homelab/firewall.nft \
+            > {GUARD_DIR}/nft.new
         /usr/local/sbin/homelab-guard arm nft 00000000000000aa 300
         grep -c 'never confirmed' /etc/homelab/firewall.nft
         systemctl start homelab-guard.service   # what runs early at boot

@@ -23,8 +23,9 @@ from homelab.layers.permissions.sshd import KEYS_DIR, render_sshd_dropin
 ALICE = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP9LduR/sQDFa4uYW5Roo5D+kcuMDNcEOd0fGHLccEa2 alice@laptop"
 BOB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHcHrZw7lmtxIif0Xb+S4raR/alGxWKdW7UfVx0A4Jkd bob@desk"
 OPERATOR = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL+GaX9IcqaC5QAWa0yxIa0yMB59DAyefSfsQDMkUilY homelab-operator"
-RSA_1024 = ("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDXTpB0bAGkQsSNzomiWxXxnbgMe0IRLygMHEF4RrIQr0npWo2vD0yiSWo4w4LjJT0T14p"
-            "VbMh38Tt2TImeKRpnV+30NSqEV3ZpMYlaGiTR0tTR347JbQaDh916JktmdWYSaATKGfJSTuZOLH59fhYhQLRK/lYLsr1+ifSUcPSF5w== small")
+RSA_1024 = ("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDXTpB0bAGkQsSNzomiWxXxnbgMe0IRLygMHEF4RrIQr0npWo2vD0yi"
+            "SWo4w4LjJT0T14pVbMh38Tt2TImeKRpnV+30NSqEV3ZpMYlaGiTR0tTR347JbQaDh916JktmdWYSaATKGfJSTuZOLH59fhY"
+            "hQLRK/lYLsr1+ifSUcPSF5w== small")
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJWGOutOW49ejBTQBKqQtdBxIxttenMy9Gt4ebevbsHh"
 
 BASE = f"""\
@@ -99,7 +100,8 @@ def converged(cfg: PermissionsConfig, inp: HostInputs, view: HostView, mesh: Any
         view, tools=view.tools | {"nft", "visudo"}, effective=effective, accounts=accounts, keys=keys, sudoers=sudoers,
         sshd_file=file(render_sshd_dropin(cfg.sshd, openssh)),
         nft_file=file(nft) if cfg.firewall.enabled else FileState(False),
-        nft_loaded=cfg.firewall.enabled, nft_policy="drop" if cfg.firewall.enabled else "", nft_same=cfg.firewall.enabled,
+        nft_loaded=cfg.firewall.enabled, nft_policy="drop" if cfg.firewall.enabled else "",
+        nft_same=cfg.firewall.enabled,
         guard={"script": sha256(GUARD_SCRIPT), "unit": sha256(GUARD_UNIT_TEXT), "enabled": "enabled",
                "fwunit": sha256(FIREWALL_UNIT_TEXT), "fwenabled": "enabled"},
         upgrades={"package": "ii", "conf": sha256(UPGRADES_TEXT), "timer": "enabled active"},

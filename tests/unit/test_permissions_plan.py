@@ -173,7 +173,8 @@ def test_unknown_operator_key_keeps_homelabs_way_in() -> None:
 
 
 def test_no_operator_and_a_non_root_login_user_leaves_sshd_alone() -> None:
-    cfg = perms(BASE.replace("      sudo: true\n", "").replace("  firewall:", "  sshd: {root_login: true}\n  firewall:"))
+    cfg = perms(BASE.replace("      sudo: true\n", "")
+                .replace("  firewall:", "  sshd: {root_login: true}\n  firewall:"))
     plan = plan_host(cfg, inputs(user="admin"), fresh_view())
     assert not any(c.summary.startswith("sshd:") for c in plan.changes)
     assert any("add admin to permissions.users" in w for w in plan.warnings)

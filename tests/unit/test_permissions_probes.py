@@ -38,7 +38,8 @@ def test_parse_host_from_real_looking_output() -> None:
         "permissions.openssh": r(0, "1:10.0p1-7"),
         "permissions.tools": r(0, "nft\nvisudo\nsystemd-run\nsshd\nflock"),
         "permissions.sshd_effective": r(0, "port 22\npermitrootlogin no\npasswordauthentication no\n"
-                                           "kbdinteractiveauthentication no\nauthorizedkeysfile /etc/ssh/homelab-keys/%u"),
+                                           "kbdinteractiveauthentication no\n"
+                                           "authorizedkeysfile /etc/ssh/homelab-keys/%u"),
         "permissions.file.sshd": r(0, "abc123\nPort 22\nPermitRootLogin no"),
         "permissions.file.nft": r(3, ""),
         "permissions.guard": r(0, "script aa\nunit bb\nfwunit \nenabled enabled\nfwenabled \nsshd confirmed 0011\n"
@@ -50,7 +51,8 @@ def test_parse_host_from_real_looking_output() -> None:
         "permissions.keys:alice": r(0, "ffff\n# Managed\nssh-ed25519 AAAA a"),
         "permissions.keys:bob": r(3, ""),
         "permissions.upgrades": r(0, "package ii \nconf 1234\ntimer enabled active"),
-        "permissions.pending": r(0, "Inst libc6 [2.41-12] (2.41-12+deb13u1 Debian-Security:13/stable-security [amd64])\n"
+        "permissions.pending": r(0, "Inst libc6 [2.41-12] (2.41-12+deb13u1 Debian-Security:13/stable-security "
+                                    "[amd64])\n"
                                     "Inst jq [1.7.1-5] (1.7.1-6 Debian:13.2/stable [amd64])"),
     }
     v = parse_host(probed)

@@ -46,9 +46,9 @@ class ConfirmSpec:
     def from_json(cls, spec: Mapping[str, Any]) -> ConfirmSpec:
         return cls(host=str(spec["host"]), address=str(spec["address"]), port=int(spec["port"]),
                    users=tuple(spec["users"]), fallback=tuple(spec.get("fallback") or spec["users"]),
-                   fallback_port=int(spec.get("fallback_port") or spec["port"]), key_path=spec.get("key_path"), use_agent=bool(spec.get("use_agent")),
-                   host_key=str(spec["host_key"]), kind=str(spec["kind"]), token=str(spec["token"]),
-                   window=int(spec["window"]))
+                   fallback_port=int(spec.get("fallback_port") or spec["port"]), key_path=spec.get("key_path"),
+                   use_agent=bool(spec.get("use_agent")), host_key=str(spec["host_key"]), kind=str(spec["kind"]),
+                   token=str(spec["token"]), window=int(spec["window"]))
 
     def target(self, user: str, port: int | None = None) -> HostTarget:
         return HostTarget(self.host, self.address, port or self.port, user, self.key_path)

@@ -228,8 +228,11 @@ arm)
 	valid_token "$2"
 	case "$3" in "" | *[!0-9]*) die "bad SECONDS '$3'" ;; esac
 	arm "$1" "$2" "$3" ;;
-confirm) [ $# -eq 2 ] || die "usage: confirm KIND TOKEN"; valid_token "$2"; live_of "$1" >/dev/null || exit 2; confirm "$1" "$2" ;;
-revert) [ $# -eq 2 ] || die "usage: revert KIND TOKEN"; valid_token "$2"; live_of "$1" >/dev/null || exit 2; revert "$1" "$2" ;;
+confirm | revert)
+	[ $# -eq 2 ] || die "usage: $cmd KIND TOKEN"
+	valid_token "$2"
+	live_of "$1" >/dev/null || exit 2
+	"$cmd" "$1" "$2" ;;
 boot) boot ;;
 esac
 """

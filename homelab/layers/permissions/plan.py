@@ -140,185 +140,227 @@ def remove_user_commands(name: str, account_exists: bool) -> list[str]:
 
 
 # ------------------------------------------------------------------ diff ------
-def plan_host(cfg: PermissionsConfig, inp: HostInputs, view: HostView) -> HostPlan:
-    host = inp.host
-    changes: list[Change] = []
-    same: list[str] = []
-    warnings: list[str] = []
-    operator = cfg.operator
-    configured = [u.name for u in cfg.users]
+@dataclass
+class _Builder:
+    """Collects one host's plan, section by section, in order."""
 
-    def change(target: str, action: str, summary: str, ops: tuple[Op, ...], detail: tuple[str, ...] = ()) -> Change:
-        c = Change(LAYER, host, action, f"{target}: {summary}" if target else summary, ops=ops, host=host,
+    host: str
+    changes: list[Change] = field(default_factory=list)
+    same: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def change(self, target: str, action: str, summary: str, ops: tuple[Op, ...],
+               detail: tuple[str, ...] = ()) -> Change:
+        c = Change(LAYER, self.host, action, f"{target}: {summary}" if target else summary, ops=ops, host=self.host,
                    detail=detail)
-        changes.append(c)
+        self.changes.append(c)
         return c
 
-    switch_after: list[Change] = []
+    def ok(self, why: str) -> None:
+        self.same.append(f"{self.host}: {why}")
 
-    # --- how homelab logs in afterwards, and where a new login is tried to confirm changes
+
+@dataclass(frozen=True)
+class _Access:
+    """Who homelab logs in as once this plan is applied, and how guarded changes are confirmed."""
+
+    login_user: str
+    confirm_port: int  # where sshd listens once the plan is applied
+    ports_now: frozenset[int]
+    moving: bool  # sshd moves to another port
+    blocked: str  # why the sshd change must not happen ("" = it may)
+    confirm: dict[str, Any]  # confirm.ConfirmSpec without kind/token/window
+
+
+def _access(cfg: PermissionsConfig, inp: HostInputs, view: HostView) -> _Access:
+    host, operator = inp.host, cfg.operator
     login_user = operator.name if operator is not None else inp.user
-    ports_now = effective_ports(dict(view.effective))
+    ports_now = frozenset(effective_ports(dict(view.effective)))
     moving = view.reachable and bool(ports_now) and cfg.sshd.port not in ports_now
     confirm_port = inp.port
-    sshd_blocked = ""
+    blocked = ""
     if moving:
         if inp.port in ports_now:
             confirm_port = cfg.sshd.port
         else:  # homelab reaches sshd through a forwarded port we cannot move
-            sshd_blocked = (f"{host}: sshd would move to port {cfg.sshd.port}, but homelab reaches it on port "
-                            f"{inp.port} (forwarded?); sshd left unchanged: change the forwarding and compute's "
-                            "port first, or keep permissions.sshd.port")
+            blocked = (f"{host}: sshd would move to port {cfg.sshd.port}, but homelab reaches it on port {inp.port} "
+                       "(forwarded?); sshd left unchanged: change the forwarding and compute's port first, or keep "
+                       "permissions.sshd.port")
     if inp.host_key and inp.host_key.split()[0] not in HOST_KEY_ALGORITHMS:
-        sshd_blocked = (f"{host}: the pinned host key is {inp.host_key.split()[0]}, but the hardened sshd offers only "
-                        f"{', '.join(HOST_KEY_ALGORITHMS)}; sshd left unchanged (re-pin: homelab forget-host, then "
-                        "apply with --accept-new-host-keys)")
+        blocked = (f"{host}: the pinned host key is {inp.host_key.split()[0]}, but the hardened sshd offers only "
+                   f"{', '.join(HOST_KEY_ALGORITHMS)}; sshd left unchanged (re-pin: homelab forget-host, then apply "
+                   "with --accept-new-host-keys)")
     if operator is not None and not inp.operator_key:
-        sshd_blocked = f"{host}: the operator public key is unknown; sshd left unchanged so homelab keeps its way in"
+        blocked = f"{host}: the operator public key is unknown; sshd left unchanged so homelab keeps its way in"
     if operator is None and inp.user != "root":
         # only the operator user and root get the operator key in the managed key files
-        sshd_blocked = (f"{host}: homelab logs in as {inp.user}, which would lose its keys; sshd left unchanged: "
-                        f"add {inp.user} to permissions.users with sudo: true")
-    if sshd_blocked:
-        warnings.append(sshd_blocked)
+        blocked = (f"{host}: homelab logs in as {inp.user}, which would lose its keys; sshd left unchanged: add "
+                   f"{inp.user} to permissions.users with sudo: true")
+    if blocked:
         confirm_port = inp.port
-    # a new login as the user homelab switches to must work; after a revert, any of these may answer
+    # a new login as the user homelab switches to confirms; after a revert, any of these may answer
     tried = list(dict.fromkeys([login_user, inp.user]))
     confirm = {"host": host, "address": inp.address, "port": confirm_port, "users": tried, "key_path": inp.key_path,
                "use_agent": inp.use_agent, "host_key": inp.host_key, "fallback_port": inp.port}
+    return _Access(login_user, confirm_port, ports_now, moving, blocked, confirm)
 
-    # --- packages the layer's own tools need
+
+def plan_host(cfg: PermissionsConfig, inp: HostInputs, view: HostView) -> HostPlan:
+    b = _Builder(inp.host)
+    acc = _access(cfg, inp, view)
+    if acc.blocked:
+        b.warnings.append(acc.blocked)
+    _plan_packages(b, cfg, view)
+    _plan_guard(b, view)
+    operator_change = _plan_users(b, cfg, inp, view)
+    removals, kept = _plan_removals(b, cfg, inp, view, acc)
+    sshd_change = _plan_sshd_and_firewall(b, cfg, inp, view, acc)
+    _plan_upgrades(b, cfg, view)
+    # switch only when the operator user can log in: its keys are read through our drop-in
+    login = None if acc.blocked and not view.sshd_file.exists else Login(acc.login_user, acc.confirm_port, inp.key_path)
+    if cfg.operator is not None and not inp.operator_key:
+        login = None
+    switch_after = tuple(c for c in (operator_change, sshd_change) if c is not None)
+    managed = tuple(sorted({u.name for u in cfg.users} | set(kept) | {name for name, _ in removals}))
+    return HostPlan(tuple(b.changes), tuple(b.same), tuple(b.warnings), login, switch_after, tuple(removals), managed)
+
+
+def _plan_packages(b: _Builder, cfg: PermissionsConfig, view: HostView) -> None:
+    """What the layer's own tools need (visudo, nft, unattended-upgrades)."""
     need: list[str] = []
-    if operator is not None or any(u.sudo for u in cfg.users):
-        if not view.reachable or "visudo" not in view.tools:
-            need.append("sudo")
+    if any(u.sudo for u in cfg.users) and (not view.reachable or "visudo" not in view.tools):
+        need.append("sudo")
     if cfg.firewall.enabled and (not view.reachable or "nft" not in view.tools):
         need.append("nftables")
     if cfg.unattended_upgrades and not view.upgrades.get("package", "").startswith("ii"):
         need.append("unattended-upgrades")
     if need:
-        change("", "create", f"install packages: {', '.join(need)}",
-               (Op("apt.packages", {"packages": need, "update": True, "cache_time": 3600}),))
+        b.change("", "create", f"install packages: {', '.join(need)}",
+                 (Op("apt.packages", {"packages": need, "update": True, "cache_time": 3600}),))
     else:
-        same.append(f"{host}: sudo, nftables, unattended-upgrades installed")
+        b.ok("the packages this layer needs are installed")
 
-    # --- the guard (before anything guarded can run)
-    guard_ok = (view.guard.get("script") == sha256(GUARD_SCRIPT) and view.guard.get("unit") == sha256(GUARD_UNIT_TEXT)
-                and view.guard.get("enabled") == "enabled")
-    if not guard_ok:
-        change("homelab-guard", "create" if not view.guard.get("script") else "update",
-               "install (sshd and firewall changes revert unless a new login confirms them)", guard_install_ops())
-    else:
-        same.append(f"{host}: homelab-guard installed")
 
-    # --- users
+def _plan_guard(b: _Builder, view: HostView) -> None:
+    """homelab-guard before anything guarded can run."""
+    if (view.guard.get("script") == sha256(GUARD_SCRIPT) and view.guard.get("unit") == sha256(GUARD_UNIT_TEXT)
+            and view.guard.get("enabled") == "enabled"):
+        b.ok("homelab-guard installed")
+        return
+    b.change("homelab-guard", "create" if not view.guard.get("script") else "update",
+             "install (sshd and firewall changes revert unless a new login confirms them)", guard_install_ops())
+
+
+def _plan_users(b: _Builder, cfg: PermissionsConfig, inp: HostInputs, view: HostView) -> Change | None:
+    """Configured users exactly as wanted; returns the operator user's change, if any."""
+    operator_change = None
     for user in cfg.users:
         summary, ops = _user_ops(user, wanted_keys(user, cfg, inp.operator_key), view)
-        if ops:
-            acc = view.accounts.get(user.name)
-            c = change(f"user {user.name}", "create" if not (acc and acc.exists) else "update", summary, ops)
-            if operator is not None and user.name == operator.name:
-                switch_after.append(c)
-        else:
-            same.append(f"{host}: user {user.name} as configured")
+        if not ops:
+            b.ok(f"user {user.name} as configured")
+            continue
+        acc = view.accounts.get(user.name)
+        c = b.change(f"user {user.name}", "update" if acc and acc.exists else "create", summary, ops)
+        if cfg.operator is not None and user.name == cfg.operator.name:
+            operator_change = c
     root_keys_path = f"{KEYS_DIR}/root"
     root_file = view.keys.get("root")
     if cfg.sshd.root_login and inp.operator_key:
         content = render_keys_file("root", (inp.operator_key,))
         if not root_file or root_file.sha != sha256(content):
-            change("root", "update", "may log in with the operator key",
-                   (_put(content, root_keys_path, "644"),))
+            b.change("root", "update", "may log in with the operator key", (_put(content, root_keys_path, "644"),))
     elif not cfg.sshd.root_login and root_file and root_file.exists:
-        change("root", "delete", "remove root's login keys",
-               (Op("server.shell", {"commands": [f"rm -f {root_keys_path}"]}),))
+        b.change("root", "delete", "remove root's login keys",
+                 (Op("server.shell", {"commands": [f"rm -f {root_keys_path}"]}),))
+    return operator_change
 
-    # --- users dropped from the config: lock them out
+
+def _plan_removals(b: _Builder, cfg: PermissionsConfig, inp: HostInputs, view: HostView, access: _Access
+                   ) -> tuple[list[tuple[str, Change]], list[str]]:
+    """Users dropped from the config lose access. Returns (removals, users kept for later)."""
     removals: list[tuple[str, Change]] = []
-    keep_managed: list[str] = []
-    for name in sorted(set(inp.managed) - set(configured)):
+    kept: list[str] = []
+    for name in sorted(set(inp.managed) - {u.name for u in cfg.users}):
         acc = view.accounts.get(name)
         exists = bool(acc and acc.exists)
         locked = exists and view.expired(name) and acc is not None and acc.shell == NOLOGIN
         leftovers = (exists and not locked) or view.keys.get(name, FileState(False)).exists or name in view.sudoers
-        if not view.reachable:
-            leftovers = True
-        if not leftovers:
-            same.append(f"{host}: user {name} has no access (removed earlier)")
+        if view.reachable and not leftovers:
+            b.ok(f"user {name} has no access (removed earlier)")
             continue
         if name == inp.user:
-            warnings.append(f"{host}: user {name} left the config, but homelab is logged in as {name}; its access is "
-                            f"removed on the next apply (homelab logs in as {login_user} from now on)")
-            keep_managed.append(name)
+            b.warnings.append(f"{b.host}: user {name} left the config, but homelab is logged in as {name}; its access "
+                              f"is removed on the next apply (homelab logs in as {access.login_user} from now on)")
+            kept.append(name)
             continue
-        removals.append((name, change(
+        removals.append((name, b.change(
             f"user {name}", "delete", "removed from the config: lock the account, drop its keys and sudo, end its "
             "sessions", (Op("server.shell", {"commands": remove_user_commands(name, exists)}),))))
+    return removals, kept
 
-    # --- sshd
+
+def _plan_sshd_and_firewall(b: _Builder, cfg: PermissionsConfig, inp: HostInputs, view: HostView, acc: _Access
+                            ) -> Change | None:
+    """sshd, then the firewall (guarded); returns the sshd change, if any."""
     openssh = view.openssh or DEFAULT_OPENSSH
     dropin = render_sshd_dropin(cfg.sshd, openssh)
-    firewall_text = ""
-    if cfg.firewall.enabled:
-        spec, fw_warn = firewall_spec(host, cfg, (cfg.sshd.port,), inp.mesh)
-        warnings += fw_warn
-        firewall_text = render_nft_ruleset(spec)
-    sshd_needed = view.sshd_file.sha != sha256(dropin)
-    if sshd_needed and not sshd_blocked:
-        if moving and cfg.firewall.enabled and view.nft_loaded:
+    sshd_change = None
+    if view.sshd_file.sha == sha256(dropin):
+        b.ok(f"sshd hardened ({DROPIN})")
+    elif not acc.blocked:
+        if acc.moving and cfg.firewall.enabled and view.nft_loaded:
             # let the new port in first, or the confirming login could not reach it
-            both, _ = firewall_spec(host, cfg, tuple(sorted(ports_now | {cfg.sshd.port})), inp.mesh)
-            change("firewall", "update", f"open port {cfg.sshd.port} while sshd moves there",
-                   guarded_ops("nft", render_nft_ruleset(both), cfg.revert_after, {**confirm, "port": inp.port}))
+            both, _ = firewall_spec(inp.host, cfg, tuple(sorted(acc.ports_now | {cfg.sshd.port})), inp.mesh)
+            b.change("firewall", "update", f"open port {cfg.sshd.port} while sshd moves there",
+                     guarded_ops("nft", render_nft_ruleset(both), cfg.revert_after, {**acc.confirm, "port": inp.port}))
         version = ".".join(map(str, openssh)) + ("" if view.openssh else " assumed")
-        switch_after.append(change("sshd", "update" if view.sshd_file.exists else "create",
-               f"harden (OpenSSH {version}): root login {'on' if cfg.sshd.root_login else 'off'}, password login "
-               f"{'on' if cfg.sshd.password_login else 'off'}, port {cfg.sshd.port}; kept only if a new login as "
-               f"{login_user} works within {cfg.revert_after} s",
-               guarded_ops("sshd", dropin, cfg.revert_after, {**confirm, "users": [login_user], "fallback": tried}),
-               text_diff(view.sshd_file.text, dropin, DROPIN)))
-    elif not sshd_needed:
-        same.append(f"{host}: sshd hardened ({DROPIN})")
-
-    # --- firewall
+        sshd_change = b.change(
+            "sshd", "update" if view.sshd_file.exists else "create",
+            f"harden (OpenSSH {version}): root login {'on' if cfg.sshd.root_login else 'off'}, password login "
+            f"{'on' if cfg.sshd.password_login else 'off'}, port {cfg.sshd.port}; kept only if a new login as "
+            f"{acc.login_user} works within {cfg.revert_after} s",
+            guarded_ops("sshd", dropin, cfg.revert_after,
+                        {**acc.confirm, "users": [acc.login_user], "fallback": acc.confirm["users"]}),
+            text_diff(view.sshd_file.text, dropin, DROPIN))
     if cfg.firewall.enabled:
-        file_ok = view.nft_file.sha == sha256(firewall_text)
-        if not file_ok or not view.nft_loaded or not view.nft_same:
-            why = ("rules differ from the file" if file_ok and view.nft_loaded else
-                   "not loaded" if file_ok else "new rules")
-            change("firewall", "update" if view.nft_file.exists else "create",
-                   f"{why}: inbound default deny, sshd {cfg.sshd.port}; kept only if a new login works within "
-                   f"{cfg.revert_after} s", guarded_ops("nft", firewall_text, cfg.revert_after, confirm),
-                   text_diff(view.nft_file.text, firewall_text, NFT_LIVE))
-        else:
-            same.append(f"{host}: firewall loaded (table {TABLE}, policy {view.nft_policy or '?'})")
-        if view.guard.get("fwunit") != sha256(FIREWALL_UNIT_TEXT) or view.guard.get("fwenabled") != "enabled":
-            change("firewall", "update", "load at boot (homelab-firewall.service)", (
-                _put(FIREWALL_UNIT_TEXT, FIREWALL_UNIT, "644"),
-                Op("server.shell", {"commands": ["systemctl daemon-reload",
-                                                 "systemctl enable homelab-firewall.service"]}),
-            ))
+        spec, warnings = firewall_spec(inp.host, cfg, (cfg.sshd.port,), inp.mesh)
+        b.warnings += warnings
+        _plan_firewall(b, cfg, view, render_nft_ruleset(spec), acc)
     elif view.nft_loaded or view.nft_file.exists:
-        change("firewall", "delete", "firewall disabled in the config: unload table inet homelab", (
+        b.change("firewall", "delete", "firewall disabled in the config: unload table inet homelab", (
             Op("server.shell", {"commands": [
                 "if nft list table inet homelab >/dev/null 2>&1; then nft delete table inet homelab; fi",
                 f"rm -f {NFT_LIVE} {NFT_LISTING}",
                 "systemctl disable homelab-firewall.service 2>/dev/null || true",
             ]}),))
+    return sshd_change
 
-    # --- unattended upgrades
-    if cfg.unattended_upgrades:
-        if view.upgrades.get("conf") != sha256(UPGRADES_TEXT):
-            change("unattended-upgrades", "update", f"security updates every day ({UPGRADES_CONF})",
-                   (_put(UPGRADES_TEXT, UPGRADES_CONF, "644"),))
-        else:
-            same.append(f"{host}: unattended upgrades on")
 
-    # switch only when the operator user can log in: its keys are read through our drop-in
-    login = None if sshd_blocked and not view.sshd_file.exists else Login(login_user, confirm_port, inp.key_path)
-    if operator is not None and not inp.operator_key:
-        login = None
-    managed = tuple(sorted(set(configured) | set(keep_managed) | {name for name, _ in removals}))
-    return HostPlan(tuple(changes), tuple(same), tuple(warnings), login, tuple(switch_after), tuple(removals), managed)
+def _plan_firewall(b: _Builder, cfg: PermissionsConfig, view: HostView, text: str, acc: _Access) -> None:
+    file_ok = view.nft_file.sha == sha256(text)
+    if file_ok and view.nft_loaded and view.nft_same:
+        b.ok(f"firewall loaded (table {TABLE}, policy {view.nft_policy or '?'})")
+    else:
+        why = "rules differ from the file" if file_ok and view.nft_loaded else "not loaded" if file_ok else "new rules"
+        b.change("firewall", "update" if view.nft_file.exists else "create",
+                 f"{why}: inbound default deny, sshd {cfg.sshd.port}; kept only if a new login works within "
+                 f"{cfg.revert_after} s", guarded_ops("nft", text, cfg.revert_after, acc.confirm),
+                 text_diff(view.nft_file.text, text, NFT_LIVE))
+    if view.guard.get("fwunit") != sha256(FIREWALL_UNIT_TEXT) or view.guard.get("fwenabled") != "enabled":
+        b.change("firewall", "update", "load at boot (homelab-firewall.service)", (
+            _put(FIREWALL_UNIT_TEXT, FIREWALL_UNIT, "644"),
+            Op("server.shell", {"commands": ["systemctl daemon-reload", "systemctl enable homelab-firewall.service"]}),
+        ))
+
+
+def _plan_upgrades(b: _Builder, cfg: PermissionsConfig, view: HostView) -> None:
+    if not cfg.unattended_upgrades:
+        return
+    if view.upgrades.get("conf") == sha256(UPGRADES_TEXT):
+        b.ok("unattended upgrades on")
+    else:
+        b.change("unattended-upgrades", "update", f"security updates every day ({UPGRADES_CONF})",
+                 (_put(UPGRADES_TEXT, UPGRADES_CONF, "644"),))
 
 
 def _put(content: str, dest: str, mode: str) -> Op:
@@ -345,7 +387,8 @@ def _user_ops(user: OperatorUser, keys: tuple[str, ...], view: HostView) -> tupl
         gone = len(old - new)
         ops.append(Op("files.directory", {"path": KEYS_DIR, "user": "root", "group": "root", "mode": "755"}))
         ops.append(_put(content, f"{KEYS_DIR}/{user.name}", "644"))
-        what.append(f"keys: {len(keys)}" + (f", + {', '.join(added)}" if added else "") + (f", - {gone}" if gone else ""))
+        what.append(f"keys: {len(keys)}" + (f", + {', '.join(added)}" if added else "")
+                    + (f", - {gone}" if gone else ""))
     sudo = render_sudoers(user.name)
     if user.sudo and view.sudoers.get(user.name) != sha256(sudo):
         ops.append(_put(sudo, f"{STAGING}/sudoers-{user.name}", "440"))

@@ -53,7 +53,8 @@ def permission_probes(users: Iterable[str]) -> dict[str, str]:
         "permissions.nft_live": (
             "if command -v nft >/dev/null && nft list table inet homelab >/dev/null 2>&1; then echo loaded; "
             "nft list chain inet homelab input 2>/dev/null | grep -o 'policy [a-z]*' | head -n1; "
-            f"if nft list table inet homelab 2>/dev/null | cmp -s - {NFT_LISTING}; then echo same; else echo drift; fi; "
+            f"if nft list table inet homelab 2>/dev/null | cmp -s - {NFT_LISTING}; "
+            "then echo same; else echo drift; fi; "
             "else echo missing; fi"),
         "permissions.sudoers": f"for f in {SUDOERS_PREFIX}*; do [ -f \"$f\" ] && "
                                "printf '%s %s\\n' \"${f##*/}\" \"$(sha256sum < \"$f\" | cut -c1-64)\"; done; true",
