@@ -289,12 +289,10 @@ class Engine:
 
     def _probe(self, ctx: RunContext, hosts: list[HostTarget], layers: list[Layer]) -> Probed:
         def one(target: HostTarget) -> tuple[str, dict[str, ProbeResult] | None, str]:
-            probes: dict[str, str] = {}
-            for layer in layers:
-                probes.update(layer.probes(ctx, target))
-            if not probes:
+            groups = [g for g in (layer.probes(ctx, target) for layer in layers) if g]
+            if not groups:
                 return target.name, {}, ""
-            script, nonce = render_probe_script(probes)
+            script, nonce = render_probe_script(groups)  # one group per layer, run side by side
             conn = self.connections[target.name]
             try:
                 res = conn.run_script(script, timeout=120)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 PROBE_KEY = re.compile(r"^[a-z0-9_.:-]{1,80}$")
 
@@ -28,16 +28,38 @@ class ProbeResult:
         return [ln for ln in self.out.splitlines() if ln.strip()]
 
 
-def render_probe_script(probes: Mapping[str, str], nonce: str | None = None) -> tuple[str, str]:
-    """Pure: (script, nonce). Each snippet runs in its own subshell, stderr merged, rc kept."""
+def render_probe_script(probes: Mapping[str, str] | Sequence[Mapping[str, str]],
+                        nonce: str | None = None) -> tuple[str, str]:
+    """Pure: (script, nonce). Each snippet runs in its own subshell, stderr merged, rc kept.
+
+    `probes` is one group or a list of groups (one per layer). Snippets of a group run in
+    order (a layer may rely on it: ping first, then read handshakes); groups run at the same
+    time, each into its own temp files, and the output is printed in order once all are
+    done. A no-op apply waits for the slowest layer, not for the sum of them.
+    """
     nonce = nonce or secrets.token_hex(8)
-    parts = ["export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
-    for key, snippet in probes.items():
-        if not PROBE_KEY.match(key):
-            raise ValueError(f"bad probe key {key!r}")
+    groups = [probes] if isinstance(probes, Mapping) else list(probes)
+    for group in groups:
+        for key in group:
+            if not PROBE_KEY.match(key):
+                raise ValueError(f"bad probe key {key!r}")
+    parts = ["export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+             'd=$(mktemp -d) || exit 1', "trap 'rm -rf \"$d\"' EXIT"]
+    n = 0
+    order: list[tuple[int, str]] = []
+    for group in groups:
+        body = []
+        for key, snippet in group.items():
+            n += 1
+            order.append((n, key))
+            body.append(f"( {snippet}\n) </dev/null >\"$d/{n}\" 2>&1; echo $? >\"$d/{n}.rc\"")
+        if body:
+            parts.append("(\n" + "\n".join(body) + "\n) &")
+    parts.append("wait")
+    for i, key in order:
         parts.append(f"printf '%s\\n' '@{nonce} begin {key}'")
-        parts.append(f"( {snippet}\n) </dev/null 2>&1")
-        parts.append(f"printf '\\n@{nonce} end {key} %d\\n' $?")
+        parts.append(f"cat \"$d/{i}\"")
+        parts.append(f"printf '\\n@{nonce} end {key} %s\\n' \"$(cat \"$d/{i}.rc\" 2>/dev/null || echo 255)\"")
     return "\n".join(parts) + "\n", nonce
 
 

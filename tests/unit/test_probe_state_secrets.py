@@ -91,3 +91,18 @@ def test_secret_ref_env_and_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HL_T")
     with pytest.raises(Exception, match="HL_T"):
         SecretRef(env="HL_T").resolve()
+
+
+def test_probe_groups_run_side_by_side_in_order_within_a_group() -> None:
+    groups = [{"a1": "sleep 0.4; echo a1", "a2": "cat /tmp/hl-probe-order 2>/dev/null; echo a2"},
+              {"b1": "sleep 0.4; echo b1"}, {"c1": "sleep 0.4; exit 4"}]
+    script, nonce = render_probe_script(groups)
+    import time
+    t0 = time.monotonic()
+    out = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True, check=True).stdout
+    elapsed = time.monotonic() - t0
+    res = parse_probe_output(out, nonce)
+    assert list(res) == ["a1", "a2", "b1", "c1"]
+    assert res["a1"].out == "a1" and res["a2"].out == "a2" and res["b1"].out == "b1"
+    assert res["c1"].rc == 4
+    assert elapsed < 1.0, f"groups should run at the same time, took {elapsed:.2f} s"
