@@ -87,7 +87,8 @@ def plan_counts(lv: LayerView) -> str:
 
 def apply_progress(lv: LayerView) -> str:
     """"applying 2/5", "done 5/5", "failed 1 of 5", "skipped: nothing configured" ..."""
-    total = lv.planned
+    # a layer may apply more than it first planned (mesh: peers are planned once keys exist)
+    total = max(lv.planned, lv.applied + lv.failed)
     if lv.state == "skipped":
         return f"skipped: {lv.skipped_reason}"
     if lv.state == "waiting":

@@ -30,6 +30,15 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> None:
     time.tzset()
 
 
+@pytest.fixture(autouse=True)
+def no_lab(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Screens must not depend on a lab that happens to run on this machine."""
+    from homelab.tui.wizard import lab_machines
+
+    monkeypatch.setattr(lab_machines, "LAB_ROOT", tmp_path / "no-lab")
+    monkeypatch.setattr(lab_machines, "_inventory_from_api", lambda: None)
+
+
 @pytest.fixture
 def config_file(tmp_path: Path) -> Path:
     """A valid config (the engine never runs: events come from recordings)."""

@@ -258,7 +258,9 @@ async def test_new_host_key_is_asked_on_screen(app_for: AppFor) -> None:
 async def test_dashboard_panes_refresh_live_and_drill_down(app_for: AppFor) -> None:
     app, source = app_for(status=[recorded.status_events(), recorded.status_events(recorded.all_ok_monitors())])
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.view.finished is not None)
+        await until(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.view.finished is not None
+                    and all(p.is_mounted for p in app.screen.query(LayerPane)))
+        await pilot.pause()
         panes = {p.layer_view.name: p for p in app.screen.query(LayerPane)}
         assert list(panes) == ["billing", "privilege", "mesh", "permissions", "compute"]
         mesh = str(panes["mesh"].render())

@@ -89,6 +89,7 @@ class WizardScreen(Screen[None]):
         self.path = path
         self.answers: dict[str, Answers] = {s.section: s.defaults() for s in self.steps}
         self.index = 0
+        self._insisted = -1  # step where next was pressed once despite problems
         self.problems: dict[str, list[Problem]] = {}
 
     # -------------------------------------------------------------- layout --
@@ -131,11 +132,12 @@ class WizardScreen(Screen[None]):
         _, problems = check_config(self.answers, self.steps[: self.index + 1])
         form = self.form()
         form.show_problems([p for p in problems if step.owns(p)])
-        self.problems[step.section] = [p for p in problems if step.owns(p)]
-        # problems of earlier steps can only come from what was typed here (e.g. mesh nodes
-        # need machines): always shown; this step's own ones once touched
-        shown = [p for p in problems if not step.owns(p)] + form.shown([p for p in problems if step.owns(p)])
-        return [describe(p) for p in shown] + step.extra_problems(self.answers[step.section])
+        for s in self.steps[: self.index + 1]:  # earlier steps' flags follow what was typed here
+            self.problems[s.section] = [p for p in problems if s.owns(p)]
+        # earlier steps' problems caused by what is typed here (mesh nodes need machines)
+        # show as "!" in the step bar and in full on the write step, not here
+        return [describe(p) for p in form.shown(self.problems[step.section])] + \
+            step.extra_problems(self.answers[step.section])
 
     def _refresh(self) -> list[str]:
         lines = self._validate()
@@ -166,12 +168,25 @@ class WizardScreen(Screen[None]):
 
     # ---------------------------------------------------------- navigation --
     def action_next(self) -> None:
+        """On to the next step; with problems, only when asked twice.
+
+        Layers are asked bottom to top, but a lower layer may name things of a higher one
+        (mesh nodes are compute machines, asked two steps later): such a problem is real
+        now and gone later, so it must not lock the person in. The config is written only
+        when no problem is left.
+        """
         if self.on_write_step:
             return
-        self.form().reveal()
-        if self._refresh():
-            self.notify("Fix the problems shown below first.", severity="warning", timeout=3)
+        form = self.form()
+        was_revealed = form.revealed
+        form.reveal()
+        problems = self._refresh()
+        if problems and not (was_revealed and self._insisted == self.index):
+            self._insisted = self.index
+            self.notify(f"{len(problems)} problem(s) on this step. Fix them, or press next again to go on "
+                        "(the config is written only when none is left).", severity="warning", timeout=4)
             return
+        self._insisted = -1
         self.index += 1
         self._show_step()
 

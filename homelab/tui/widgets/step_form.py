@@ -193,6 +193,9 @@ class StepForm(VerticalScroll):
                 box = self.query_one(f"#list-{_dom_id(f.key)}", Vertical)
                 await box.remove_children()
                 await box.mount_all([ItemRow(f, item) for item in self.answers.get(f.key, ())])
+            else:  # the widget shows the new answer (its Changed then matches: no second edit)
+                widget = self.query_one(f"#field-{_dom_id(f.key)}")
+                widget.value = self.answers.get(f.key, f.default)  # type: ignore[attr-defined]
         self._edited()
 
     # ------------------------------------------------------------ problems --

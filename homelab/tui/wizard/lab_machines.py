@@ -33,18 +33,19 @@ def inventory_path(instance: str | None = None) -> Path:
 
 
 def _inventory_from_api() -> dict[str, Any] | None:
+    """The lab's own view (HOMELAB_LAB_INSTANCE / HOMELAB_LAB_DIR), when the lab package is there."""
     try:
-        from homelab import lab as lab_api  # optional: the lab package may not be built
+        from homelab.lab import Lab
     except ImportError:
         return None
-    read = getattr(lab_api, "read_inventory", None)
-    if read is None:
-        return None
     try:
-        inv = read()
-    except Exception:  # a lab that is down is not an error here: there is simply nothing to pick
+        lab = Lab()
+        if not lab.inventory_path.exists():
+            return None  # no lab up
+        inv = lab.inventory()
+    except Exception:  # a half-torn-down lab is not an error here: there is simply nothing to pick
         return None
-    return inv if isinstance(inv, dict) else getattr(inv, "__dict__", None)
+    return inv if isinstance(inv, dict) else None
 
 
 def parse_inventory(doc: dict[str, Any]) -> list[LabMachine]:
@@ -59,12 +60,23 @@ def parse_inventory(doc: dict[str, Any]) -> list[LabMachine]:
     return out
 
 
-def read_lab_machines(instance: str | None = None) -> list[LabMachine]:
-    """The running lab's machines; [] when no lab runs."""
+def read_inventory(instance: str | None = None) -> dict[str, Any] | None:
     doc = _inventory_from_api() if instance is None else None
     if doc is None:
         try:
             doc = json.loads(inventory_path(instance).read_text())
         except (OSError, ValueError):
-            return []
-    return parse_inventory(doc)
+            return None
+    return doc if isinstance(doc, dict) else None
+
+
+def read_lab_machines(instance: str | None = None) -> list[LabMachine]:
+    """The running lab's machines; [] when no lab runs."""
+    doc = read_inventory(instance)
+    return parse_inventory(doc) if doc else []
+
+
+def lab_key() -> str | None:
+    """The running lab's operator key (its machines accept it for root and admin)."""
+    doc = read_inventory()
+    return str(doc["ssh_key"]) if doc and doc.get("ssh_key") else None

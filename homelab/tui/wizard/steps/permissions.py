@@ -19,7 +19,7 @@ class PermissionsStep(WizardStep):
                 Field("name", "name", placeholder="alice", width=12),
                 Field("key", "ssh public key (optional for you: homelab adds its own)", path="keys",
                       one_item_list=True, placeholder="ssh-ed25519 AAAA… alice@laptop", width=44),
-                Field("sudo", "sudo", kind="bool", default=True, width=8),
+                Field("sudo", "sudo", kind="bool", default=True, width=10),
             ),
             comment="People who may log in to every machine.",
             add_label="add a user",

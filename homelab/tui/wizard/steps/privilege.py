@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 
 from homelab.tui.wizard.fields import Answers, Field
-from homelab.tui.wizard.step import WizardStep, field_entries
+from homelab.tui.wizard.lab_machines import lab_key
+from homelab.tui.wizard.step import StepAction, WizardStep, field_entries
 from homelab.tui.wizard.yaml_text import Entry, scalar
 
 # A pasted Hetzner API token is 64 letters and digits, mixed case; a variable name
@@ -19,6 +20,11 @@ _LOOKS_LIKE_TOKEN = re.compile(r"^(?=.*[a-z])(?=.*[A-Z])(?=.*[0-9])[A-Za-z0-9]{3
 
 def looks_like_token(text: str) -> bool:
     return bool(_LOOKS_LIKE_TOKEN.match(text.strip()))
+
+
+def use_lab_key(answers: Answers) -> Answers:
+    key = lab_key()
+    return {**answers, "ssh_key": key} if key else answers
 
 
 class PrivilegeStep(WizardStep):
@@ -37,6 +43,7 @@ class PrivilegeStep(WizardStep):
         Field("token_source", "Variable name / command", default="HCLOUD_TOKEN", path="hcloud_token",
               placeholder="HCLOUD_TOKEN or: pass show hetzner"),
     )
+    actions = (StepAction("lab-key", "use the running lab's key", use_lab_key, lambda: lab_key() is not None),)
 
     def entries(self, answers: Answers) -> tuple[Entry, ...]:
         plain = [f for f in self.fields if f.key in ("ssh_key", "generate_key")]
