@@ -53,7 +53,7 @@ class EngineRunner:
     def running(self) -> bool:
         return self._active.is_set()
 
-    def start(self, request: RunRequest, with_layers: bool = True) -> bool:
+    def start(self, request: RunRequest) -> bool:
         """Start `request` unless a run is active; False if one is (the caller may say so)."""
         if self._active.is_set():
             return False
@@ -61,7 +61,7 @@ class EngineRunner:
         self.run_id = next(_run_ids)
         run = self.source.start(request)
         self._run = run
-        self.owner.run_worker(lambda: self._pump(run, self.run_id, with_layers), thread=True,
+        self.owner.run_worker(lambda: self._pump(run, self.run_id), thread=True,
                               group=f"engine-{id(self)}", exit_on_error=False, name=request.command)
         return True
 
@@ -84,11 +84,10 @@ class EngineRunner:
         self._queue.append(event)
         self.owner.post_message(EventsPending(run_id))
 
-    def _pump(self, run: EventRun, run_id: int, with_layers: bool) -> None:
+    def _pump(self, run: EventRun, run_id: int) -> None:
         finished = False
         try:
-            if with_layers:
-                self._emit(run_id, LayersKnown(self.source.layers()))
+            self._emit(run_id, LayersKnown(self.source.layers()))  # panes before the first result
             for event in run:
                 finished = finished or isinstance(event, RunFinished)
                 self._emit(run_id, event)

@@ -99,6 +99,36 @@ async def test_wizard_shows_parser_problems_as_typed_and_refuses_to_go_on(tmp_pa
         assert wizard.index == 1
 
 
+async def test_wizard_goes_past_problems_only_when_asked_twice_and_never_writes_them(tmp_path: Path) -> None:
+    existing = tmp_path / "taken.yaml"
+    existing.write_text("version: 1\n")
+    app = HomelabApp(tmp_path / "c.yaml", source_factory=lambda p: _source())
+    async with app.run_test(size=SIZE) as pilot:
+        wizard = app.screen
+        assert isinstance(wizard, WizardScreen)
+        await type_text(pilot, "-5")
+        await pilot.press("ctrl+n")
+        assert wizard.index == 0
+        await pilot.press("ctrl+n")  # asked twice: a later step may still resolve it
+        assert wizard.index == 1
+        while not wizard.on_write_step:
+            await pilot.press("ctrl+n", "ctrl+n")
+        assert "billing.budget: should be a number >= 0, not -5" in text_of(app, "#problems")
+        assert wizard.write_config() is None and not (tmp_path / "c.yaml").exists()
+        while wizard.index:
+            await pilot.press("ctrl+p")
+        await pilot.press("ctrl+u")
+        await type_text(pilot, "5")
+        while not wizard.on_write_step:
+            await pilot.press("ctrl+n")
+        path_input = app.screen.query_one("#write-path", Input)
+        path_input.value = str(existing)
+        assert wizard.write_config() is None and existing.read_text() == "version: 1\n"  # never overwritten
+        path_input.value = str(tmp_path / "c.yaml")
+        assert wizard.write_config() == tmp_path / "c.yaml"
+    assert load_config(tmp_path / "c.yaml").get("billing").budget == 5.0
+
+
 async def test_wizard_back_keeps_what_was_typed_even_invalid(tmp_path: Path) -> None:
     app = HomelabApp(tmp_path / "c.yaml", source_factory=lambda p: _source())
     async with app.run_test(size=SIZE) as pilot:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from rich.text import Text
 from textual import on
@@ -219,6 +219,3 @@ class WizardScreen(Screen[None]):
             return None
         self.post_message(self.Finished(path))
         return path
-
-    def answers_of(self, section: str) -> dict[str, Any]:
-        return dict(self.answers[section])

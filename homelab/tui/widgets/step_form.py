@@ -18,7 +18,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from homelab.errors import Problem
 from homelab.tui.widgets.tick_box import TickBox
-from homelab.tui.wizard.fields import AnyField, Answers, Field, ListField, blank_item, item_is_blank
+from homelab.tui.wizard.fields import Answers, Field, ListField, blank_item, item_is_blank
 from homelab.tui.wizard.step import WizardStep, field_path
 
 _NUMERIC = {"int": "integer", "number": "number"}
