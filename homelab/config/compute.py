@@ -63,18 +63,8 @@ def parse_base(sec: Section | None) -> BaseSettings:
 
 def parse_compute(sec: Section, extra: dict[str, Any]) -> ComputeConfig:
     """`extra` holds parsers of optional sub-sections (hetzner) registered by their modules."""
-    machines: list[Machine] = []
-    seen: dict[str, str] = {}
-    for msec in sec.items_of("machines"):
-        m = parse_machine(msec)
-        if m is None:
-            continue
-        if m.name in seen:
-            sec.fail(msec.raw("name"), f"{msec.path}.name", f"{m.name!r} is already used by {seen[m.name]}",
-                     "every machine needs its own name")
-            continue
-        seen[m.name] = msec.path
-        machines.append(m)
+    seen: dict[str, str] = {}  # machine names -> path; servers (hetzner) must not reuse them
+    machines = sec.unique_items("machines", parse_machine, seen=seen, hint="every machine needs its own name")
     base = parse_base(sec.section("base"))
     hetzner = None
     known = ["machines", "base"]

@@ -140,18 +140,8 @@ def check_endpoint(sec: Section, key: str) -> str | None:
 
 def parse_hetzner(sec: Section, machine_names_seen: dict[str, str]) -> HetznerConfig:
     """`machine_names_seen` maps adopted machine names to their config path (names must not clash)."""
-    servers: list[Server] = []
-    seen = dict(machine_names_seen)
-    for ssec in sec.items_of("servers"):
-        server = parse_server(ssec)
-        if server is None:
-            continue
-        if server.name in seen:
-            ssec.fail(ssec.raw("name"), f"{ssec.path}.name", f"{server.name!r} is already used by {seen[server.name]}",
-                      "every machine and server needs its own name")
-            continue
-        seen[server.name] = ssec.path
-        servers.append(server)
+    servers = sec.unique_items("servers", parse_server, seen=dict(machine_names_seen),
+                               hint="every machine and server needs its own name")
     endpoint = check_endpoint(sec, "api_endpoint")
     key_name = sec.str("ssh_key_name", "homelab-operator", pattern=NAME, hint="like 'homelab-operator'")
     cluster = sec.str("cluster", "homelab", pattern=NAME, hint="lowercase letters, digits and '-', like 'home-prod'")

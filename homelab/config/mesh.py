@@ -193,18 +193,7 @@ def parse_mesh(sec: Section) -> MeshConfig:
     keepalive = sec.int("keepalive", DEFAULT_KEEPALIVE, lo=1, hi=3600) or DEFAULT_KEEPALIVE
     timeout = sec.int("handshake_timeout", DEFAULT_HANDSHAKE_TIMEOUT, lo=1, hi=86400) or DEFAULT_HANDSHAKE_TIMEOUT
     relay = sec.str("relay", pattern=NAME, hint="the name of a mesh node with an endpoint")
-    nodes: list[MeshNode] = []
-    seen: dict[str, str] = {}
-    for nsec in sec.items_of("nodes"):
-        node = parse_node(nsec, port)
-        if node is None:
-            continue
-        if node.name in seen:
-            nsec.fail(nsec.raw("name"), f"{nsec.path}.name", f"{node.name!r} is already listed at {seen[node.name]}",
-                      "list every node once")
-            continue
-        seen[node.name] = nsec.path
-        nodes.append(node)
+    nodes = sec.unique_items("nodes", lambda nsec: parse_node(nsec, port), hint="list every node once")
     sec.done(["cidr", "port", "interface", "preshared_keys", "keepalive", "handshake_timeout", "relay", "nodes"])
     return MeshConfig(cidr=cidr, port=port, interface=interface, preshared_keys=psk, keepalive=keepalive,
                       handshake_timeout=timeout, relay=relay, nodes=tuple(nodes))

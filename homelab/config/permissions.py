@@ -238,17 +238,7 @@ def parse_firewall(sec: Section | None) -> FirewallSettings:
 
 
 def parse_permissions(sec: Section) -> PermissionsConfig:
-    users: list[OperatorUser] = []
-    seen: dict[str, str] = {}
-    for usec in sec.items_of("users"):
-        user = parse_user(usec)
-        if user is None:
-            continue
-        if user.name in seen:
-            sec.fail(usec.raw("name"), f"{usec.path}.name", f"{user.name!r} is already defined at {seen[user.name]}")
-            continue
-        seen[user.name] = usec.path
-        users.append(user)
+    users = sec.unique_items("users", parse_user, hint="list every user once")
     sshd = parse_sshd(sec.section("sshd"))
     firewall = parse_firewall(sec.section("firewall"))
     upgrades = sec.bool("unattended_upgrades", True)

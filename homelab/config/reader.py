@@ -10,7 +10,7 @@ import difflib
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from homelab.config.yamlpos import Located
 from homelab.errors import Problem
@@ -28,6 +28,7 @@ ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 SSH_PUBKEY = re.compile(r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( [^\n\r]{0,200})?$")
 
 _MISSING = object()
+T = TypeVar("T")
 
 
 @dataclass
@@ -183,6 +184,24 @@ class Section:
         """Each item of a list of mappings, as a Section."""
         for item, path in self.list(key):
             yield Section(item, path, self.problems)
+
+    def unique_items(self, key: str, parse: Callable[[Section], T | None], *, hint: str,
+                     seen: dict[str, str] | None = None) -> list[T]:
+        """Parse a list of named mappings, refusing a name used twice (`seen`: name -> path,
+        shared when names must be unique across lists, e.g. machines and servers)."""
+        seen = {} if seen is None else seen
+        out: list[T] = []
+        for item in self.items_of(key):
+            obj = parse(item)
+            if obj is None:
+                continue
+            name = getattr(obj, "name")
+            if name in seen:
+                self.fail(item.raw("name"), f"{item.path}.name", f"{name!r} is already used by {seen[name]}", hint)
+                continue
+            seen[name] = item.path
+            out.append(obj)
+        return out
 
     def address(self, key: str, *, required: bool = False) -> str | None:
         v = self.str(key, required=required)

@@ -67,7 +67,7 @@ def test_all_problems_at_once() -> None:
     assert "mesh.port: should be an integer 1-65535, got 0" in text
     assert "mesh.keepalive: should be an integer 1-3600, not a string" in text
     assert "mesh.nodes[3].endpoint: 'a b' is not an IP address or host name" in text
-    assert "mesh.nodes[1].name: 'h1' is already listed at mesh.nodes[0]" in text
+    assert "mesh.nodes[1].name: 'h1' is already used by mesh.nodes[0]" in text
     assert "mesh.nodes[2].prot: unknown key (hint: did you mean 'port'?)" in text
 
 

@@ -101,7 +101,7 @@ def test_root_login_off_needs_a_sudo_user() -> None:
 
 def test_duplicate_users_are_refused() -> None:
     got = problems(BASE.replace("    - name: bob\n", "    - name: alice\n"))
-    assert got == ["c.yaml:10:13: permissions.users[1].name: 'alice' is already defined at permissions.users[0]"]
+    assert got == ["c.yaml:10:13: permissions.users[1].name: 'alice' is already used by permissions.users[0] (hint: list every user once)"]
 
 
 def test_ingress_hosts_must_exist() -> None:
