@@ -241,6 +241,12 @@ async def test_apply_shows_layer_and_host_progress_then_failures_with_hints(app_
         log_lines = [str(line.text) for line in app.screen.query_one("#run-log").lines]
         assert "FAILED h3 [mesh]: wg-quick@wg0 failed to start" in log_lines
         assert "[h3] RTNETLINK answers: Operation not supported" in log_lines
+        table.move_cursor(row=2)  # h3: its own output only
+        await pilot.press("enter")
+        await pilot.pause()
+        log_lines = [str(line.text) for line in app.screen.query_one("#run-log").lines]
+        assert log_lines == ["output of h3 (enter again: all hosts)", "hostname h3", "Reading package lists...",
+                             "Setting up jq (1.7.1-3) ...", "RTNETLINK answers: Operation not supported"]
         await pilot.press("d")
         await until(pilot, lambda: isinstance(app.screen, DashboardScreen))
 

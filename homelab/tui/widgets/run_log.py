@@ -27,10 +27,14 @@ class RunLog(RichLog):
         self._run = -1
         self._count = 0
         self.host_filter: str | None = None
+        self._host_lines: tuple[str, ...] = ()
 
     def show(self, view: RunView) -> None:
-        if self.host_filter is not None:
-            return  # showing one host's lines; `show_host` redraws those
+        if self.host_filter is not None:  # one host's lines: redraw them when they change
+            host = view.host(self.host_filter)
+            if host is not None and host.output != self._host_lines:
+                self.show_host(view, self.host_filter)
+            return
         if view.runs != self._run:
             self.clear()
             self._run, self._count = view.runs, 0
@@ -50,6 +54,7 @@ class RunLog(RichLog):
             self.show(view)
             return
         hv = view.host(host)
+        self._host_lines = hv.output if hv else ()
         self.write(Text(f"output of {host} (enter again: all hosts)", style="bold"))
-        for line in hv.output if hv else ():
+        for line in self._host_lines:
             self.write(styled(line))
