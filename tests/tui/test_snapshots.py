@@ -46,7 +46,7 @@ def app_on(config: str, **recordings: Any) -> HomelabApp:
 async def at_dashboard(pilot: Pilot) -> None:
     app = pilot.app
     await until(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.view.finished is not None)
-    await pilot.pause()
+    await pilot.pause(0.1)
 
 
 async def on_wizard_step(pilot: Pilot, section: str) -> None:
@@ -54,7 +54,7 @@ async def on_wizard_step(pilot: Pilot, section: str) -> None:
     assert isinstance(wizard, WizardScreen)
     while wizard.index < len(wizard.steps) and wizard.steps[wizard.index].section != section:
         await pilot.press("ctrl+n")
-    await pilot.pause()
+    await pilot.pause(0.1)
 
 
 def wizard_at(section: str, then: Callable[[Pilot], Awaitable[None]] | None = None) -> Callable[[Pilot], Any]:
@@ -62,7 +62,7 @@ def wizard_at(section: str, then: Callable[[Pilot], Awaitable[None]] | None = No
         await on_wizard_step(pilot, section)
         if then is not None:
             await then(pilot)
-        await pilot.pause()
+        await pilot.pause(0.1)
 
     return run
 
@@ -117,7 +117,7 @@ def test_layer_detail_mesh_matrix(snap_compare: SnapCompare, here: Path) -> None
         pilot.app.screen.query_one("#pane-mesh", LayerPane).focus()
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(pilot.app.screen, LayerDetailScreen))
-        await pilot.pause()
+        await pilot.pause(0.1)
 
     assert snap_compare(app_on("config.yaml"), terminal_size=SIZE, run_before=drill)
 
@@ -126,7 +126,7 @@ def test_help(snap_compare: SnapCompare, here: Path) -> None:
     async def help_screen(pilot: Pilot) -> None:
         await at_dashboard(pilot)
         await pilot.press("question_mark")
-        await pilot.pause()
+        await pilot.pause(0.1)
 
     assert snap_compare(app_on("config.yaml"), terminal_size=SIZE, run_before=help_screen)
 
@@ -142,7 +142,7 @@ async def at_plan(pilot: Pilot) -> None:
     await at_dashboard(pilot)
     await pilot.press("p")
     await until(pilot, lambda: isinstance(pilot.app.screen, PlanScreen) and pilot.app.screen.view.finished is not None)
-    await pilot.pause()
+    await pilot.pause(0.1)
 
 
 def test_plan_review(snap_compare: SnapCompare, here: Path) -> None:
@@ -154,7 +154,7 @@ def test_confirm_apply(snap_compare: SnapCompare, here: Path) -> None:
         await at_plan(pilot)
         await pilot.press("a")
         await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmApplyScreen))
-        await pilot.pause()
+        await pilot.pause(0.1)
 
     assert snap_compare(app_on("config.yaml"), terminal_size=SIZE, run_before=confirm)
 
@@ -167,7 +167,7 @@ def test_host_key_question(snap_compare: SnapCompare, here: Path) -> None:
         await at_dashboard(pilot)
         await pilot.press("p")
         await until(pilot, lambda: isinstance(pilot.app.screen, HostKeyScreen))
-        await pilot.pause()
+        await pilot.pause(0.1)
 
     assert snap_compare(app_on("config.yaml", plan=plan), terminal_size=SIZE, run_before=asked)
 
@@ -188,7 +188,7 @@ def test_apply_in_progress(snap_compare: SnapCompare, here: Path) -> None:
     async def mid_run(pilot: Pilot) -> None:
         await start_apply(pilot)
         await until(pilot, lambda: pilot.app.screen.view.layer("compute").applied == 3)
-        await pilot.pause()
+        await pilot.pause(0.1)
 
     assert snap_compare(app_on("config.yaml", apply=[*events[:cut], gate, *events[cut:]]), terminal_size=SIZE,
                         run_before=mid_run)
@@ -199,7 +199,7 @@ def test_apply_failed_with_hints(snap_compare: SnapCompare, here: Path) -> None:
     async def finished(pilot: Pilot) -> None:
         await start_apply(pilot)
         await until(pilot, lambda: pilot.app.screen.view.finished is not None)
-        await pilot.pause()
+        await pilot.pause(0.1)
 
     assert snap_compare(app_on("config.yaml"), terminal_size=SIZE, run_before=finished)
 
