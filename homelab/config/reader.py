@@ -25,6 +25,8 @@ TIMEZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$")
 PATH = re.compile(r"^[A-Za-z0-9_./~+@-]{1,255}$")
 HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# API tokens (Hetzner's are 64 letters and digits) have no underscores and are long
+LOOKS_LIKE_TOKEN = re.compile(r"^(?=.*[0-9])(?=.*[a-z])(?=.*[A-Z])[A-Za-z0-9]{32,}$")
 SSH_PUBKEY = re.compile(r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( [^\n\r]{0,200})?$")
 
 _MISSING = object()
@@ -228,8 +230,16 @@ class Section:
             return None
         sec = Section(node, self.sub(key), self.problems)
         env = sec.str("env", pattern=ENV_VAR, hint="an environment variable name like HCLOUD_TOKEN")
+        if env is not None and LOOKS_LIKE_TOKEN.match(env):
+            # a pasted token also fits the variable-name pattern; it must never land in the file
+            sec.fail(sec.raw("env"), sec.sub("env"), "this looks like a token, not the name of a variable",
+                     "write the variable's name (e.g. HCLOUD_TOKEN) and export the token in it")
+            env = None
         cmd = sec.str("command")
         sec.done(["env", "command"])
+        if not sec.ok:  # already explained, located at the bad key
+            self.ok = False
+            return None
         if bool(env) == bool(cmd):
             self.fail(node, self.sub(key), "give exactly one of env or command")
             return None

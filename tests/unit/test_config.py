@@ -119,3 +119,10 @@ def test_secrets_are_never_plain_in_config() -> None:
 def test_required_keys() -> None:
     got = problems("compute:\n  machines:\n    - name: a\n")
     assert "compute.machines[0].address: is required" in got[0]
+
+
+def test_a_pasted_token_is_not_taken_for_a_variable_name() -> None:
+    token = "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5bC7dE9fG1hJ3kL5mN7pQ9rS1tU3v"
+    got = problems(f"privilege:\n  hcloud_token: {{env: {token}}}\n")
+    assert "looks like a token" in got[0] and token not in got[0]
+    parse_config("privilege:\n  hcloud_token: {env: HCLOUD_TOKEN_PROD}\n", Path("c.yaml"))
