@@ -86,6 +86,7 @@ def servers_named(cloud: FakeHcloud, name: str) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def applied(cloud: FakeHcloud, lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One apply of two cloud servers + one adopted host (its key pinned as a person would)."""
+    lab.reset("h1")  # other modules of the session hardened or renamed it
     tmp = tmp_path_factory.mktemp("cloud")
     cfg = write_config(tmp, lab, SERVERS)
     (tmp / "home.state.json").write_text(json.dumps(
