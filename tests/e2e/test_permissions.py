@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ from tests.e2e.util import homelab, state_of
 pytestmark = pytest.mark.lab
 
 WINDOW = 15  # s: the revert window in these tests (default 90)
-SSH_AUDIT = "/work/venv/bin/ssh-audit"
+SSH_AUDIT = str(Path(sys.executable).parent / "ssh-audit")  # from the test extra, in this venv
 
 
 @dataclass
