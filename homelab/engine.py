@@ -32,7 +32,7 @@ from homelab.layers.base import Layer, Observed, RunContext, RunOptions
 from homelab.model import Change, LayerPlan
 from homelab.probe import ProbeResult, parse_probe_output, render_probe_script
 from homelab.provision.runner import WorkerRun
-from homelab.secrets import REDACTED, Secret
+from homelab.secrets import Secret, redact
 from homelab.ssh import Connection
 from homelab.state import RunLock, State
 
@@ -44,17 +44,14 @@ MAX_PASSES = 3  # plan -> apply rounds one layer may take in one apply (Layer.pl
 
 def redact_event(event: Any, secrets: list[Secret]) -> Any:
     """Replace secret values in every string of an event (nested dataclasses and tuples)."""
-    values = [s.reveal() for s in secrets if s.reveal()]
-    if not values:
+    if not any(s.reveal() for s in secrets):
         return event
 
     def clean(v: Any) -> Any:
         if isinstance(v, Enum):  # Health is a str Enum: replacing in it would turn it into a plain str
             return v
         if isinstance(v, str):
-            for s in values:
-                v = v.replace(s, REDACTED)
-            return v
+            return redact(v, secrets)
         if isinstance(v, tuple):
             return tuple(clean(x) for x in v)
         if isinstance(v, list):

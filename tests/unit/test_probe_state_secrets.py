@@ -106,3 +106,17 @@ def test_probe_groups_run_side_by_side_in_order_within_a_group() -> None:
     assert res["a1"].out == "a1" and res["a2"].out == "a2" and res["b1"].out == "b1"
     assert res["c1"].rc == 4
     assert elapsed < 1.0, f"groups should run at the same time, took {elapsed:.2f} s"
+
+
+def test_events_are_redacted_deeply_and_health_stays_an_enum() -> None:
+    from homelab.engine import redact_event
+    from homelab.events import ChangeFailed, LayerStatus
+    from homelab.model import Change, Health, Monitor
+
+    s = Secret("tok-123")
+    ev = ChangeFailed(Change("privilege", "x", "run", "upload with tok-123", detail=("a tok-123",)), "bad tok-123")
+    out = redact_event(ev, [s])
+    assert "tok-123" not in repr(out) and out.change.detail == ("a [REDACTED]",)
+    status = redact_event(LayerStatus("p", (Monitor("p", "h", "n", Health.OK, "tok-123"),)), [s])
+    assert status.monitors[0].health is Health.OK and status.monitors[0].reason == "[REDACTED]"
+    assert redact_event(ev, []) is ev
