@@ -34,14 +34,16 @@ SIZE = (80, 24)
 AppFor = Callable[..., tuple[HomelabApp, Any]]
 
 
-async def until(pilot: Pilot, cond: Callable[[], Any], timeout: float = 5.0) -> None:
-    """Let the app (and its worker threads) run until `cond()` holds."""
+async def until(pilot: Pilot, cond: Callable[[], Any], timeout: float = 15.0) -> None:
+    """Let the app (and its worker threads) run until `cond()` holds and the screen has drawn
+    what its view holds (redraws are rate-capped, so a final view is drawn a tick later)."""
     waited = 0.0
-    while not cond():
+    while not cond() or getattr(pilot.app.screen, "redraw_pending", False):
         if waited > timeout:
             raise AssertionError("condition not reached in time")
         await pilot.pause(0.02)
         waited += 0.02
+    await pilot.pause()
 
 
 def text_of(app: HomelabApp, selector: str) -> str:
@@ -307,6 +309,7 @@ async def test_dashboard_panes_refresh_live_and_drill_down(app_for: AppFor) -> N
         assert panes["mesh"].has_class("-fail")
         await pilot.press("r")
         await until(pilot, lambda: app.screen.view.runs == 2 and app.screen.view.finished is not None)
+        await until(pilot, lambda: "checked 22:14:21" in str(app.screen.query_one("#pane-mesh", LayerPane).render()))
         mesh = str(app.screen.query_one("#pane-mesh", LayerPane).render())
         assert mesh.startswith("OK") and "checked 22:14:21" in mesh
         app.screen.query_one("#pane-mesh", LayerPane).focus()
@@ -324,6 +327,8 @@ async def test_dashboard_says_unreachable_hosts_in_words(app_for: AppFor) -> Non
     app, _ = app_for(status=events)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.view.finished is not None)
+        # the view is final; its redraw comes on the next frame tick (redraws are rate-capped)
+        await until(pilot, lambda: "UNREACHABLE" in text_of(app, "#run-line"))
         line = text_of(app, "#run-line")
         assert "h3 UNREACHABLE: h3: connection refused (hint: is sshd running on h3?)" in line
 

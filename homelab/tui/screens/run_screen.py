@@ -28,6 +28,11 @@ class RunScreen(Screen[None]):
         self._drawn_at = 0.0
         self._redraw_pending = False
 
+    @property
+    def redraw_pending(self) -> bool:
+        """The view has news the widgets do not show yet (the next redraw is on a timer)."""
+        return self._redraw_pending
+
     def start_run(self, request: RunRequest) -> bool:
         return self.runner.start(request)
 
