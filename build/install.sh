@@ -17,4 +17,6 @@ fi
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q --upgrade pip >/dev/null
 .venv/bin/pip install -q -e '.[test,build,bench]'
+# bytecode now: an editable install has none, and PYTHONDONTWRITEBYTECODE would mean every run recompiles
+.venv/bin/python -m compileall -q homelab >/dev/null
 echo "installed: $(.venv/bin/homelab --version) in $(pwd)/.venv" >&2
