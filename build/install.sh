@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then echo "build/install.sh: run as root (the lab needs it)" >&2; exit 1; fi
 export DEBIAN_FRONTEND=noninteractive
 need=(debootstrap systemd-container apt-utils iproute2 nftables openssh-client util-linux dpkg-dev
-      python3 python3-venv python3-pip tmux ca-certificates)
+      python3 python3-venv python3-pip tmux ca-certificates debian-archive-keyring)
 missing=()
 for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -120,12 +120,19 @@ def ensure_suite(cache: Path, suite: str, mirror: str | None = None) -> SuiteCac
     return sc
 
 
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+
 def mirror_url() -> str:
-    """The first Debian (non-security) URI of the outer machine's apt sources."""
+    """The first Debian (non-security) URI of the outer machine's apt sources.
+
+    Lab hosts are Debian whatever the outer machine runs: on Ubuntu (whose sources name
+    Ubuntu mirrors) the Debian project's own mirror is used.
+    """
     deb822 = Path("/etc/apt/sources.list.d/debian.sources")
     if deb822.is_file():
         for m in re.finditer(r"^URIs:\s*(\S+)", deb822.read_text(), re.M):
-            if "security" not in m.group(1):
+            if "security" not in m.group(1) and "debian" in m.group(1):
                 return m.group(1)
     legacy = Path("/etc/apt/sources.list")
     if legacy.is_file():
@@ -133,9 +140,9 @@ def mirror_url() -> str:
             words = line.split()
             if words[:1] == ["deb"] and "security" not in line:
                 for w in words[1:]:
-                    if w.startswith(("http://", "https://")):
+                    if w.startswith(("http://", "https://")) and "debian" in w:
                         return w
-    raise LabError("cannot find a Debian mirror in the apt sources", "set HOMELAB_LAB_MIRROR")
+    return DEFAULT_MIRROR
 
 
 # ----------------------------------------------------------------------- base ----
