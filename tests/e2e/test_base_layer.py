@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from homelab.lab.demo import write_lab_config
-from tests.e2e.util import count_ssh_connections, homelab, state_of
+from tests.e2e.util import count_ssh_connections, homelab, homelab_on_terminal, state_of
 
 pytestmark = pytest.mark.lab
 
@@ -121,3 +121,16 @@ def test_changed_host_key_is_refused(fresh, tmp_path: Path) -> None:  # type: ig
     assert "web-1            ok" in out.stderr
     # --accept-new-host-keys never overrides a changed key; the pin stays the old one
     assert state_of(cfg)["hosts"]["db-1"]["host_key"].split()[1] != fresh.host_key("h3").split()[1]
+
+
+def test_apply_on_a_terminal_asks_first(fresh, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = config_for(fresh, tmp_path, ["h1"], timezone="Asia/Tokyo")
+    homelab("plan", str(cfg), "--accept-new-host-keys")  # pin the key first
+    rc, screen = homelab_on_terminal("apply", str(cfg), answers="n\n")
+    assert rc == 1 and "Apply " in screen and "not applied" in screen
+    assert not fresh.run("h1", "readlink /etc/localtime", check=True).stdout.strip().endswith("Asia/Tokyo")
+    rc, screen = homelab_on_terminal("apply", str(cfg), answers="y\n")
+    assert rc == 0, screen
+    assert fresh.run("h1", "readlink /etc/localtime", check=True).stdout.strip().endswith("Asia/Tokyo")
+    rc, screen = homelab_on_terminal("apply", str(cfg), answers="y\n")
+    assert rc == 0 and "nothing to do" in screen and "[y/N]" not in screen

@@ -40,3 +40,32 @@ def count_ssh_connections(lab: Any, host: str) -> int:
     out = lab.run(host, script, check=True).stdout
     doc = json.loads(out)
     return next(item["counter"]["packets"] for item in doc["nftables"] if "counter" in item)
+
+
+def homelab_on_terminal(*args: str, answers: str, timeout: float = 300) -> tuple[int, str]:
+    """Run the CLI on a pseudo-terminal (as a person would) and type `answers` when asked."""
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: becomes homelab on the terminal
+        os.execv(sys.executable, [sys.executable, "-m", "homelab", *args])
+    out = b""
+    sent = False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # the child closed the terminal: it is done
+                break
+            if not chunk:
+                break
+            out += chunk
+            if not sent and b"[y/N]" in out:
+                os.write(fd, answers.encode())
+                sent = True
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
