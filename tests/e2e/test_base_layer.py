@@ -134,3 +134,13 @@ def test_apply_on_a_terminal_asks_first(fresh, tmp_path: Path) -> None:  # type:
     assert fresh.run("h1", "readlink /etc/localtime", check=True).stdout.strip().endswith("Asia/Tokyo")
     rc, screen = homelab_on_terminal("apply", str(cfg), answers="y\n")
     assert rc == 0 and "nothing to do" in screen and "[y/N]" not in screen
+
+
+def test_unknown_host_key_prompt_on_a_terminal(fresh, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = config_for(fresh, tmp_path, ["h2"])
+    rc, screen = homelab_on_terminal("plan", str(cfg), answers="n\n")
+    assert rc == 1 and "offers host key SHA256:" in screen
+    assert not cfg.with_name("lab.state.json").exists() or "host_key" not in json.dumps(state_of(cfg))
+    rc, screen = homelab_on_terminal("plan", str(cfg), answers="y\n")
+    assert rc in (0, 2), screen
+    assert state_of(cfg)["hosts"]["web-2"]["host_key"].split()[1] == fresh.host_key("h2").split()[1]
