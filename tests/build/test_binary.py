@@ -62,3 +62,30 @@ def test_worker_runs_inside_binary(binary: Path) -> None:
                          text=True, env=clean_env(), timeout=60)
     assert out.returncode == 0, out.stderr
     assert '"event": "done"' in out.stdout
+
+
+@pytest.mark.lab
+def test_binary_provisions_the_server_it_is_copied_to(binary: Path, lab) -> None:  # type: ignore[no-untyped-def]
+    """The downloadable-executable way in: copy `homelab` to a fresh Debian server and let it
+    provision that server in place (it reaches itself over SSH on 127.0.0.1, as with a
+    forwarded agent or a key of the server's own), its pyinfra worker running from the binary."""
+    host = "h3"
+    lab.reset(host)
+    with binary.open("rb") as fh:  # copy over ssh, as `scp homelab root@server:` would
+        subprocess.run([*lab.ssh_argv(host), "cat > /root/homelab && chmod 755 /root/homelab"], stdin=fh,
+                       check=True, timeout=300)
+    setup = (
+        "set -e; ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/id_ed25519; "
+        "cat /root/.ssh/id_ed25519.pub >> /root/.ssh/authorized_keys; "
+        "printf 'compute:\\n  base:\\n    timezone: Europe/Vienna\\n  machines:\\n"
+        "    - {name: in-place, address: 127.0.0.1, user: root, key: /root/.ssh/id_ed25519}\\n' > /root/here.yaml"
+    )
+    lab.run(host, setup, check=True)
+    # no Python of homelab's on the server: the binary carries it (the server's python3 is not used)
+    first = lab.run(host, "cd /root && ./homelab apply here.yaml --yes --accept-new-host-keys", timeout=600)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert lab.run(host, "hostname", check=True).stdout.strip() == "in-place"
+    assert lab.run(host, "readlink /etc/localtime", check=True).stdout.strip().endswith("Europe/Vienna")
+    second = lab.run(host, "cd /root && ./homelab apply here.yaml --yes", timeout=600)
+    assert second.returncode == 0 and "apply ok: 0 change(s)" in second.stderr, second.stderr
+    lab.reset(host)  # leave the session's host as other modules expect it
