@@ -160,12 +160,10 @@ class Engine:
                 yield LayerFinished(layer.name, 0, 0, "nothing configured")
                 continue
             try:
-                observed = layer.observe(ctx, self._for_layer(probed, ctx))
-                plan = layer.diff(ctx, observed)
+                observed, plan = self._observe_and_diff(ctx, layer, probed)
             except HomelabError as exc:
                 ok = False
-                yield ChangeFailed(Change(layer.name, layer.name, "run", f"{layer.name}: observe/plan"),
-                                   exc.message, exc.hint)
+                yield self._plan_failed(layer, exc)
                 yield LayerFinished(layer.name, 0, 1)
                 continue
             if ctx.failed_hosts and type(layer).probes is not Layer.probes:
@@ -319,12 +317,19 @@ class Engine:
         for name, results in self._probe(ctx, hosts, [layer]).items():
             probed.setdefault(name, {}).update(results)  # other layers' results stay
         try:
-            plan = layer.diff(ctx, layer.observe(ctx, self._for_layer(probed, ctx)))
+            _, plan = self._observe_and_diff(ctx, layer, probed)
         except HomelabError as exc:
-            yield ChangeFailed(Change(layer.name, layer.name, "run", f"{layer.name}: observe/plan"),
-                               exc.message, exc.hint)
+            yield self._plan_failed(layer, exc)
             return
         yield LayerPlanned(layer.name, plan)
+
+    def _observe_and_diff(self, ctx: RunContext, layer: Layer, probed: Probed) -> tuple[Observed, LayerPlan]:
+        observed = layer.observe(ctx, self._for_layer(probed, ctx))
+        return observed, layer.diff(ctx, observed)
+
+    @staticmethod
+    def _plan_failed(layer: Layer, exc: HomelabError) -> ChangeFailed:
+        return ChangeFailed(Change(layer.name, layer.name, "run", f"{layer.name}: observe/plan"), exc.message, exc.hint)
 
     def _apply_plan(self, ctx: RunContext, layer: Layer, plan: LayerPlan) -> Iterator[Event]:
         api_changes = [c for c in plan.changes if c.host is None]
@@ -355,22 +360,22 @@ class Engine:
             by_host.setdefault(change.host, []).append(change)
         if not by_host:
             return
-        # flatten: op index on a host -> the change it belongs to; a change is applied when its
-        # last op succeeded
-        op_owner: dict[str, list[tuple[Change, bool]]] = {}
+        # flatten each host's changes into one op list; a change owns a span of op indexes and
+        # is applied when the last op of its span succeeded
         ops: dict[str, list[Any]] = {}
+        spans: dict[str, list[tuple[Change, range]]] = {}
+        op_owner: dict[str, list[tuple[Change, bool]]] = {}  # op index -> (change, is its last op)
         for host, host_changes in by_host.items():
-            ops[host] = []
-            op_owner[host] = []
+            ops[host], spans[host], op_owner[host] = [], [], []
             for change in host_changes:
-                for j, op in enumerate(change.ops):
-                    ops[host].append(op)
-                    op_owner[host].append((change, j == len(change.ops) - 1))
+                span = range(len(ops[host]), len(ops[host]) + len(change.ops))
+                spans[host].append((change, span))
+                ops[host].extend(change.ops)
+                op_owner[host].extend((change, k == span[-1]) for k in span)
         targets = [ctx.hosts[h] for h in by_host]
         pins = {t: ctx.state.host(t.name)["host_key"] for t in targets}
         self._worker = WorkerRun(targets, ops, pins, [s.reveal() for s in ctx.secrets], self.options.parallel)
         done: dict[str, set[int]] = {h: set() for h in by_host}
-        failed_hosts: set[str] = set()
         run_error = "not run: the provisioning worker stopped"
         for ev in self._worker.events():
             kind, host = ev.get("event"), ev.get("host", "")
@@ -385,20 +390,14 @@ class Engine:
                 log.warning("worker: %s", ev.get("error"))
                 run_error = ev.get("error") or "the provisioning worker stopped"
             elif kind in ("op_error", "connect_error") and host:
-                failed_hosts.add(host)
                 error = ev.get("error") or "failed"
                 ctx.failed_hosts[host] = error
                 yield HostFailed(host, layer.name, error, "see the output above and the run log")
         self._worker = None
         # every change whose ops did not all succeed is reported failed (incl. ones never run)
-        for host, owners in op_owner.items():
-            reported: set[int] = set()
-            for idx, (change, _last) in enumerate(owners):
-                if id(change) in reported:
-                    continue
-                idxs = [k for k, (c, _) in enumerate(owners) if c is change]
-                if not all(k in done[host] for k in idxs):
-                    reported.add(id(change))
+        for host, host_spans in spans.items():
+            for change, span in host_spans:
+                if not all(k in done[host] for k in span):
                     why = ctx.failed_hosts.get(host, run_error)
                     ctx.failed_hosts.setdefault(host, why)
                     yield ChangeFailed(change, why, "see the run log; the next apply retries it")
