@@ -159,6 +159,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 2 if any(p.changes for p in plans) else 0
 
 
+def _review(engine: Any, renderer: Any) -> int | None:
+    """Plan and show it: the number of changes, or None when planning failed or is blocked."""
+    finished, plans, _ = _drive(engine.plan(), renderer)
+    if finished is None or not finished.ok or any(p.blocked for p in plans):
+        return None
+    return sum(len(p.changes) for p in plans)
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     from homelab.config import load_config
     from homelab.engine import Engine
@@ -171,15 +179,12 @@ def cmd_apply(args: argparse.Namespace) -> int:
     renderer = TextRenderer(sys.stdout, sys.stderr, args.verbose)
     options = _options(args, interactive)
     if not args.yes:
-        finished, plans, _ = _drive(Engine(cfg, options, args.log_path).plan(), renderer)
-        if finished is None or not finished.ok:
+        n = _review(Engine(cfg, options, args.log_path), renderer)
+        if n is None:
             return 1
-        n = sum(len(p.changes) for p in plans)
         if n == 0:
             print("nothing to do", file=sys.stderr)
             return 0
-        if any(p.blocked for p in plans):
-            return 1
         if input(f"Apply {n} change(s)? [y/N] ").strip().lower() not in ("y", "yes"):
             print("not applied", file=sys.stderr)
             return 1
@@ -223,10 +228,9 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     options = _options(args, interactive)
     options.layers = ("compute",)  # only servers go; nothing is configured on the way out
     renderer = TextRenderer(sys.stdout, sys.stderr, args.verbose)
-    finished, plans, _ = _drive(Engine(target, options, args.log_path).plan(), renderer)
-    if finished is None or not finished.ok or any(p.blocked for p in plans):
+    n = _review(Engine(target, options, args.log_path), renderer)
+    if n is None:
         return 1
-    n = sum(len(p.changes) for p in plans)
     if n == 0:
         print("nothing to destroy", file=sys.stderr)
         return 0
