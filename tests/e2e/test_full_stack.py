@@ -77,7 +77,7 @@ def test_mesh_traffic_passes_the_firewall(applied: Path, lab) -> None:  # type: 
             if src != dst:
                 # root and the lab's admin are refused now: only the people the config names
                 argv = [a.replace("root@", "ops@") for a in lab.ssh_argv(src)]
-                ping = subprocess.run([*argv, f"sudo -n ping -c1 -W2 {addresses[dst]}"], capture_output=True,
+                ping = subprocess.run([*argv, f"sudo -n ping -c3 -i0.3 -W2 {addresses[dst]}"], capture_output=True,
                                       text=True, timeout=60, stdin=subprocess.DEVNULL)
                 assert ping.returncode == 0, f"{src} -> {dst}: {ping.stdout}{ping.stderr}"
     assert lab.run("h1", "true", user="admin").returncode != 0
