@@ -18,7 +18,7 @@ class BillingConfig:
 
 def parse_billing(sec: Section) -> BillingConfig:
     budget = sec.number("budget", None, lo=0.0)
-    currency = sec.str("currency", "EUR", choices=CURRENCIES)
+    currency = sec.text("currency", "EUR", choices=CURRENCIES)
     sec.done(["budget", "currency"])
     return BillingConfig(budget=budget, currency=currency or "EUR")
 

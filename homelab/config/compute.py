@@ -40,11 +40,11 @@ class ComputeConfig:
 
 
 def parse_machine(sec: Section) -> Machine | None:
-    name = sec.str("name", required=True, pattern=NAME, hint="lowercase letters, digits and '-', like 'pi-1'")
+    name = sec.text("name", required=True, pattern=NAME, hint="lowercase letters, digits and '-', like 'pi-1'")
     address = sec.address("address", required=True)
-    user = sec.str("user", "root", pattern=USER, hint="a Unix user name like 'admin'")
-    port = sec.int("port", 22, lo=1, hi=65535)
-    key = sec.str("key", pattern=PATH, hint="a path to a private key file, without spaces")
+    user = sec.text("user", "root", pattern=USER, hint="a Unix user name like 'admin'")
+    port = sec.integer("port", 22, lo=1, hi=65535)
+    key = sec.text("key", pattern=PATH, hint="a path to a private key file, without spaces")
     sec.done(["name", "address", "user", "port", "key"])
     if not sec.ok or name is None or address is None:
         return None
@@ -54,9 +54,9 @@ def parse_machine(sec: Section) -> Machine | None:
 def parse_base(sec: Section | None) -> BaseSettings:
     if sec is None:
         return BaseSettings()
-    tz = sec.str("timezone", "UTC", pattern=TIMEZONE, hint="an IANA zone like Europe/Berlin")
+    tz = sec.text("timezone", "UTC", pattern=TIMEZONE, hint="an IANA zone like Europe/Berlin")
     pkgs = sec.str_list("packages", pattern=PACKAGE, hint="a Debian package name", default=DEFAULT_PACKAGES)
-    set_hostname = sec.bool("set_hostname", True)
+    set_hostname = sec.flag("set_hostname", True)
     sec.done(["timezone", "packages", "set_hostname"])
     return BaseSettings(timezone=tz or "UTC", packages=tuple(dict.fromkeys(pkgs)), set_hostname=set_hostname)
 

@@ -102,13 +102,13 @@ def parse_labels(sec: Section, key: str) -> tuple[tuple[str, str], ...]:
 
 
 def parse_server(sec: Section) -> Server | None:
-    name = sec.str("name", required=True, pattern=NAME, hint="lowercase letters, digits and '-', like 'web-1'")
-    stype = sec.str("type", required=True, pattern=SERVER_TYPE, hint="a Hetzner server type like cx22 or cax11")
-    location = sec.str("location", required=True, pattern=LOCATION, hint="a Hetzner location like fsn1, nbg1, hel1")
-    image = sec.str("image", "debian-13", pattern=IMAGE, hint="an image name like debian-13")
+    name = sec.text("name", required=True, pattern=NAME, hint="lowercase letters, digits and '-', like 'web-1'")
+    stype = sec.text("type", required=True, pattern=SERVER_TYPE, hint="a Hetzner server type like cx22 or cax11")
+    location = sec.text("location", required=True, pattern=LOCATION, hint="a Hetzner location like fsn1, nbg1, hel1")
+    image = sec.text("image", "debian-13", pattern=IMAGE, hint="an image name like debian-13")
     labels = parse_labels(sec, "labels")
-    protection = sec.bool("protection", True)
-    backups = sec.bool("backups", False)
+    protection = sec.flag("protection", True)
+    backups = sec.flag("backups", False)
     sec.done(["name", "type", "location", "image", "labels", "protection", "backups"])
     if not sec.ok or name is None or stype is None or location is None:
         return None
@@ -118,7 +118,7 @@ def parse_server(sec: Section) -> Server | None:
 
 def check_endpoint(sec: Section, key: str) -> str | None:
     """https anywhere; plain http only to this machine (the token travels with every request)."""
-    url = sec.str(key)
+    url = sec.text(key)
     if url is None:
         return None
     parsed = urlparse(url)
@@ -143,10 +143,10 @@ def parse_hetzner(sec: Section, machine_names_seen: dict[str, str]) -> HetznerCo
     servers = sec.unique_items("servers", parse_server, seen=dict(machine_names_seen),
                                hint="every machine and server needs its own name")
     endpoint = check_endpoint(sec, "api_endpoint")
-    key_name = sec.str("ssh_key_name", "homelab-operator", pattern=NAME, hint="like 'homelab-operator'")
-    cluster = sec.str("cluster", "homelab", pattern=NAME, hint="lowercase letters, digits and '-', like 'home-prod'")
-    action_timeout = sec.int("action_timeout", 600, lo=1, hi=3600)
-    ssh_timeout = sec.int("ssh_timeout", 180, lo=1, hi=3600)
+    key_name = sec.text("ssh_key_name", "homelab-operator", pattern=NAME, hint="like 'homelab-operator'")
+    cluster = sec.text("cluster", "homelab", pattern=NAME, hint="lowercase letters, digits and '-', like 'home-prod'")
+    action_timeout = sec.integer("action_timeout", 600, lo=1, hi=3600)
+    ssh_timeout = sec.integer("ssh_timeout", 180, lo=1, hi=3600)
     sec.done(["servers", "api_endpoint", "ssh_key_name", "cluster", "action_timeout", "ssh_timeout"])
     return HetznerConfig(servers=tuple(servers), api_endpoint=endpoint, ssh_key_name=key_name or "homelab-operator",
                          cluster=cluster or "homelab", action_timeout=action_timeout or 600,

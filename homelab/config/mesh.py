@@ -155,7 +155,7 @@ def _similar(a: str, b: str) -> bool:
 
 
 def parse_cidr(sec: Section) -> str:
-    raw = sec.str("cidr", DEFAULT_CIDR) or DEFAULT_CIDR
+    raw = sec.text("cidr", DEFAULT_CIDR) or DEFAULT_CIDR
     try:
         net = ipaddress.IPv4Network(raw, strict=True)
     except ValueError as exc:
@@ -170,14 +170,14 @@ def parse_cidr(sec: Section) -> str:
 
 
 def parse_node(sec: Section, default_port: int) -> MeshNode | None:
-    name = sec.str("name", required=True, pattern=NAME, hint="the name of a compute machine or server")
+    name = sec.text("name", required=True, pattern=NAME, hint="the name of a compute machine or server")
     endpoint: str | None = None
     if sec.has("endpoint") and sec.items["endpoint"].value == AUTO:
         sec.raw("endpoint")
         endpoint = AUTO
     else:
         endpoint = sec.address("endpoint")
-    port = sec.int("port", default_port, lo=1, hi=65535)
+    port = sec.integer("port", default_port, lo=1, hi=65535)
     sec.done(["name", "endpoint", "port"])
     if not sec.ok or name is None:
         return None
@@ -186,13 +186,13 @@ def parse_node(sec: Section, default_port: int) -> MeshNode | None:
 
 def parse_mesh(sec: Section) -> MeshConfig:
     cidr = parse_cidr(sec)
-    port = sec.int("port", DEFAULT_PORT, lo=1, hi=65535) or DEFAULT_PORT
-    interface = sec.str("interface", "wg0", pattern=INTERFACE,
+    port = sec.integer("port", DEFAULT_PORT, lo=1, hi=65535) or DEFAULT_PORT
+    interface = sec.text("interface", "wg0", pattern=INTERFACE,
                         hint="lowercase letters and digits, up to 15, like wg0") or "wg0"
-    psk = sec.bool("preshared_keys", False)
-    keepalive = sec.int("keepalive", DEFAULT_KEEPALIVE, lo=1, hi=3600) or DEFAULT_KEEPALIVE
-    timeout = sec.int("handshake_timeout", DEFAULT_HANDSHAKE_TIMEOUT, lo=1, hi=86400) or DEFAULT_HANDSHAKE_TIMEOUT
-    relay = sec.str("relay", pattern=NAME, hint="the name of a mesh node with an endpoint")
+    psk = sec.flag("preshared_keys", False)
+    keepalive = sec.integer("keepalive", DEFAULT_KEEPALIVE, lo=1, hi=3600) or DEFAULT_KEEPALIVE
+    timeout = sec.integer("handshake_timeout", DEFAULT_HANDSHAKE_TIMEOUT, lo=1, hi=86400) or DEFAULT_HANDSHAKE_TIMEOUT
+    relay = sec.text("relay", pattern=NAME, hint="the name of a mesh node with an endpoint")
     nodes = sec.unique_items("nodes", lambda nsec: parse_node(nsec, port), hint="list every node once")
     sec.done(["cidr", "port", "interface", "preshared_keys", "keepalive", "handshake_timeout", "relay", "nodes"])
     return MeshConfig(cidr=cidr, port=port, interface=interface, preshared_keys=psk, keepalive=keepalive,

@@ -159,14 +159,14 @@ def key_identity(line: str) -> tuple[str, str]:
 
 # ------------------------------------------------------------------ parse ----
 def parse_user(sec: Section) -> OperatorUser | None:
-    name = sec.str("name", required=True, pattern=USER, hint="a Unix user name like 'alice'")
+    name = sec.text("name", required=True, pattern=USER, hint="a Unix user name like 'alice'")
     if name in RESERVED_USERS or (name or "").startswith(("systemd-", "_")):
         sec.fail(sec.raw("name"), sec.sub("name"), f"{name!r} is a system account",
                  "operator users are people; pick a personal name like 'alice'")
         name = None
     keys: list[str] = []
     seen: set[tuple[str, str]] = set()
-    for item, path in sec.list("keys"):
+    for item, path in sec.entries("keys"):
         v = item.value
         if not isinstance(v, str):
             sec.fail(item, path, "should be a string (an OpenSSH public key line)")
@@ -181,7 +181,7 @@ def parse_user(sec: Section) -> OperatorUser | None:
             continue
         seen.add(key_identity(v))
         keys.append(v)
-    sudo = sec.bool("sudo", False)
+    sudo = sec.flag("sudo", False)
     sec.done(["name", "keys", "sudo"])
     if not sec.ok or name is None:
         return None
@@ -191,9 +191,9 @@ def parse_user(sec: Section) -> OperatorUser | None:
 def parse_sshd(sec: Section | None) -> SshdSettings:
     if sec is None:
         return SshdSettings()
-    port = sec.int("port", 22, lo=1, hi=65535)
-    password = sec.bool("password_login", False)
-    root = sec.bool("root_login", False)
+    port = sec.integer("port", 22, lo=1, hi=65535)
+    password = sec.flag("password_login", False)
+    root = sec.flag("root_login", False)
     sec.done(["port", "password_login", "root_login"])
     return SshdSettings(port=port or 22, password_login=password, root_login=root)
 
@@ -212,9 +212,9 @@ def parse_allow(sec: Section) -> AllowRule | None:
     else:
         sec.fail(node, sec.sub("port"), f"{node.value!r} is not a port",
                  "an integer 1-65535, or a range like \"8000-8100\"")
-    proto = sec.str("proto", "tcp", choices=("tcp", "udp"))
+    proto = sec.text("proto", "tcp", choices=("tcp", "udp"))
     source: str | None = None
-    src = sec.str("from")
+    src = sec.text("from")
     if src is not None:
         try:
             source = str(ipaddress.ip_network(src, strict=False))
@@ -230,7 +230,7 @@ def parse_allow(sec: Section) -> AllowRule | None:
 def parse_firewall(sec: Section | None) -> FirewallSettings:
     if sec is None:
         return FirewallSettings()
-    enabled = sec.bool("enabled", True)
+    enabled = sec.flag("enabled", True)
     rules = [r for r in (parse_allow(s) for s in sec.items_of("allow")) if r is not None]
     ingress = sec.str_list("ingress_hosts", pattern=NAME, hint="a machine or server name")
     sec.done(["enabled", "allow", "ingress_hosts"])
@@ -241,8 +241,8 @@ def parse_permissions(sec: Section) -> PermissionsConfig:
     users = sec.unique_items("users", parse_user, hint="list every user once")
     sshd = parse_sshd(sec.section("sshd"))
     firewall = parse_firewall(sec.section("firewall"))
-    upgrades = sec.bool("unattended_upgrades", True)
-    revert_after = sec.int("revert_after", DEFAULT_REVERT_AFTER, lo=10, hi=600)
+    upgrades = sec.flag("unattended_upgrades", True)
+    revert_after = sec.integer("revert_after", DEFAULT_REVERT_AFTER, lo=10, hi=600)
     sec.done(["users", "sshd", "firewall", "unattended_upgrades", "revert_after"])
     cfg = PermissionsConfig(users=tuple(users), sshd=sshd, firewall=firewall, unattended_upgrades=upgrades,
                             revert_after=revert_after or DEFAULT_REVERT_AFTER)

@@ -23,9 +23,9 @@ class PrivilegeConfig:
 
 
 def parse_privilege(sec: Section) -> PrivilegeConfig:
-    key = sec.str("ssh_key", DEFAULT_KEY, pattern=PATH, hint="a path like ~/.ssh/id_ed25519")
-    gen = sec.bool("generate_key", False)
-    agent = sec.bool("use_agent", True)
+    key = sec.text("ssh_key", DEFAULT_KEY, pattern=PATH, hint="a path like ~/.ssh/id_ed25519")
+    gen = sec.flag("generate_key", False)
+    agent = sec.flag("use_agent", True)
     token = sec.secret_ref("hcloud_token")
     sec.done(["ssh_key", "generate_key", "use_agent", "hcloud_token"])
     return PrivilegeConfig(ssh_key=key or DEFAULT_KEY, generate_key=gen, use_agent=agent, hcloud_token=token)

@@ -94,7 +94,7 @@ class Section:
             return None
         return node
 
-    def str(self, key: str, default: str | None = None, *, required: bool = False,
+    def text(self, key: str, default: str | None = None, *, required: bool = False,
             pattern: re.Pattern[str] | None = None, hint: str = "", choices: tuple[str, ...] = ()) -> str | None:
         node = self._get(key, required)
         if node is None:
@@ -114,7 +114,7 @@ class Section:
             return default
         return v
 
-    def int(self, key: str, default: int | None = None, *, required: bool = False,
+    def integer(self, key: str, default: int | None = None, *, required: bool = False,
             lo: int | None = None, hi: int | None = None) -> int | None:
         node = self._get(key, required)
         if node is None:
@@ -139,7 +139,7 @@ class Section:
             return default
         return float(v)
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         node = self._get(key, False)
         if node is None:
             return default
@@ -148,7 +148,7 @@ class Section:
             return default
         return node.value
 
-    def list(self, key: str, *, required: bool = False) -> list[tuple[Located, str]]:
+    def entries(self, key: str, *, required: bool = False) -> list[tuple[Located, str]]:
         """Items of a list with their dotted paths (`key[0]`)."""
         node = self._get(key, required)
         if node is None:
@@ -164,7 +164,7 @@ class Section:
             self.raw(key)
             return default
         out: list[str] = []
-        for item, path in self.list(key):
+        for item, path in self.entries(key):
             if not isinstance(item.value, str):
                 self.fail(item, path, f"should be a string, not {describe_type(item.value)}")
             elif pattern is not None and not pattern.match(item.value):
@@ -184,7 +184,7 @@ class Section:
 
     def items_of(self, key: str) -> Iterator[Section]:
         """Each item of a list of mappings, as a Section."""
-        for item, path in self.list(key):
+        for item, path in self.entries(key):
             yield Section(item, path, self.problems)
 
     def unique_items(self, key: str, parse: Callable[[Section], T | None], *, hint: str,
@@ -206,7 +206,7 @@ class Section:
         return out
 
     def address(self, key: str, *, required: bool = False) -> str | None:
-        v = self.str(key, required=required)
+        v = self.text(key, required=required)
         if v is None:
             return None
         try:
@@ -229,13 +229,13 @@ class Section:
                       "use {env: VARIABLE} or {command: \"pass show name\"}")
             return None
         sec = Section(node, self.sub(key), self.problems)
-        env = sec.str("env", pattern=ENV_VAR, hint="an environment variable name like HCLOUD_TOKEN")
+        env = sec.text("env", pattern=ENV_VAR, hint="an environment variable name like HCLOUD_TOKEN")
         if env is not None and LOOKS_LIKE_TOKEN.match(env):
             # a pasted token also fits the variable-name pattern; it must never land in the file
             sec.fail(sec.raw("env"), sec.sub("env"), "this looks like a token, not the name of a variable",
                      "write the variable's name (e.g. HCLOUD_TOKEN) and export the token in it")
             env = None
-        cmd = sec.str("command")
+        cmd = sec.text("command")
         sec.done(["env", "command"])
         if not sec.ok:  # already explained, located at the bad key
             self.ok = False

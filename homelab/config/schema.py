@@ -95,7 +95,7 @@ def parse_config(text: str, path: Path) -> Config:
     problems = Problems(str(path))
     root: Located = load_located(text, str(path))
     top = Section(root, "", problems)
-    version = top.int("version", CONFIG_VERSION, lo=1, hi=CONFIG_VERSION)
+    version = top.integer("version", CONFIG_VERSION, lo=1, hi=CONFIG_VERSION)
     sections: dict[str, Any] = {}
     for name, spec in SECTIONS.items():
         node = top.raw(name)
