@@ -29,8 +29,10 @@ def _add_config(p: argparse.ArgumentParser) -> None:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
+    from homelab import registry
+
     p.add_argument("--layer", action="append", default=[], metavar="NAME",
-                   help="only this layer (repeatable): billing, privilege, compute, mesh, permissions")
+                   help=f"only this layer (repeatable): {registry.layer_help()}")
     p.add_argument("--accept-new-host-keys", action="store_true",
                    help="pin host keys of machines never seen before (check fingerprints first)")
     p.add_argument("--parallel", type=int, default=10, metavar="N", help="hosts worked on at once (default 10)")

@@ -1,9 +1,7 @@
 """`billing:` (layer -1): what the cloud part of the config may cost per month."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable
 
 from homelab.config.reader import Section
 
@@ -21,8 +19,3 @@ def parse_billing(sec: Section) -> BillingConfig:
     currency = sec.text("currency", "EUR", choices=CURRENCIES)
     sec.done(["budget", "currency"])
     return BillingConfig(budget=budget, currency=currency or "EUR")
-
-
-def register(sections: dict[str, Any], compute_extras: dict[str, Callable[..., Any]]) -> None:
-    # replace keeps the layer number schema.py owns; no import of schema (it imports us)
-    sections["billing"] = dataclasses.replace(sections["billing"], parser=parse_billing)

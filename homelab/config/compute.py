@@ -61,17 +61,13 @@ def parse_base(sec: Section | None) -> BaseSettings:
     return BaseSettings(timezone=tz or "UTC", packages=tuple(dict.fromkeys(pkgs)), set_hostname=set_hostname)
 
 
-def parse_compute(sec: Section, extra: dict[str, Any]) -> ComputeConfig:
-    """`extra` holds parsers of optional sub-sections (hetzner) registered by their modules."""
+def parse_compute(sec: Section) -> ComputeConfig:
+    from homelab.config.hetzner import parse_hetzner  # Hetzner servers are a part of compute
+
     seen: dict[str, str] = {}  # machine names -> path; servers (hetzner) must not reuse them
     machines = sec.unique_items("machines", parse_machine, seen=seen, hint="every machine needs its own name")
     base = parse_base(sec.section("base"))
-    hetzner = None
-    known = ["machines", "base"]
-    for key, parser in extra.items():
-        known.append(key)
-        sub = sec.section(key)
-        if sub is not None:
-            hetzner = parser(sub, seen)
-    sec.done(known)
+    sub = sec.section("hetzner")
+    hetzner = parse_hetzner(sub, seen) if sub is not None else None
+    sec.done(["machines", "base", "hetzner"])
     return ComputeConfig(machines=tuple(machines), base=base, hetzner=hetzner)

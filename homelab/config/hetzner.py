@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlparse
 
 from homelab.config.reader import NAME, Section
@@ -151,8 +151,3 @@ def parse_hetzner(sec: Section, machine_names_seen: dict[str, str]) -> HetznerCo
     return HetznerConfig(servers=tuple(servers), api_endpoint=endpoint, ssh_key_name=key_name or "homelab-operator",
                          cluster=cluster or "homelab", action_timeout=action_timeout or 600,
                          ssh_timeout=ssh_timeout or 180)
-
-
-def register(sections: dict[str, Any], compute_extras: dict[str, Callable[..., Any]]) -> None:
-    compute_extras["hetzner"] = parse_hetzner
-

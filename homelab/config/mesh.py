@@ -22,12 +22,13 @@ The permissions layer reads `port`/`port_of`, `interface`, `cidr`, `accepts_inbo
 """
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Iterator
+
+from homelab.claims import Claim, OpenPort, TrustInterface
 
 from homelab.config.reader import NAME, Problems, Section
 from homelab.config.yamlpos import Located
@@ -199,6 +200,13 @@ def parse_mesh(sec: Section) -> MeshConfig:
                       handshake_timeout=timeout, relay=relay, nodes=tuple(nodes))
 
 
-def register(sections: dict[str, Any], compute_extras: dict[str, Callable[..., Any]]) -> None:
-    # replace keeps the layer number schema.py owns; no import of schema (it imports us)
-    sections["mesh"] = dataclasses.replace(sections["mesh"], parser=parse_mesh)
+def mesh_claims(mesh: MeshConfig, cfg: Any) -> Iterator[Claim]:
+    """What the mesh needs of the firewall: its UDP port on nodes others dial, and trust of
+    what arrives on the mesh interface (authenticated by WireGuard already)."""
+    listed = {n.name: i for i, n in enumerate(mesh.nodes)}
+    for node in mesh.members:
+        i = listed.get(node.name)
+        if mesh.accepts_inbound(node.name):
+            path = f"mesh.nodes[{i}].port" if i is not None and node.port != mesh.port else "mesh.port"
+            yield OpenPort("mesh", path, node.name, "udp", node.port, why="WireGuard mesh")
+        yield TrustInterface("mesh", "mesh.interface", node.name, mesh.interface, why="mesh")

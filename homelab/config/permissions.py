@@ -20,7 +20,9 @@ import ipaddress
 import re
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
+
+from homelab.claims import Claim, OpenPort
 
 from homelab.config.reader import NAME, SSH_PUBKEY, USER, Problems, Section
 from homelab.config.yamlpos import Located
@@ -253,8 +255,21 @@ def parse_permissions(sec: Section) -> PermissionsConfig:
     return cfg
 
 
-def register(sections: dict[str, Any], compute_extras: dict[str, Any]) -> None:
-    """Called by config/schema.py: the permissions section is read from now on."""
-    from homelab.config.schema import SectionSpec
+def permissions_claims(perm: PermissionsConfig, cfg: Any) -> Iterator[Claim]:
+    """The config's own `firewall.allow` rules, on every host, as port claims.
 
-    sections["permissions"] = SectionSpec(2, parse_permissions)
+    `ingress_hosts` opens 80/443 until the ingress layer (5) exists and claims them itself
+    for the machines that run it; then this key goes away.
+    """
+    if not perm.firewall.enabled:
+        return
+    for host in cfg.host_names:
+        for i, name in enumerate(perm.firewall.ingress_hosts):
+            if name == host:
+                path = f"permissions.firewall.ingress_hosts[{i}]"
+                for port in (80, 443):
+                    yield OpenPort("permissions", path, host, "tcp", port, why="ingress", forwarded=True)
+                yield OpenPort("permissions", path, host, "udp", 443, why="ingress HTTP/3", forwarded=True)
+        for i, rule in enumerate(perm.firewall.allow):
+            yield OpenPort("permissions", f"permissions.firewall.allow[{i}]", host, rule.proto, rule.port,
+                           rule.port_end, rule.source, why=f"allow[{i}]", forwarded=True)

@@ -1,17 +1,22 @@
 """The whole config: one section per layer, parsed and validated in one pass.
 
-Sections follow the layers, bottom to top. A section for a layer that is not built yet is
-refused with "not supported yet" (never silently ignored). Adding a layer's config is one
-parser function plus one line in SECTIONS.
+Which sections exist, in which order, and who parses them comes from the layer registry
+(`homelab/registry.py`). A section for a layer that is not built yet is refused with "not
+supported yet" (never silently ignored). After parsing, every layer's claims are collected
+(pure) and checked against each other: two layers claiming one port is a config error that
+points at both places.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
-from homelab.config.compute import ComputeConfig, Machine, parse_compute
-from homelab.config.privilege import PrivilegeConfig, parse_privilege
+from homelab import registry
+from homelab.claims import Claim, Claims, find_conflicts
+from homelab.config.compute import ComputeConfig, Machine
+from homelab.config.privilege import PrivilegeConfig
 from homelab.config.reader import Problems, Section
 from homelab.config.yamlpos import Located, load_located
 from homelab.errors import ConfigError, UsageError
@@ -20,54 +25,11 @@ CONFIG_VERSION = 1
 
 
 @dataclass(frozen=True)
-class SectionSpec:
-    layer: int
-    parser: Callable[[Section], Any] | None  # None: the layer is not built yet
-
-
-def _compute(sec: Section) -> ComputeConfig:
-    return parse_compute(sec, COMPUTE_EXTRAS)
-
-
-# Sub-sections of compute contributed by other modules (e.g. "hetzner": parse_hetzner).
-COMPUTE_EXTRAS: dict[str, Callable[[Section, dict[str, str]], Any]] = {}
-
-SECTIONS: dict[str, SectionSpec] = {
-    "billing": SectionSpec(-1, None),
-    "privilege": SectionSpec(0, parse_privilege),
-    "mesh": SectionSpec(1, None),
-    "permissions": SectionSpec(2, None),
-    "compute": SectionSpec(3, _compute),
-    "storage": SectionSpec(4, None),
-    "ingress": SectionSpec(5, None),
-    "apps": SectionSpec(6, None),
-    "links": SectionSpec(7, None),
-}
-
-
-def _register_optional_sections() -> None:
-    """Modules for later layers register their parsers here (kept import-light: pure code)."""
-    import importlib
-
-    for modname in ("homelab.config.billing", "homelab.config.mesh", "homelab.config.permissions",
-                    "homelab.config.hetzner"):
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as exc:
-            if exc.name != modname:
-                raise
-            continue
-        mod.register(SECTIONS, COMPUTE_EXTRAS)
-
-
-_register_optional_sections()
-
-
-@dataclass(frozen=True)
 class Config:
     path: Path
     version: int = CONFIG_VERSION
     sections: Mapping[str, Any] = field(default_factory=dict)
+    claims: Claims = field(default_factory=Claims)
 
     def get(self, name: str) -> Any:
         return self.sections.get(name)
@@ -85,6 +47,12 @@ class Config:
         return self.compute.machines
 
     @property
+    def host_names(self) -> tuple[str, ...]:
+        """Every machine and cloud server the config names, in config order."""
+        servers = getattr(self.compute.hetzner, "servers", ()) or ()
+        return tuple(dict.fromkeys([*(m.name for m in self.machines), *(s.name for s in servers)]))
+
+    @property
     def state_path(self) -> Path:
         """State lives beside the config: config.yaml -> config.state.json."""
         return self.path.with_name(self.path.stem + ".state.json")
@@ -97,32 +65,69 @@ def parse_config(text: str, path: Path) -> Config:
     top = Section(root, "", problems)
     version = top.integer("version", CONFIG_VERSION, lo=1, hi=CONFIG_VERSION)
     sections: dict[str, Any] = {}
-    for name, spec in SECTIONS.items():
-        node = top.raw(name)
+    entries = registry.entries()
+    for entry in registry.by_number(entries):
+        node = top.raw(entry.id)
         if node is None or node.value is None:
             continue
-        if spec.parser is None:
-            top.fail(node, name, f"layer {spec.layer} ({name}) is not supported yet",
+        parse = registry.parser_of(entry) if entry.built else None
+        if parse is None:
+            top.fail(node, entry.id, f"layer {entry.number} ({entry.id}) is not supported yet",
                      "remove this section; it will be read once the layer exists", key=True)
             continue
-        sections[name] = spec.parser(Section(node, name, problems))
-    top.done(["version", *SECTIONS])
+        sections[entry.id] = parse(Section(node, entry.id, problems))
+    top.done(["version", *(e.id for e in entries)])
     if problems.items:
         raise ConfigError(problems.items)
     cfg = Config(path=path, version=version or CONFIG_VERSION, sections=sections)
     _check_cross_references(cfg, root, problems)
     if problems.items:
         raise ConfigError(problems.items)
-    return cfg
+    claims = collect_claims(cfg)
+    for conflict in find_conflicts(claims):
+        problems.add(locate(root, conflict.path), conflict.path, conflict.message, conflict.hint)
+    if problems.items:
+        raise ConfigError(problems.items)
+    return Config(path=path, version=cfg.version, sections=sections, claims=Claims(tuple(claims)))
+
+
+def collect_claims(cfg: Config) -> list[Claim]:
+    """Every built layer's claims, in run order (pure)."""
+    out: list[Claim] = []
+    for entry in registry.built():
+        section = cfg.sections.get(entry.id)
+        if entry.claims and section is not None:
+            out.extend(registry.resolve(entry.claims)(section, cfg))
+    return out
 
 
 def _check_cross_references(cfg: Config, root: Located, problems: Problems) -> None:
     """Checks that need more than one section (kept here so sections stay independent)."""
-    for name in SECTIONS:
-        parsed = cfg.sections.get(name)
+    for entry in registry.entries():
+        parsed = cfg.sections.get(entry.id)
         check = getattr(parsed, "cross_check", None)
         if check is not None:
             check(cfg, root, problems)
+
+
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def locate(root: Located, dotted: str) -> Located | None:
+    """The node at a dotted config path like "mesh.nodes[1].port" (the nearest existing parent)."""
+    node: Located | None = root
+    for name, index in _STEP.findall(dotted):
+        if node is None:
+            break
+        nxt: Located | None = None
+        if name and isinstance(node.value, dict):
+            nxt = node.value.get(name)
+        elif index and isinstance(node.value, list) and int(index) < len(node.value):
+            nxt = node.value[int(index)]
+        if nxt is None:
+            return node
+        node = nxt
+    return node
 
 
 def load_config(path: str | Path) -> Config:

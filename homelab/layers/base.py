@@ -15,7 +15,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterator, Mapping
 
+from homelab import registry
 from homelab.config.schema import Config
+from homelab.registry import LayerEntry
 from homelab.events import Event
 from homelab.hosts import HostTarget
 from homelab.model import Change, LayerPlan, Monitor
@@ -85,9 +87,21 @@ class Observed:
 
 
 class Layer:
-    number: ClassVar[int]
-    name: ClassVar[str]  # also the state section and, usually, the config section
-    title: ClassVar[str]
+    name: ClassVar[str]  # the registry entry's id: config section, state section, --layer name
+
+    @property
+    def entry(self) -> LayerEntry:
+        found = registry.find(self.name)
+        assert found is not None, f"layer {self.name!r} has no registry entry"
+        return found
+
+    @property
+    def number(self) -> int:
+        return self.entry.number
+
+    @property
+    def title(self) -> str:
+        return self.entry.title
 
     def enabled(self, ctx: RunContext) -> bool:
         """Whether the config asks this layer for anything (else it is skipped, with a reason)."""

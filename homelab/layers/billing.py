@@ -74,9 +74,7 @@ def budget_monitor(cfg: BillingConfig, current: Bill) -> Monitor:
 
 
 class BillingLayer(Layer):
-    number: ClassVar[int] = -1
     name: ClassVar[str] = "billing"
-    title: ClassVar[str] = "billing"
 
     @staticmethod
     def _config(ctx: RunContext) -> BillingConfig:

@@ -117,9 +117,7 @@ def privilege_monitors(seen: Seen) -> list[Monitor]:
 
 
 class PrivilegeLayer(Layer):
-    number: ClassVar[int] = 0
     name: ClassVar[str] = "privilege"
-    title: ClassVar[str] = "privilege"
 
     @staticmethod
     def _hetzner(ctx: RunContext) -> HetznerConfig | None:

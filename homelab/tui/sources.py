@@ -102,9 +102,9 @@ class EngineSource:
         self.log_path = log_path
 
     def layers(self) -> tuple[LayerInfo, ...]:
-        from homelab.layers import all_layers, display_order
+        from homelab import registry
 
-        return tuple(LayerInfo(layer.name, layer.number, layer.title) for layer in display_order(all_layers()))
+        return tuple(LayerInfo(e.id, e.number, e.title) for e in registry.by_number(registry.built()))
 
     def start(self, request: RunRequest) -> EventRun:
         return EngineRun(self.config_path, request, self.log_path)

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from homelab.config import load_config
-from homelab.config.schema import SECTIONS, parse_config
+from homelab import registry
+from homelab.config.schema import parse_config
 from homelab.errors import ConfigError
 from homelab.tui.wizard.render import render_config
-from homelab.tui.wizard.steps import STEPS, active_steps
+from homelab.tui.wizard.steps import active_steps
 from homelab.tui.wizard.steps.compute import add_lab_machines
 from homelab.tui.wizard.steps.privilege import looks_like_token
 from homelab.tui.wizard.validate import check_config, describe
@@ -59,11 +60,11 @@ def test_every_built_section_has_its_step_in_layer_order() -> None:
     steps = active_steps()
     assert [s.layer for s in steps] == sorted(s.layer for s in steps)
     # a layer whose config parser exists but has no wizard step yet: add steps/<layer>.py
-    assert {s.section for s in steps} == {name for name, spec in SECTIONS.items() if spec.parser is not None}
+    assert {s.section for s in steps} == {e.id for e in registry.built()}
 
 
 def test_rendered_config_matches_golden() -> None:
-    text = render_config(ANSWERS, STEPS)
+    text = render_config(ANSWERS, active_steps())
     if os.environ.get("UPDATE_GOLDEN"):
         GOLDEN.write_text(text)
     assert text == GOLDEN.read_text()
@@ -71,7 +72,7 @@ def test_rendered_config_matches_golden() -> None:
 
 def test_wizard_config_parses_like_the_hand_written_one(tmp_path: Path) -> None:
     wizard = tmp_path / "wizard.yaml"
-    wizard.write_text(render_config(ANSWERS, STEPS))
+    wizard.write_text(render_config(ANSWERS, active_steps()))
     hand = tmp_path / "hand.yaml"
     hand.write_text(HAND_WRITTEN)
     a, b = load_config(wizard), load_config(hand)
@@ -82,9 +83,9 @@ def test_wizard_config_parses_like_the_hand_written_one(tmp_path: Path) -> None:
 
 def test_blank_rows_and_disabled_mesh_are_not_written() -> None:
     answers = {**ANSWERS, "mesh": {**ANSWERS["mesh"], "enabled": False}}
-    text = render_config(answers, STEPS)
+    text = render_config(answers, active_steps())
     assert "\nmesh:" not in text and "name: \"\"" not in text
-    cfg, problems = check_config(answers, STEPS)
+    cfg, problems = check_config(answers, active_steps())
     assert problems == [] and cfg is not None and cfg.get("mesh") is None
 
 
@@ -95,11 +96,11 @@ def test_blank_rows_and_disabled_mesh_are_not_written() -> None:
      "compute.machines[0].name: 'Pi 1' is not allowed here (hint: lowercase letters, digits and '-', like 'pi-1')"),
 ])
 def test_problems_are_worded_as_validate_words_them(typed: dict, expected: str, tmp_path: Path) -> None:
-    _, problems = check_config(typed, STEPS)
+    _, problems = check_config(typed, active_steps())
     assert expected in [describe(p) for p in problems]
     # the same mistake typed by hand into a file: the same message from the same parser
     path = tmp_path / "config.yaml"
-    path.write_text(render_config(typed, STEPS))
+    path.write_text(render_config(typed, active_steps()))
     with pytest.raises(ConfigError) as err:
         parse_config(path.read_text(), path)
     assert any(line.endswith(expected) for line in err.value.render().splitlines())
@@ -108,7 +109,7 @@ def test_problems_are_worded_as_validate_words_them(typed: dict, expected: str, 
 def test_token_pasted_as_variable_name_is_refused() -> None:
     token = "aB3dEf9hIjK1mNoPqR5tUvWxYz0123456789ABCDEFGHIJKLmnopqrstuvwx12"
     assert looks_like_token(token) and not looks_like_token("HCLOUD_TOKEN")
-    step = next(s for s in STEPS if s.section == "privilege")
+    step = next(s for s in active_steps() if s.section == "privilege")
     assert step.extra_problems({"token_from": "env", "token_source": token})
     assert not step.extra_problems({"token_from": "env", "token_source": "HCLOUD_TOKEN"})
 

@@ -9,6 +9,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from homelab.claims import Claims
 from homelab.config import parse_config
 from homelab.config.permissions import PermissionsConfig
 from homelab.layers.permissions.firewall import firewall_spec, render_nft_ruleset
@@ -58,7 +59,7 @@ def perms(text: str = BASE) -> PermissionsConfig:
 def inputs(**kw: Any) -> HostInputs:
     base: dict[str, Any] = dict(host="web-1", address="10.0.0.11", port=22, user="admin",
                                 key_path="/home/me/.ssh/id_ed25519", use_agent=False, host_key=HOST_KEY,
-                                operator_key=OPERATOR, managed=(), mesh=None)
+                                operator_key=OPERATOR, managed=(), claims=config().claims)
     base.update(kw)
     return HostInputs(**base)
 
@@ -79,7 +80,7 @@ def file(text: str) -> FileState:
     return FileState(True, sha256(text), text.rstrip("\n"))
 
 
-def converged(cfg: PermissionsConfig, inp: HostInputs, view: HostView, mesh: Any = None) -> HostView:
+def converged(cfg: PermissionsConfig, inp: HostInputs, view: HostView) -> HostView:
     """`view` after everything the plan asks for was applied."""
     openssh = view.openssh or (10, 0)
     accounts = dict(view.accounts)
@@ -95,7 +96,7 @@ def converged(cfg: PermissionsConfig, inp: HostInputs, view: HostView, mesh: Any
             accounts[name] = Account(name, True, "/usr/sbin/nologin", 1)
     effective = {"port": [str(cfg.sshd.port)], "permitrootlogin": ["no"], "passwordauthentication": ["no"],
                  "kbdinteractiveauthentication": ["no"], "authorizedkeysfile": [f"{KEYS_DIR}/%u"]}
-    nft = render_nft_ruleset(firewall_spec(inp.host, cfg, (cfg.sshd.port,), mesh)[0])
+    nft = render_nft_ruleset(firewall_spec(inp.host, (cfg.sshd.port,), inp.claims))
     return dataclasses.replace(
         view, tools=view.tools | {"nft", "visudo"}, effective=effective, accounts=accounts, keys=keys, sudoers=sudoers,
         sshd_file=file(render_sshd_dropin(cfg.sshd, openssh)),
@@ -108,19 +109,14 @@ def converged(cfg: PermissionsConfig, inp: HostInputs, view: HostView, mesh: Any
     )
 
 
-class MeshStandIn:
-    """The few attributes the firewall reads from the mesh config (layer 1)."""
+MESH = """\
+mesh:
+  nodes:
+    - {name: web-1, endpoint: auto}
+    - {name: pi-1}
+"""
 
-    def __init__(self, port: int = 51820, interface: str = "wg0", cidr: str = "10.100.0.0/24",
-                 public: tuple[str, ...] = ("web-1",), members: tuple[str, ...] = ("web-1", "pi-1")) -> None:
-        self.port, self.interface, self.cidr = port, interface, cidr
-        self.public, self.members_ = public, members
 
-    def node(self, name: str) -> object | None:
-        return name if name in self.members_ else None
-
-    def port_of(self, name: str) -> int:
-        return self.port
-
-    def accepts_inbound(self, name: str) -> bool:
-        return name in self.public
+def mesh_claims() -> Claims:
+    """The BASE config with a mesh: web-1 takes inbound peers, pi-1 is behind NAT."""
+    return config(BASE + MESH).claims

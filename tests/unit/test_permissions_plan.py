@@ -10,7 +10,7 @@ from homelab.layers.permissions.probes import Account, FileState
 from homelab.layers.permissions.sshd import KEYS_DIR
 from homelab.model import Change
 from test_permissions_fixtures import (
-    ALICE, BASE, BOB, OPERATOR, MeshStandIn, converged, fresh_view, inputs, perms,
+    ALICE, BASE, BOB, OPERATOR, mesh_claims, converged, fresh_view, inputs, perms,
 )
 
 ECDSA_HOST_KEY = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBDFQr1uo"
@@ -67,15 +67,14 @@ def test_converged_host_needs_nothing_debian13_and_12() -> None:
         assert "web-1: firewall loaded (table inet homelab, policy drop)" in plan.unchanged
 
 
-def test_converged_with_mesh_stand_in_and_no_ingress() -> None:
+def test_converged_with_mesh_claims_and_no_ingress() -> None:
     cfg = perms()
-    mesh = MeshStandIn()
-    inp = inputs(host="pi-1", mesh=mesh)
+    inp = inputs(host="pi-1", claims=mesh_claims())
     plan = plan_host(cfg, inp, fresh_view())
     fw = next(c for c in plan.changes if c.summary.startswith("firewall: new rules"))
     text = fw.ops[0].kwargs["content"]
     assert 'iifname "wg0" accept' in text and "51820" not in text and "{ 80, 443 }" not in text
-    assert plan_host(cfg, inp, converged(cfg, inp, fresh_view(), mesh)).changes == ()
+    assert plan_host(cfg, inp, converged(cfg, inp, fresh_view())).changes == ()
 
 
 def test_firewall_drift_is_reloaded_with_the_same_file() -> None:

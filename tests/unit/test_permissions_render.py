@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from homelab.config.permissions import AllowRule, SshdSettings
-from homelab.layers.permissions.firewall import FirewallSpec, firewall_spec, mesh_view, render_nft_ruleset
+from homelab.claims import Claims, OpenPort, TrustInterface
+from homelab.config.permissions import SshdSettings
+from homelab.layers.permissions.firewall import FirewallSpec, firewall_spec, render_nft_ruleset
 from homelab.layers.permissions.guard import GUARD_SCRIPT, guarded_ops, token
 from homelab.layers.permissions.sshd import (
     CIPHERS, HOST_KEY_ALGORITHMS, MACS, kex_algorithms, parse_openssh_version, render_sshd_dropin,
 )
-from test_permissions_fixtures import MeshStandIn, perms
+from test_permissions_fixtures import BASE, MESH, config, mesh_claims
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "permissions"
 
@@ -32,9 +33,15 @@ SSHD_CASES = {
 
 NFT_CASES = {
     "nft-minimal.nft": FirewallSpec("pi-1", (22,)),
-    "nft-full.nft": FirewallSpec("web-1", (2222,), wireguard_port=51820, mesh_interface="wg0", ingress=True, allow=(
-        AllowRule(9100, "tcp", None, "10.100.0.0/24"), AllowRule(60000, "udp", 61000),
-        AllowRule(53, "udp", None, "2001:db8::/32"))),
+    "nft-full.nft": FirewallSpec("web-1", (2222,), open_ports=(
+        OpenPort("mesh", "mesh.port", "web-1", "udp", 51820, why="WireGuard mesh"),
+        OpenPort("permissions", "p", "web-1", "tcp", 80, why="ingress", forwarded=True),
+        OpenPort("permissions", "p", "web-1", "tcp", 443, why="ingress", forwarded=True),
+        OpenPort("permissions", "p", "web-1", "udp", 443, why="ingress HTTP/3", forwarded=True),
+        OpenPort("permissions", "p", "web-1", "tcp", 9100, source="10.100.0.0/24", why="allow[0]", forwarded=True),
+        OpenPort("permissions", "p", "web-1", "udp", 60000, 61000, why="allow[1]", forwarded=True),
+        OpenPort("permissions", "p", "web-1", "udp", 53, source="2001:db8::/32", why="allow[2]", forwarded=True),
+    ), trusted=("wg0",)),
     "nft-sshd-moving.nft": FirewallSpec("nas", (22, 2222)),
 }
 
@@ -104,44 +111,42 @@ def test_openssh_version_parsing() -> None:
     assert parse_openssh_version("dpkg-query: no packages found") is None
 
 
-def test_mesh_stand_in_opens_port_and_trusts_interface_only_where_it_should() -> None:
-    mesh = MeshStandIn()
-    assert mesh_view(mesh, "web-1") == (51820, "wg0", [])
-    assert mesh_view(mesh, "pi-1") == (None, "wg0", [])  # behind NAT: nobody dials it
-    assert mesh_view(mesh, "db-1") == (None, None, [])  # not a mesh member
-    assert mesh_view(None, "web-1") == (None, None, [])
-    bad = MeshStandIn(port=0, interface="wg0; drop")
-    port, iface, warnings = mesh_view(bad, "web-1")
-    assert (port, iface) == (None, None) and len(warnings) == 2
+def test_mesh_claims_open_its_port_only_where_peers_dial_in() -> None:
+    claims = mesh_claims()
+    assert [(c.proto, c.port, c.why) for c in claims.of(OpenPort, "web-1")][:1] == [("udp", 51820, "WireGuard mesh")]
+    assert [c.port for c in claims.of(OpenPort, "pi-1") if c.owner == "mesh"] == []  # behind NAT: nobody dials it
+    assert [c.interface for c in claims.of(TrustInterface, "pi-1")] == ["wg0"]
 
 
-def test_the_real_mesh_config_is_read_as_expected() -> None:
-    from test_permissions_fixtures import BASE, config
-
+def test_the_real_mesh_config_claims_its_own_port() -> None:
     cfg = config(BASE + "mesh:\n  port: 51821\n  nodes:\n    - {name: web-1, endpoint: 203.0.113.7}\n"
                  "    - {name: pi-1}\n")
-    mesh = cfg.get("mesh")
-    assert mesh_view(mesh, "web-1") == (51821, "wg0", [])
-    assert mesh_view(mesh, "pi-1") == (None, "wg0", [])  # behind NAT: dials out, nobody dials in
+    text = render_nft_ruleset(firewall_spec("web-1", (22,), cfg.claims))
+    assert 'udp dport 51821 accept comment "WireGuard mesh"' in text and 'iifname "wg0" accept' in text
+    assert "51821" not in render_nft_ruleset(firewall_spec("pi-1", (22,), cfg.claims))
 
 
-def test_mesh_object_with_only_some_attributes() -> None:
-    class Partial:
-        port = 51821
-        interface = "wg1"
+def test_no_mesh_no_mesh_rules() -> None:
+    text = render_nft_ruleset(firewall_spec("web-1", (22,), config().claims))
+    assert "WireGuard" not in text and "wg0" not in text
 
-    assert mesh_view(Partial(), "any") == (51821, "wg1", [])
-    spec, _ = firewall_spec("web-1", perms(), (22,), Partial())
-    text = render_nft_ruleset(spec)
-    assert 'udp dport 51821 accept comment "WireGuard mesh"' in text and 'iifname "wg1" accept' in text
+
+def test_a_port_claimed_by_two_layers_is_a_config_error_at_both_places() -> None:
+    from homelab.errors import ConfigError
+
+    text = BASE.replace("{port: 9100, from: 10.100.0.0/24}", "{port: 51820, proto: udp}") + MESH
+    with pytest.raises(ConfigError) as err:
+        config(text)
+    rendered = err.value.render()
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if "51820, proto: udp" in ln)
+    assert f"c.yaml:{line}:" in rendered and "claimed by mesh" in rendered and "mesh.port" in rendered
 
 
 def test_ingress_and_allow_rules_also_guard_docker_published_ports() -> None:
-    spec, _ = firewall_spec("web-1", perms(), (22,))
-    text = render_nft_ruleset(spec)
+    text = render_nft_ruleset(firewall_spec("web-1", (22,), config().claims))
     assert "meta l4proto tcp ct original proto-dst { 80, 443 } accept" in text
     assert "ip saddr 10.100.0.0/24 meta l4proto tcp ct original proto-dst 9100 accept" in text
-    other = render_nft_ruleset(firewall_spec("pi-1", perms(), (22,))[0])
+    other = render_nft_ruleset(firewall_spec("pi-1", (22,), config().claims))
     assert "{ 80, 443 }" not in other and "\t\tdrop\n" in other
 
 

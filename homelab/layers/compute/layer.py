@@ -31,9 +31,7 @@ def operator_key_path(ctx: RunContext, explicit: str | None) -> str | None:
 
 
 class ComputeLayer(Layer):
-    number: ClassVar[int] = 3
     name: ClassVar[str] = "compute"
-    title: ClassVar[str] = "compute"
 
     def __init__(self) -> None:
         self._api: Any = None  # one HcloudApi per run (a layer instance lives for one run)

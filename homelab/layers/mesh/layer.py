@@ -45,9 +45,7 @@ def _address_hint(facts: NodeFacts) -> str | None:
 
 
 class MeshLayer(Layer):
-    number: ClassVar[int] = 1
     name: ClassVar[str] = "mesh"
-    title: ClassVar[str] = "cluster network (WireGuard)"
 
     def __init__(self) -> None:
         self._psk_reads: Mapping[str, tuple[str, ...]] = {}  # asked by the last diff for the next pass

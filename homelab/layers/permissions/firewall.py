@@ -1,8 +1,9 @@
 """The firewall: one nftables table of our own, rendered as text (pure).
 
 Inbound is denied by default; allowed are established traffic, loopback, ICMP, DHCPv6
-replies, sshd, the WireGuard port on nodes that take inbound mesh peers, everything arriving
-on the mesh interface, 80/443 on ingress hosts and the config's extra `allow` rules.
+replies, sshd, and whatever the layers claimed for this host (`homelab/claims.py`): the
+WireGuard port on nodes that take inbound mesh peers, everything arriving on the mesh
+interface, 80/443 on ingress hosts, the config's extra `allow` rules.
 
 Loading is atomic: the file creates our table (a no-op if it exists), deletes it and defines
 it again, and `nft -f` runs all of that as ONE kernel transaction, so there is never a moment
@@ -24,15 +25,12 @@ port here (or put it behind ingress) — exactly as for a host port.
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
-from typing import Any
 
-from homelab.config.permissions import AllowRule, PermissionsConfig
+from homelab.claims import Claims, OpenPort, TrustInterface
 
 TABLE = "inet homelab"
 LIVE_FILE = "/etc/homelab/firewall.nft"
-INTERFACE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # a Linux interface name (IFNAMSIZ - 1)
 DOCKER_BRIDGES = ("docker0", "br-*")  # default bridge and compose networks
 
 
@@ -42,58 +40,39 @@ class FirewallSpec:
 
     host: str
     ssh_ports: tuple[int, ...]
-    wireguard_port: int | None = None
-    mesh_interface: str | None = None
-    ingress: bool = False
-    allow: tuple[AllowRule, ...] = ()
+    open_ports: tuple[OpenPort, ...] = ()  # every layer's port claims for this host, in run order
+    trusted: tuple[str, ...] = ()  # interfaces whose traffic is accepted (the mesh's)
 
 
-def mesh_view(mesh: Any, host: str) -> tuple[int | None, str | None, list[str]]:
-    """(WireGuard port to open, mesh interface to trust, warnings) from the mesh config.
-
-    The mesh section belongs to layer 1; we only read `port`/`port_of(host)`, `interface`,
-    `node(host)` (membership) and `accepts_inbound(host)`, defensively, and refuse values that
-    could not be a port or an interface name (they go into the nft file).
-    """
-    if mesh is None:
-        return None, None, []
-    node = getattr(mesh, "node", None)
-    if callable(node) and node(host) is None:
-        return None, None, []  # not a mesh member: no wg interface, nothing to open
-    warnings: list[str] = []
-    port_of = getattr(mesh, "port_of", None)
-    port = port_of(host) if callable(port_of) else getattr(mesh, "port", None)
-    if not (isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535):
-        if port is not None:
-            warnings.append(f"{host}: mesh port {port!r} is not a port; not opened in the firewall")
-        port = None
-    iface = getattr(mesh, "interface", None)
-    if not (isinstance(iface, str) and INTERFACE.match(iface)):
-        if iface is not None:
-            warnings.append(f"{host}: mesh interface {iface!r} is not an interface name; not trusted")
-        iface = None
-    accepts = getattr(mesh, "accepts_inbound", None)
-    inbound = bool(accepts(host)) if callable(accepts) else True
-    return (port if inbound else None), iface, warnings
-
-
-def firewall_spec(host: str, cfg: PermissionsConfig, ssh_ports: tuple[int, ...], mesh: Any = None
-                  ) -> tuple[FirewallSpec, list[str]]:
-    port, iface, warnings = mesh_view(mesh, host)
-    spec = FirewallSpec(host=host, ssh_ports=tuple(sorted(set(ssh_ports))), wireguard_port=port, mesh_interface=iface,
-                        ingress=host in cfg.firewall.ingress_hosts, allow=cfg.firewall.allow)
-    return spec, warnings
+def firewall_spec(host: str, ssh_ports: tuple[int, ...], claims: Claims) -> FirewallSpec:
+    """The rule set of `host` from the claims: no layer's config is read here, only what each
+    layer declared it needs (validated where it was declared)."""
+    trusted = tuple(dict.fromkeys(c.interface for c in claims.of(TrustInterface, host)))
+    return FirewallSpec(host=host, ssh_ports=tuple(sorted(set(ssh_ports))),
+                        open_ports=tuple(claims.of(OpenPort, host)), trusted=trusted)
 
 
 def _ports(ports: list[str]) -> str:
     return ports[0] if len(ports) == 1 else "{ " + ", ".join(ports) + " }"
 
 
-def _source(rule: AllowRule) -> str:
-    if rule.source is None:
+def _source(source: str | None) -> str:
+    if source is None:
         return ""
-    family = "ip6" if ipaddress.ip_network(rule.source).version == 6 else "ip"
-    return f"{family} saddr {rule.source} "
+    family = "ip6" if ipaddress.ip_network(source).version == 6 else "ip"
+    return f"{family} saddr {source} "
+
+
+def _grouped(claims: tuple[OpenPort, ...]) -> list[tuple[OpenPort, list[str]]]:
+    """Neighbouring claims that differ only in the port share one rule (`tcp dport { 80, 443 }`)."""
+    out: list[tuple[OpenPort, list[str]]] = []
+    for c in claims:
+        if out and (out[-1][0].proto, out[-1][0].source, out[-1][0].why, out[-1][0].forwarded) == \
+                (c.proto, c.source, c.why, c.forwarded):
+            out[-1][1].append(c.ports)
+        else:
+            out.append((c, [c.ports]))
+    return out
 
 
 def render_nft_ruleset(spec: FirewallSpec) -> str:
@@ -109,23 +88,17 @@ def render_nft_ruleset(spec: FirewallSpec) -> str:
         f'tcp dport {_ports(ssh)} accept comment "sshd"',
     ]
     published: list[str] = []  # the same allowances for Docker-published ports
-    if spec.wireguard_port:
-        input_rules.append(f'udp dport {spec.wireguard_port} accept comment "WireGuard mesh"')
-    if spec.mesh_interface:
-        input_rules.append(f'iifname "{spec.mesh_interface}" accept comment "mesh"')
-    if spec.ingress:
-        input_rules.append('tcp dport { 80, 443 } accept comment "ingress"')
-        input_rules.append('udp dport 443 accept comment "ingress HTTP/3"')
-        published.append('meta l4proto tcp ct original proto-dst { 80, 443 } accept comment "ingress"')
-        published.append('meta l4proto udp ct original proto-dst 443 accept comment "ingress HTTP/3"')
-    for i, rule in enumerate(spec.allow):
-        note = f'comment "allow[{i}]"'
-        input_rules.append(f"{_source(rule)}{rule.proto} dport {rule.ports} accept {note}")
-        published.append(f"{_source(rule)}meta l4proto {rule.proto} ct original proto-dst {rule.ports} accept {note}")
+    for claim, ports in _grouped(spec.open_ports):
+        note = f'comment "{claim.why or claim.owner}"'
+        input_rules.append(f"{_source(claim.source)}{claim.proto} dport {_ports(ports)} accept {note}")
+        if claim.forwarded:
+            published.append(f"{_source(claim.source)}meta l4proto {claim.proto} ct original proto-dst "
+                             f"{_ports(ports)} accept {note}")
+    for iface in spec.trusted:
+        input_rules.append(f'iifname "{iface}" accept comment "mesh"')
     published.append("drop")
     trusted = ['"lo"', *(f'"{b}"' for b in DOCKER_BRIDGES)]
-    if spec.mesh_interface:
-        trusted.append(f'"{spec.mesh_interface}"')
+    trusted += [f'"{iface}"' for iface in spec.trusted]
     lines = [
         "#!/usr/sbin/nft -f",
         f"# Firewall of {spec.host}. Managed by homelab (layer 2, permissions): edits are overwritten.",

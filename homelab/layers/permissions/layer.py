@@ -49,9 +49,7 @@ def _applied(change: Change, applied: list[Change]) -> bool:
 
 
 class PermissionsLayer(Layer):
-    number: ClassVar[int] = 2
     name: ClassVar[str] = "permissions"
-    title: ClassVar[str] = "permissions"
 
     def __init__(self) -> None:
         self._plans: dict[str, HostPlan] = {}  # per host, from the last diff (after_apply reads it)
@@ -107,7 +105,7 @@ class PermissionsLayer(Layer):
                 key_path=self._key_path(ctx, target), use_agent=ctx.config.privilege.use_agent,
                 host_key=ctx.state.data.get("hosts", {}).get(target.name, {}).get("host_key", ""),
                 operator_key=keys.get(target.name), managed=tuple(self._managed(ctx, target.name)),
-                mesh=ctx.config.get("mesh"),
+                claims=ctx.config.claims,
             )
             hp = plan_host(cfg, inp, parse_host(observed.hosts.get(target.name)))
             self._plans[target.name] = hp

@@ -13,6 +13,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from homelab.claims import Claims
 from homelab.config.permissions import OperatorUser, PermissionsConfig, key_identity
 from homelab.layers.permissions.firewall import LIVE_FILE as NFT_LIVE
 from homelab.layers.permissions.firewall import TABLE, firewall_spec, render_nft_ruleset
@@ -58,7 +59,7 @@ class HostInputs:
     host_key: str  # pinned public host key line ("" if not known yet)
     operator_key: str | None  # public key line of the operator key
     managed: tuple[str, ...] = ()  # users this layer created on the host before (state)
-    mesh: Any = None
+    claims: Claims = field(default_factory=Claims)  # every layer's claims (ports this host must let in)
 
 
 @dataclass(frozen=True)
@@ -310,7 +311,7 @@ def _plan_sshd_and_firewall(b: _Builder, cfg: PermissionsConfig, inp: HostInputs
     elif not acc.blocked:
         if acc.moving and cfg.firewall.enabled and view.nft_loaded:
             # let the new port in first, or the confirming login could not reach it
-            both, _ = firewall_spec(inp.host, cfg, tuple(sorted(acc.ports_now | {cfg.sshd.port})), inp.mesh)
+            both = firewall_spec(inp.host, tuple(sorted(acc.ports_now | {cfg.sshd.port})), inp.claims)
             b.change("firewall", "update", f"open port {cfg.sshd.port} while sshd moves there",
                      guarded_ops("nft", render_nft_ruleset(both), cfg.revert_after, {**acc.confirm, "port": inp.port}))
         version = ".".join(map(str, openssh)) + ("" if view.openssh else " assumed")
@@ -323,8 +324,7 @@ def _plan_sshd_and_firewall(b: _Builder, cfg: PermissionsConfig, inp: HostInputs
                         {**acc.confirm, "users": [acc.login_user], "fallback": acc.confirm["users"]}),
             text_diff(view.sshd_file.text, dropin, DROPIN))
     if cfg.firewall.enabled:
-        spec, warnings = firewall_spec(inp.host, cfg, (cfg.sshd.port,), inp.mesh)
-        b.warnings += warnings
+        spec = firewall_spec(inp.host, (cfg.sshd.port,), inp.claims)
         _plan_firewall(b, cfg, view, render_nft_ruleset(spec), acc)
     elif view.nft_loaded or view.nft_file.exists:
         b.change("firewall", "delete", "firewall disabled in the config: unload table inet homelab", (

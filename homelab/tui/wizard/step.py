@@ -1,16 +1,16 @@
 """What a wizard step is: one config section, its questions, and how its answers are written.
 
 A step module under `steps/` subclasses `WizardStep`, lists its fields and, when the section
-is more than flat keys, overrides `entries`. A step shows only when the config parser can
-read its section (`SECTIONS[section].parser is not None`): a layer that is not built yet
-would fail validation with "not supported yet", so the wizard never writes it.
+is more than flat keys, overrides `entries`. The layer registry names each built layer's step
+(`homelab/registry.py`), so a layer that is not built yet has no step and the wizard never
+writes a section validation would refuse.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
-from homelab.config.schema import SECTIONS
+from homelab import registry
 from homelab.errors import Problem
 from homelab.tui.wizard.fields import AnyField, Answers, Field, ListField, default_answers, item_is_blank
 from homelab.tui.wizard.yaml_text import Entry, Items, scalar
@@ -36,11 +36,7 @@ class WizardStep:
 
     @property
     def layer(self) -> int:
-        return SECTIONS[self.section].layer
-
-    def available(self) -> bool:
-        spec = SECTIONS.get(self.section)
-        return spec is not None and spec.parser is not None
+        return registry.number_of(self.section)
 
     def visible_fields(self) -> tuple[AnyField, ...]:
         """Fields shown now (a step may hide parts whose sub-parser is not built)."""

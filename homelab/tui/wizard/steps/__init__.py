@@ -1,22 +1,14 @@
 """The wizard's steps, one module per layer, in layer order.
 
-Adding the step for a later layer (storage, ingress, apps, links) is one module here plus
-one line in STEPS. A step shows only when the config parser for its section is built.
+Which steps exist comes from the layer registry (`homelab/registry.py`: each built layer
+names its step), so adding a layer's step is its module plus the `step=` of its entry.
 """
 from __future__ import annotations
 
+from homelab import registry
 from homelab.tui.wizard.step import WizardStep
-from homelab.tui.wizard.steps import billing, compute, mesh, permissions, privilege
-
-STEPS: tuple[WizardStep, ...] = (
-    billing.STEP,
-    privilege.STEP,
-    mesh.STEP,
-    permissions.STEP,
-    compute.STEP,
-)
 
 
 def active_steps() -> list[WizardStep]:
-    """Steps whose layer exists (its section has a parser), in layer order -1 .. 7."""
-    return sorted((s for s in STEPS if s.available()), key=lambda s: s.layer)
+    """The built layers' steps, in layer order -1 .. 7."""
+    return [registry.resolve(e.step) for e in registry.by_number(registry.built()) if e.step]

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from homelab.config.schema import COMPUTE_EXTRAS
 from homelab.tui.wizard import hetzner_catalog
-from homelab.tui.wizard.fields import AnyField, Answers, Field, ListField
+from homelab.tui.wizard.fields import Answers, Field, ListField
 from homelab.tui.wizard.lab_machines import read_lab_machines
 from homelab.tui.wizard.step import StepAction, WizardStep
 
@@ -66,10 +65,6 @@ class ComputeStep(WizardStep):
     comment = "the machines everything runs on"
     fields = (MACHINES, SERVERS, TIMEZONE)
     actions = (StepAction("lab", "add the lab's machines", add_lab_machines, lab_running),)
-
-    def visible_fields(self) -> tuple[AnyField, ...]:
-        # servers only when the hetzner sub-section can be parsed (else: "unknown key")
-        return tuple(f for f in self.fields if f is not SERVERS or "hetzner" in COMPUTE_EXTRAS)
 
 
 STEP = ComputeStep()
