@@ -21,19 +21,20 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from homelab.config.schema import Config
-from homelab.errors import HomelabError, LockedError, UsageError
+from homelab.errors import HomelabError, HostKeyError, LockedError, UsageError
 from homelab.events import (
-    ChangeApplied, ChangeFailed, Event, HostConnected, HostFailed, HostOutput, HostSummary,
+    ChangeApplied, ChangeFailed, Event, HostConnected, HostFailed, HostSummary,
     LayerFinished, LayerPlanned, LayerStarted, LayerStatus, RunFinished, RunStarted,
 )
 from homelab.hosts import HostTarget
 from homelab.layers import all_layers
 from homelab.layers.base import Layer, Observed, RunContext, RunOptions
 from homelab.model import Change, LayerPlan
+from homelab.effects import take_effects
 from homelab.probe import ProbeResult, parse_probe_output, render_probe_script
-from homelab.provision.runner import WorkerRun
+from homelab.provision.changes import flatten, secrets_in, track
 from homelab.secrets import Secret, redact
-from homelab.ssh import Connection
+from homelab.transport import OpsRun, Session, SshTransport, Transport
 from homelab.state import RunLock, State
 
 log = logging.getLogger("homelab")
@@ -67,13 +68,16 @@ def redact_event(event: Any, secrets: list[Secret]) -> Any:
 
 
 class Engine:
-    def __init__(self, config: Config, options: RunOptions | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, config: Config, options: RunOptions | None = None, log_path: Path | None = None,
+                 transport: Transport | None = None) -> None:
         self.config = config
         self.options = options or RunOptions()
         self.log_path = log_path
-        self.connections: dict[str, Connection] = {}
+        self.transport: Transport = transport or SshTransport()
+        self.connections: dict[str, Session] = {}
         self.cancelled = threading.Event()
-        self._worker: WorkerRun | None = None
+        self._worker: OpsRun | None = None
+        self._configured: dict[str, HostTarget] = {}  # hosts as configured, where a recorded login differs
         self.remote_commands = 0  # benchmarks read this
 
     # ---------------------------------------------------------------- public --
@@ -114,6 +118,7 @@ class Engine:
             selected = self._selected(layers)
             for layer in layers:
                 layer.contribute_hosts(ctx)
+            self._use_recorded_logins(ctx)
             gen = self._walk(command, ctx, selected)
             for event in gen:
                 yield redact_event(event, ctx.secrets)
@@ -124,6 +129,16 @@ class Engine:
             if ctx is not None and command != "apply" and ctx.state.dirty:
                 self._save_pins(ctx.state)
             lock.release()
+
+    def _use_recorded_logins(self, ctx: RunContext) -> None:
+        """Log in the way an earlier apply left each host (`LoginAs`: the operator user, another
+        sshd port). The host as configured stays the fallback (a reinstalled machine)."""
+        for name, target in list(ctx.hosts.items()):
+            info = ctx.state.host(name)
+            user, port = info.get("login_user"), info.get("login_port")
+            if user or port:
+                self._configured[name] = target
+                ctx.hosts[name] = dataclasses.replace(target, user=user or target.user, port=port or target.port)
 
     def _save_pins(self, state: State) -> None:
         """plan/status may pin newly accepted host keys; they save only if no apply runs."""
@@ -198,7 +213,7 @@ class Engine:
                     elif isinstance(event, ChangeFailed):
                         failed += 1
                     yield event
-                layer.after_apply(ctx, plan, applied_now)
+                take_effects(ctx, layer.name, plan, applied_now, self._configured)
                 ctx.state.save()  # what is applied is never lost to a later failure
                 applied += applied_now
                 # a layer whose first changes make what the rest of its plan needs (keys generated
@@ -206,7 +221,7 @@ class Engine:
                 if pass_no == MAX_PASSES or self.cancelled.is_set() or not layer.plan_again(ctx, plan):
                     break
                 next_plan: LayerPlan | None = None
-                for event in self._plan_again(ctx, layer, probed):
+                for event in self._plan_again(ctx, layer, probed, plan):
                     if isinstance(event, LayerPlanned):
                         next_plan = event.plan
                     elif isinstance(event, ChangeFailed):
@@ -257,13 +272,28 @@ class Engine:
                     return self.options.confirm_new_host_key(target, key)
             return False
 
-        def one(target: HostTarget) -> tuple[HostTarget, Connection | None, str, float]:
+        def one(target: HostTarget) -> tuple[HostTarget, Session | None, str, float]:
             t0 = time.monotonic()
             pinned = ctx.state.host(target.name).get("host_key")
             try:
-                conn, key = Connection.open(target, pinned, accept, ctx.config.privilege.use_agent)
-            except HomelabError as exc:
+                conn, key = self.transport.connect(target, pinned, accept, ctx.config.privilege.use_agent)
+            except HostKeyError as exc:  # a key question is never answered by trying another login
                 return target, None, f"{exc.message}\n{exc.hint}", time.monotonic() - t0
+            except HomelabError as exc:
+                configured = self._configured.get(target.name)
+                if configured is None or (configured.user, configured.port) == (target.user, target.port):
+                    return target, None, f"{exc.message}\n{exc.hint}", time.monotonic() - t0
+                # the login an earlier apply recorded failed (a reinstalled machine): the config's own
+                try:
+                    conn, key = self.transport.connect(configured, pinned, accept, ctx.config.privilege.use_agent)
+                except HomelabError as exc2:
+                    return target, None, (f"{exc.message} (as the recorded login {target.user}:{target.port}); "
+                                          f"as configured ({configured.user}:{configured.port}): {exc2.message}"
+                                          f"\n{exc2.hint}"), time.monotonic() - t0
+                log.warning("%s: the recorded login %s:%d failed (%s); logged in as configured, %s:%d",
+                            target.name, target.user, target.port, exc.message, configured.user, configured.port)
+                ctx.hosts[target.name] = target = configured
+                ctx.state.forget_login(target.name)
             if not pinned:
                 ctx.state.update_host(target.name, host_key=key)
             return target, conn, "", time.monotonic() - t0
@@ -282,9 +312,12 @@ class Engine:
                 ctx.state.update_host(target.name, address=target.address)
                 yield HostConnected(target.name, f"{target.user}@{target.address}:{target.port}, {secs:.2f} s")
 
-    def _probe(self, ctx: RunContext, hosts: list[HostTarget], layers: list[Layer]) -> Probed:
+    def _probe(self, ctx: RunContext, hosts: list[HostTarget], layers: list[Layer],
+               extra: Mapping[str, Mapping[str, str]] | None = None) -> Probed:
         def one(target: HostTarget) -> tuple[str, dict[str, ProbeResult] | None, str]:
             groups = [g for g in (layer.probes(ctx, target) for layer in layers) if g]
+            if extra and extra.get(target.name):
+                groups.append(dict(extra[target.name]))
             if not groups:
                 return target.name, {}, ""
             script, nonce = render_probe_script(groups)  # one group per layer, run side by side
@@ -311,10 +344,11 @@ class Engine:
         return out
 
     # ---------------------------------------------------------------- apply ---
-    def _plan_again(self, ctx: RunContext, layer: Layer, probed: Probed) -> Iterator[Event]:
-        """Probe this layer's hosts again, then observe and diff: yields the new LayerPlanned."""
+    def _plan_again(self, ctx: RunContext, layer: Layer, probed: Probed, previous: LayerPlan) -> Iterator[Event]:
+        """Probe this layer's hosts again (plus what the previous plan asked for), then observe
+        and diff: yields the new LayerPlanned."""
         hosts = [h for h in layer.targets(ctx) if h.name in self.connections]
-        for name, results in self._probe(ctx, hosts, [layer]).items():
+        for name, results in self._probe(ctx, hosts, [layer], previous.followup_probes).items():
             probed.setdefault(name, {}).update(results)  # other layers' results stay
         try:
             _, plan = self._observe_and_diff(ctx, layer, probed)
@@ -333,8 +367,8 @@ class Engine:
 
     def _apply_plan(self, ctx: RunContext, layer: Layer, plan: LayerPlan) -> Iterator[Event]:
         api_changes = [c for c in plan.changes if c.host is None]
-        # host changes without ops are deferred to the layer's next pass (see Layer.plan_again)
-        host_changes = [c for c in plan.changes if c.host is not None and c.ops]
+        # deferred changes are planned in full by the layer's next pass (see Layer.plan_again)
+        host_changes = [c for c in plan.changes if c.host is not None and not c.deferred and c.ops]
         for change in api_changes:  # API work first: servers exist before hosts are configured
             if change.destructive and not self.options.confirm_destructive:
                 yield ChangeFailed(change, f"{change.summary}: not confirmed",
@@ -360,44 +394,12 @@ class Engine:
             by_host.setdefault(change.host, []).append(change)
         if not by_host:
             return
-        # flatten each host's changes into one op list; a change owns a span of op indexes and
-        # is applied when the last op of its span succeeded
-        ops: dict[str, list[Any]] = {}
-        spans: dict[str, list[tuple[Change, range]]] = {}
-        op_owner: dict[str, list[tuple[Change, bool]]] = {}  # op index -> (change, is its last op)
-        for host, host_changes in by_host.items():
-            ops[host], spans[host], op_owner[host] = [], [], []
-            for change in host_changes:
-                span = range(len(ops[host]), len(ops[host]) + len(change.ops))
-                spans[host].append((change, span))
-                ops[host].extend(change.ops)
-                op_owner[host].extend((change, k == span[-1]) for k in span)
+        ops, spans = flatten(by_host)
         targets = [ctx.hosts[h] for h in by_host]
         pins = {t: ctx.state.host(t.name)["host_key"] for t in targets}
-        self._worker = WorkerRun(targets, ops, pins, [s.reveal() for s in ctx.secrets], self.options.parallel)
-        done: dict[str, set[int]] = {h: set() for h in by_host}
-        run_error = "not run: the provisioning worker stopped"
-        for ev in self._worker.events():
-            kind, host = ev.get("event"), ev.get("host", "")
-            if kind == "output":
-                yield HostOutput(host, layer.name, ev.get("line", ""))
-            elif kind == "op_ok" and ev.get("index") is not None:
-                change, last = op_owner[host][ev["index"]]
-                done[host].add(ev["index"])
-                if last:
-                    yield ChangeApplied(change)
-            elif kind == "run_error":
-                log.warning("worker: %s", ev.get("error"))
-                run_error = ev.get("error") or "the provisioning worker stopped"
-            elif kind in ("op_error", "connect_error") and host:
-                error = ev.get("error") or "failed"
-                ctx.failed_hosts[host] = error
-                yield HostFailed(host, layer.name, error, "see the output above and the run log")
-        self._worker = None
-        # every change whose ops did not all succeed is reported failed (incl. ones never run)
-        for host, host_spans in spans.items():
-            for change, span in host_spans:
-                if not all(k in done[host] for k in span):
-                    why = ctx.failed_hosts.get(host, run_error)
-                    ctx.failed_hosts.setdefault(host, why)
-                    yield ChangeFailed(change, why, "see the run log; the next apply retries it")
+        redact = [s.reveal() for s in [*ctx.secrets, *secrets_in(ops)]]
+        self._worker = self.transport.run_ops(targets, ops, pins, redact, self.options.parallel)
+        try:
+            yield from track(self._worker, layer.name, spans, ctx.failed_hosts)
+        finally:
+            self._worker = None

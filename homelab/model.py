@@ -7,10 +7,14 @@ pyinfra worker process that runs them over SSH.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Mapping
+
+from homelab.secrets import Secret, SecretText
 
 
 @dataclass(frozen=True)
@@ -20,8 +24,20 @@ class Op:
     name: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
 
-    def to_json(self) -> list[Any]:
-        return [self.name, dict(self.kwargs)]
+    def to_json(self, reveal: bool = True) -> list[Any]:
+        """[name, kwargs] for the worker. Secrets in kwargs are revealed here only — this is
+        the one place an op's secret becomes text (the job goes to the worker on stdin)."""
+        return [self.name, _plain(dict(self.kwargs), reveal)]
+
+
+def _plain(value: Any, reveal: bool) -> Any:
+    if isinstance(value, (Secret, SecretText)):
+        return value.reveal() if reveal else str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v, reveal) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, reveal) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -36,10 +52,43 @@ class Change:
     host: str | None = None  # host the ops run on (None: the layer applies it itself)
     destructive: bool = False  # deletes or replaces something: needs explicit confirmation
     detail: tuple[str, ...] = ()  # extra lines (diff of a file, old -> new)
+    # Why this change cannot be written yet (it needs what earlier changes of this apply make,
+    # e.g. public keys generated on the nodes); shown by plan, planned in full by a later pass.
+    deferred: str = ""
+    outputs: tuple[Any, ...] = ()  # typed outputs (homelab.outputs) that hold once this is applied
+    writes: tuple[StateWrite, ...] = ()  # the layer's state, written once this is applied
 
     @property
     def symbol(self) -> str:
         return {"create": "+", "delete": "-", "update": "~", "resize": "~"}.get(self.action, "*")
+
+    @property
+    def key(self) -> str:
+        """Identity of the change for comparing a reviewed plan with a fresh one: what it does
+        and to what, with secret values as placeholders (never their content)."""
+        body = json.dumps([self.layer, self.target, self.action, self.summary, self.host,
+                           [op.to_json(reveal=False) for op in self.ops], self.deferred],
+                          sort_keys=True, default=str)
+        return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class StateWrite:
+    """Set (or, with `discard`, remove from a list) one value in a layer's state section."""
+
+    path: tuple[str, ...]  # keys below the section, e.g. ("hosts", "h1", "users")
+    value: Any = None
+    discard: bool = False
+
+    def apply_to(self, section: dict[str, Any]) -> None:
+        node = section
+        for key in self.path[:-1]:
+            node = node.setdefault(key, {})
+        last = self.path[-1]
+        if self.discard:
+            node[last] = [v for v in node.get(last, []) if v != self.value]
+        else:
+            node[last] = self.value
 
 
 @dataclass(frozen=True)
@@ -52,6 +101,13 @@ class LayerPlan:
     warnings: tuple[str, ...] = ()
     blocked: tuple[str, ...] = ()  # reasons the plan must not be applied (budget exceeded, ...)
     notes: tuple[str, ...] = ()  # always shown, never a change: "monthly cost: 9.02 EUR (now 4.51 EUR)"
+    # What holds once this plan's pass ran (applied or not: e.g. which users the layer manages);
+    # the writes of the changes that were applied come after these.
+    writes: tuple[StateWrite, ...] = ()
+    outputs: tuple[Any, ...] = ()  # typed outputs that hold once the pass ran without failures
+    # Probes the next pass needs on a host (a key a node made, to copy to its peer): explicit
+    # here rather than remembered by the layer object.
+    followup_probes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:

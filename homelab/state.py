@@ -66,6 +66,13 @@ class State:
         with self._lock:
             self.host(name).update(values)
 
+    def forget_login(self, name: str) -> None:
+        """Drop the login an earlier apply recorded (`LoginAs`): the config's own applies again."""
+        with self._lock:
+            info = self.host(name)
+            info.pop("login_user", None)
+            info.pop("login_port", None)
+
     @property
     def dirty(self) -> bool:
         with self._lock:

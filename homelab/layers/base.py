@@ -21,6 +21,7 @@ from homelab.registry import LayerEntry
 from homelab.events import Event
 from homelab.hosts import HostTarget
 from homelab.model import Change, LayerPlan, Monitor
+from homelab.outputs import Outputs
 from homelab.probe import ProbeResult
 from homelab.secrets import Secret, SecretRef
 from homelab.state import State
@@ -48,6 +49,7 @@ class RunContext:
     options: RunOptions = field(default_factory=RunOptions)
     hosts: dict[str, HostTarget] = field(default_factory=dict)
     failed_hosts: dict[str, str] = field(default_factory=dict)  # name -> why
+    outputs: Outputs = field(default_factory=Outputs)  # typed values lower layers published
     _secrets: dict[SecretRef, Secret] = field(default_factory=dict)
     _found_secrets: list[Secret] = field(default_factory=list)  # read from hosts during the run
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -108,7 +110,7 @@ class Layer:
         return True
 
     def contribute_hosts(self, ctx: RunContext) -> None:
-        """Add the hosts this layer knows about to ctx.hosts (compute does; others don't)."""
+        """Add the hosts this layer knows about to ctx.hosts, as configured (compute does)."""
 
     def targets(self, ctx: RunContext) -> list[HostTarget]:
         return ctx.live_hosts()
@@ -130,15 +132,12 @@ class Layer:
         raise NotImplementedError(f"{self.name} cannot apply {change.summary}")
         yield  # pragma: no cover
 
-    def after_apply(self, ctx: RunContext, plan: LayerPlan, applied: list[Change]) -> None:
-        """Record what was applied in state (public keys, ids ...)."""
-
     def plan_again(self, ctx: RunContext, plan: LayerPlan) -> bool:
         """After `plan` was applied: must this layer look (probe) and plan once more in the same
-        apply? For changes that can only be written once earlier ones exist (WireGuard keys are
-        generated on each node, and a node's config needs its peers' public keys). Such a plan
-        holds host changes without ops ("deferred"): shown by plan, not run."""
-        return False
+        apply? Yes when it holds deferred changes (`Change.deferred`: they can only be written
+        once earlier ones exist, e.g. WireGuard keys generated on the nodes). What a layer must
+        record after applying travels with the plan (`Change.writes`, `outputs`)."""
+        return any(c.deferred for c in plan.changes)
 
     def status(self, ctx: RunContext, observed: Observed) -> list[Monitor]:
         """Monitors from observed data (pure evaluation of probe output)."""

@@ -22,6 +22,7 @@ from homelab.errors import HomelabError
 from homelab.events import Event, Progress
 from homelab.layers.base import Layer, Observed, RunContext
 from homelab.model import Change, Health, LayerPlan, Monitor, Op
+from homelab.outputs import OperatorKey
 from homelab.probe import ProbeResult
 from homelab.providers.keys import generate_ed25519, key_type, md5_fingerprint, read_public_key, write_key_pair
 
@@ -134,6 +135,7 @@ class PrivilegeLayer(Layer):
         priv = ctx.config.privilege
         path = Path(os.path.expanduser(priv.ssh_key))
         public = read_public_key(path)
+        ctx.outputs.publish(OperatorKey(public, str(path)))
         hosts = ctx.state.data.get("hosts", {})
         seen = Seen(str(path), public, count_agent_keys(priv.use_agent), self._hetzner(ctx) is not None,
                     pinned=sum(1 for n in ctx.hosts if hosts.get(n, {}).get("host_key")), hosts=len(ctx.hosts))
@@ -160,6 +162,7 @@ class PrivilegeLayer(Layer):
         path = Path(op.kwargs["path"])
         if op.name == "local.generate_key":
             write_key_pair(path, generate_ed25519(f"homelab-operator@{os.uname().nodename}"))
+            ctx.outputs.publish(OperatorKey(read_public_key(path), str(path)))
             yield Progress(LAYER, f"generated {path} and {path}.pub")
         elif op.name == "hetzner.create_ssh_key":
             public = read_public_key(path)

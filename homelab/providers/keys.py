@@ -47,19 +47,29 @@ def write_key_pair(path: Path, pair: KeyPair) -> None:
     os.chmod(pub, 0o644)
 
 
-def read_public_key(path: Path) -> str | None:
-    """The operator public key: from `path`.pub, else derived from the private key."""
+def read_public_key(path: Path | str) -> str | None:
+    """The public key line of a private key: its .pub beside it (if that is a valid key line),
+    else derived from the private key itself. The one reader of the operator key."""
+    from homelab.config.permissions import check_public_key  # pure validation, import-light
+
+    path = Path(os.path.expanduser(str(path)))
     pub = path.with_name(path.name + ".pub")
-    if pub.exists():
-        text = pub.read_text().strip()
-        if text:
-            return text.splitlines()[0]
+    try:
+        lines = pub.read_text().strip().splitlines()
+    except OSError:
+        lines = []
+    if lines and check_public_key(" ".join(lines[0].split())) is None:
+        return " ".join(lines[0].split())
     if not path.exists():
         return None
+    data = path.read_bytes()
     try:
-        key = serialization.load_ssh_private_key(path.read_bytes(), password=None)
+        key = serialization.load_ssh_private_key(data, password=None)
     except (ValueError, TypeError):
-        return None  # encrypted or unreadable: the agent may still hold it
+        try:  # an older PEM key ("BEGIN RSA PRIVATE KEY"), as ssh-keygen -m PEM writes
+            key = serialization.load_pem_private_key(data, password=None)  # type: ignore[assignment]
+        except (ValueError, TypeError):
+            return None  # encrypted or unreadable: the agent may still hold it
     return key.public_key().public_bytes(serialization.Encoding.OpenSSH,  # type: ignore[union-attr]
                                          serialization.PublicFormat.OpenSSH).decode()
 

@@ -75,7 +75,7 @@ def _guarded_apply(spec: dict[str, Any]) -> Any:
     """Layer 2's guarded change (sshd, firewall): arm it on the host through this session, then
     confirm it through a NEW login from here, in one operation (no other host's operation can
     run in between and eat the host's revert window)."""
-    from homelab.layers.permissions.confirm import arm_and_confirm
+    from homelab.provision.confirm import arm_and_confirm
 
     host_name = str(spec.get("host", ""))
 

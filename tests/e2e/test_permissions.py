@@ -25,7 +25,7 @@ import pytest
 from homelab.errors import HomelabError
 from homelab.hosts import HostTarget
 from homelab.lab.demo import write_lab_config
-from homelab.layers.permissions.guard import GUARD_DIR, guarded_ops
+from homelab.provision.guard import GUARD_DIR, guarded_ops
 from homelab.layers.permissions.sshd import DROPIN
 from homelab.provision.runner import WorkerRun
 from homelab.ssh import Connection

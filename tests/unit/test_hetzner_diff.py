@@ -99,12 +99,12 @@ def test_new_servers_get_their_base_in_the_same_plan(tmp_path: Path) -> None:
     assert [c.target for c in plan.changes if c.host is None] == ["server web-1", "server web-2"]
 
 
-def test_login_user_recorded_by_permissions_is_used(tmp_path: Path) -> None:
+def test_a_server_is_a_root_host_as_it_boots(tmp_path: Path) -> None:
+    # a login recorded by an earlier apply is the engine's to apply (LoginAs), not compute's
     ctx = context(tmp_path, CFG)
-    assert host_target(ctx, "web-1", "192.0.2.1", None).user == "root"
     ctx.state.update_host("web-1", login_user="admin")
     t = host_target(ctx, "web-1", "192.0.2.1", "/k")
-    assert (t.user, t.sudo, t.kind, t.key_path) == ("admin", True, "server", "/k")
+    assert (t.user, t.sudo, t.kind, t.key_path) == ("root", False, "server", "/k")
 
 
 def test_known_servers_become_hosts_without_an_api_call(tmp_path: Path) -> None:
@@ -115,11 +115,3 @@ def test_known_servers_become_hosts_without_an_api_call(tmp_path: Path) -> None:
     assert {n: h.address for n, h in ctx.hosts.items()} == {"web-1": "192.0.2.7", "web-2": "192.0.2.8"}
 
 
-def test_adopted_machines_also_use_the_recorded_login_user(tmp_path: Path) -> None:
-    from homelab.config.compute import Machine
-
-    cfg = Config(tmp_path / "c.yaml", sections={"compute": ComputeConfig(machines=(Machine("nas", "192.0.2.9"),))})
-    ctx = RunContext(cfg, State(tmp_path / "c.state.json"))
-    ctx.state.update_host("nas", login_user="ops")
-    ComputeLayer().contribute_hosts(ctx)
-    assert ctx.hosts["nas"].user == "ops"

@@ -1,102 +1,81 @@
 """The engine hook the mesh needs: a layer may plan again within one apply (Layer.plan_again).
 
-A fake layer, no hosts: connecting, probing and the pyinfra worker are replaced, so only the
-engine's pass logic runs.
+A fake layer on a fake transport (the engine's injected seam): no socket, no worker; probes
+run locally with bash and read a file the layer's first change writes.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from homelab import engine as engine_mod
 from homelab.config.schema import Config
 from homelab.engine import MAX_PASSES, Engine
 from homelab.events import ChangeApplied, LayerFinished, LayerPlanned, RunFinished
 from homelab.hosts import HostTarget
 from homelab.layers.base import Layer, Observed, RunContext, RunOptions
-from homelab.model import Change, LayerPlan, Op
-from homelab.probe import ProbeResult
-
-
-class FakeConnection:
-    commands = 0
-
-    def close(self) -> None:
-        pass
+from homelab.model import Change, LayerPlan, Op, StateWrite
+from fake_transport import FakeTransport
 
 
 class TwoStep(Layer):
     """Pass 1 makes a key and defers the config; pass 2 writes the config."""
 
-    number = 1
     name = "mesh"
-    title = "fake"
 
-    def __init__(self, again: bool = True, forever: bool = False) -> None:
+    def __init__(self, key_file: Path, again: bool = True, forever: bool = False) -> None:
+        self.key_file = key_file
         self.again = again
         self.forever = forever
-        self.passes: list[list[str]] = []
         self.probes_seen: list[str] = []
 
     def contribute_hosts(self, ctx: RunContext) -> None:
         ctx.add_host(HostTarget("x", "127.0.0.1"))
 
     def probes(self, ctx: RunContext, host: HostTarget) -> dict[str, str]:
-        return {"fake.key": "cat key"}
+        return {"fake.key": f"cat {self.key_file} 2>/dev/null || true"}
 
     def diff(self, ctx: RunContext, observed: Observed) -> LayerPlan:
         result = observed.probe("x", "fake.key")
         self.probes_seen.append(result.out if result else "")
         has_key = result is not None and result.out == "key" and not self.forever
+        done = StateWrite(("passes",), ctx.state.section("mesh").get("passes", 0) + 1)  # written after each pass
         changes = [Change("mesh", "x", "create", "write config", ops=(Op("files.put_text", {}),), host="x")] \
             if has_key else [Change("mesh", "x", "create", "make key", ops=(Op("server.shell", {}),), host="x"),
-                             Change("mesh", "x", "create", "write config (later)", host="x")]
-        return LayerPlan("mesh", tuple(changes))
-
-    def after_apply(self, ctx: RunContext, plan: LayerPlan, applied: list[Change]) -> None:
-        self.passes.append([c.summary for c in applied])
+                             Change("mesh", "x", "create", "write config", host="x", deferred="needs the key")]
+        return LayerPlan("mesh", tuple(changes), writes=(done,))
 
     def plan_again(self, ctx: RunContext, plan: LayerPlan) -> bool:
-        return self.again and any(c.host and not c.ops for c in plan.changes)
+        return self.again and super().plan_again(ctx, plan)
 
 
-def run_apply(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layer: TwoStep) -> list[Any]:
-    made: list[str] = []
-    monkeypatch.setattr(engine_mod, "all_layers", lambda: [layer])
+def run_apply(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layer: TwoStep) -> tuple[list[Any], list[str]]:
+    monkeypatch.setattr("homelab.engine.all_layers", lambda: [layer])
+    applied: list[str] = []
 
-    def connect(self: Engine, ctx: RunContext, hosts: list[HostTarget]) -> Iterator[Any]:
-        for h in hosts:
-            self.connections[h.name] = FakeConnection()  # type: ignore[assignment]
-            ctx.state.update_host(h.name, host_key="ssh-ed25519 AAAA")
-        return iter(())
+    def on_op(host: str, op: Op) -> None:
+        if op.name == "server.shell":  # "make key"
+            layer.key_file.write_text("key")
+        applied.append(op.name)
+        return None
 
-    def probe(self: Engine, ctx: RunContext, hosts: list[HostTarget], layers: list[Layer]) -> dict:
-        return {h.name: {"fake.key": ProbeResult(0, "key" if made else "")} for h in hosts}
-
-    def run_host_changes(self: Engine, ctx: RunContext, layer: Layer, changes: list[Change]) -> Iterator[Any]:
-        for c in changes:
-            assert c.ops, "a deferred change reached the worker"
-            made.append(c.summary)
-            yield ChangeApplied(c)
-
-    monkeypatch.setattr(Engine, "_connect", connect)
-    monkeypatch.setattr(Engine, "_probe", probe)
-    monkeypatch.setattr(Engine, "_run_host_changes", run_host_changes)
-    monkeypatch.setattr(Engine, "_save_pins", lambda self, state: None)
     cfg = Config(path=tmp_path / "c.yaml")
-    return list(Engine(cfg, RunOptions(yes=True)).apply())
+    events = list(Engine(cfg, RunOptions(yes=True), transport=FakeTransport(on_op=on_op)).apply())
+    return events, applied
 
 
 def test_second_pass_reads_back_and_applies_the_deferred_part(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    layer = TwoStep()
-    events = run_apply(tmp_path, monkeypatch, layer)
+    layer = TwoStep(tmp_path / "key")
+    events, ran = run_apply(tmp_path, monkeypatch, layer)
     plans = [e.plan for e in events if isinstance(e, LayerPlanned)]
-    assert [[c.summary for c in p.changes] for p in plans] == [["make key", "write config (later)"], ["write config"]]
+    assert [[c.summary for c in p.changes] for p in plans] == [["make key", "write config"], ["write config"]]
+    assert plans[0].changes[1].deferred == "needs the key" and not plans[1].changes[0].deferred
     assert [e.change.summary for e in events if isinstance(e, ChangeApplied)] == ["make key", "write config"]
-    assert layer.passes == [["make key"], ["write config"]]
+    assert ran == ["server.shell", "files.put_text"]  # the deferred change never reached the worker
     assert layer.probes_seen == ["", "key"]  # pass 2 saw what pass 1 made
+    state = __import__("json").loads((tmp_path / "c.state.json").read_text())
+    assert state["sections"]["mesh"]["passes"] == 2  # each pass's plan writes took effect, and were saved
     finished = [e for e in events if isinstance(e, LayerFinished)][0]
     assert (finished.changed, finished.failed) == (2, 0)
     run = [e for e in events if isinstance(e, RunFinished)][0]
@@ -105,13 +84,14 @@ def test_second_pass_reads_back_and_applies_the_deferred_part(tmp_path: Path, mo
 
 def test_layers_without_the_hook_run_once_and_deferred_changes_never_run(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    layer = TwoStep(again=False)
-    events = run_apply(tmp_path, monkeypatch, layer)
+    layer = TwoStep(tmp_path / "key", again=False)
+    events, ran = run_apply(tmp_path, monkeypatch, layer)
     assert len([e for e in events if isinstance(e, LayerPlanned)]) == 1
-    assert layer.passes == [["make key"]]
+    assert ran == ["server.shell"]
 
 
 def test_passes_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    layer = TwoStep(forever=True)
-    run_apply(tmp_path, monkeypatch, layer)
-    assert len(layer.passes) == MAX_PASSES
+    layer = TwoStep(tmp_path / "key", forever=True)
+    events, ran = run_apply(tmp_path, monkeypatch, layer)
+    assert len([e for e in events if isinstance(e, LayerPlanned)]) == MAX_PASSES
+    assert ran == ["server.shell"] * MAX_PASSES

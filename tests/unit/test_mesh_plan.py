@@ -155,7 +155,10 @@ def test_preshared_keys_made_on_the_owner_then_copied_without_leaking() -> None:
         ("h2", "/etc/wireguard/psk/h1.psk: the preshared key made on h1"),
         ("h3", "/etc/wireguard/psk/h1.psk: the preshared key made on h1"),
         ("h3", "/etc/wireguard/psk/h2.psk: the preshared key made on h2")]
-    assert all(value in c.ops[1].kwargs["content"] for c in copies)  # only inside the op
+    # only inside the op, and only when the job is handed to the worker (Op.to_json)
+    assert all(value not in str(c.ops[1].kwargs["content"]) for c in copies)
+    assert all(c.ops[1].to_json()[1]["content"] == value + "\n" for c in copies)
+    assert all(value not in str(c.ops[1].to_json(reveal=False)) and value not in c.key for c in copies)
     assert all(value not in c.summary and all(value not in d for d in c.detail) for c in plan.changes)
     confs = [c for c in plan.changes if c.ops and c.ops[0].name == "files.put_text" and "wg0.conf" in c.summary]
     assert all(value not in c.ops[0].kwargs["content"] for c in confs)

@@ -7,7 +7,7 @@ import pytest
 
 from homelab.errors import HomelabError
 from homelab.hosts import HostTarget
-from homelab.layers.permissions.confirm import arm_and_confirm, confirm_new_login
+from homelab.provision.confirm import arm_and_confirm, confirm_new_login
 from homelab.ssh import CommandResult
 
 SPEC = {"host": "h1", "address": "10.0.0.11", "port": 22, "users": ["alice"], "fallback": ["alice", "admin"],

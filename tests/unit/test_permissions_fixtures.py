@@ -13,7 +13,7 @@ from homelab.claims import Claims
 from homelab.config import parse_config
 from homelab.config.permissions import PermissionsConfig
 from homelab.layers.permissions.firewall import firewall_spec, render_nft_ruleset
-from homelab.layers.permissions.guard import FIREWALL_UNIT_TEXT, GUARD_SCRIPT, GUARD_UNIT_TEXT, sha256
+from homelab.provision.guard import FIREWALL_UNIT_TEXT, GUARD_SCRIPT, GUARD_UNIT_TEXT, sha256
 from homelab.layers.permissions.plan import (
     UPGRADES_TEXT, HostInputs, render_keys_file, render_sudoers, wanted_keys,
 )

@@ -16,7 +16,7 @@ import pytest
 from homelab.claims import Claims, OpenPort, TrustInterface
 from homelab.config.permissions import SshdSettings
 from homelab.layers.permissions.firewall import FirewallSpec, firewall_spec, render_nft_ruleset
-from homelab.layers.permissions.guard import GUARD_SCRIPT, guarded_ops, token
+from homelab.provision.guard import GUARD_SCRIPT, guarded_ops, token
 from homelab.layers.permissions.sshd import (
     CIPHERS, HOST_KEY_ALGORITHMS, MACS, kex_algorithms, parse_openssh_version, render_sshd_dropin,
 )

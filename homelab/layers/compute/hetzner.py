@@ -125,9 +125,9 @@ def is_ours(cfg: HetznerConfig, server: Any) -> bool:
 
 
 def host_target(ctx: Any, name: str, address: str, key_path: str | None) -> HostTarget:
-    """A cloud server as a host: root until the permissions layer records an operator login."""
-    user = ctx.state.host(name).get("login_user") or "root"
-    return HostTarget(name, address, 22, user, key_path, kind="server")
+    """A cloud server as a host, as it boots: root (the engine then uses the recorded login
+    of an earlier run, `LoginAs`, if there is one)."""
+    return HostTarget(name, address, 22, "root", key_path, kind="server")
 
 
 # --------------------------------------------------------------------------- I/O --

@@ -19,6 +19,7 @@ from homelab.layers.compute.hetzner import (
     LAYER, STATE_KEY, apply_server_change, diff_servers, host_target, server_name,
 )
 from homelab.model import Change, Health, LayerPlan, Monitor
+from homelab.outputs import HostFacts
 from homelab.probe import ProbeResult
 
 
@@ -65,10 +66,8 @@ class ComputeLayer(Layer):
         return bool(ctx.config.compute.machines) or self._hetzner(ctx) is not None
 
     def contribute_hosts(self, ctx: RunContext) -> None:
-        for m in ctx.config.machines:
-            # once the permissions layer made an operator user and closed root login, that user logs in
-            user = ctx.state.host(m.name).get("login_user") or m.user
-            ctx.add_host(HostTarget(m.name, m.address, m.port, user, operator_key_path(ctx, m.key)))
+        for m in ctx.config.machines:  # as configured; the engine applies a recorded login (LoginAs)
+            ctx.add_host(HostTarget(m.name, m.address, m.port, m.user, operator_key_path(ctx, m.key)))
         hz = self._hetzner(ctx)
         if hz is None:
             return
@@ -93,6 +92,7 @@ class ComputeLayer(Layer):
             facts = parse_facts(results.get("compute.facts"))
             if facts is not None:
                 ctx.state.update_host(name, os=f"{facts.os_id} {facts.os_version}", arch=facts.arch)
+                ctx.outputs.publish(HostFacts(name, f"{facts.os_id} {facts.os_version}", facts.arch))
         servers = self._list_servers(ctx, fresh=True) if self._hetzner(ctx) is not None else None
         return Observed(hosts=probed, api=servers)
 

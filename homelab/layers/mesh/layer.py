@@ -8,6 +8,7 @@ pure modules with their own tests. State section "mesh" keeps what must outlive 
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar, Mapping
 
@@ -16,10 +17,11 @@ from homelab.hosts import HostTarget
 from homelab.layers.base import Layer, Observed, RunContext
 from homelab.layers.mesh.allocate import allocate_addresses
 from homelab.layers.mesh.monitors import mesh_monitors
-from homelab.layers.mesh.plan import MeshInputs, is_deferred, plan_mesh
-from homelab.layers.mesh.probes import NodeFacts, mesh_probes, parse_facts, parse_psk_reads
+from homelab.layers.mesh.plan import MeshInputs, plan_mesh
+from homelab.layers.mesh.probes import NodeFacts, mesh_probes, parse_facts, parse_psk_reads, psk_read_probe
 from homelab.layers.mesh.topology import Node, resolve_nodes
 from homelab.model import LayerPlan, Monitor
+from homelab.outputs import MeshAddresses
 from homelab.probe import ProbeResult
 from homelab.secrets import Secret
 
@@ -47,9 +49,6 @@ def _address_hint(facts: NodeFacts) -> str | None:
 class MeshLayer(Layer):
     name: ClassVar[str] = "mesh"
 
-    def __init__(self) -> None:
-        self._psk_reads: Mapping[str, tuple[str, ...]] = {}  # asked by the last diff for the next pass
-
     @staticmethod
     def _config(ctx: RunContext) -> MeshConfig:
         cfg = ctx.config.get("mesh")
@@ -76,7 +75,7 @@ class MeshLayer(Layer):
         if cfg.node(host.name) is None:
             return {}
         others = [n.address for n in self._nodes(ctx) if n.name != host.name]
-        return mesh_probes(cfg.interface, others, self._psk_reads.get(host.name, ()))
+        return mesh_probes(cfg.interface, others)
 
     def observe(self, ctx: RunContext, probed: Mapping[str, Mapping[str, ProbeResult]]) -> Observed:
         cfg = self._config(ctx)
@@ -86,6 +85,7 @@ class MeshLayer(Layer):
         nodes = self._nodes(ctx, hints)
         section = ctx.state.section(self.name)
         section["addresses"] = {n.name: n.address for n in nodes}
+        ctx.outputs.publish(MeshAddresses({n.name: n.address for n in nodes}, cfg.interface))
         keys = {n: k for n, k in section.get("public_keys", {}).items() if n in names}
         keys.update({n: f.public_key for n, f in facts.items() if f.public_key})
         section["public_keys"] = keys

@@ -19,7 +19,7 @@ from homelab.layers.mesh.probes import PACKAGES, NodeFacts, conf_path, unit_name
 from homelab.layers.mesh.render import Interface, render_sync_script, render_wg_conf
 from homelab.layers.mesh.topology import Node, peers_of
 from homelab.model import Change, LayerPlan, Op
-from homelab.secrets import Secret
+from homelab.secrets import Secret, SecretText
 
 LAYER = "mesh"
 
@@ -46,11 +46,11 @@ class MeshPlan:
 
 def is_deferred(change: Change) -> bool:
     """Planned, but its operations can only be written in a later pass of the same apply."""
-    return change.host is not None and not change.ops
+    return bool(change.deferred)
 
 
-def _deferred(host: str, action: str, summary: str) -> Change:
-    return Change(LAYER, host, action, f"{summary} (planned in full once the keys above exist)", host=host)
+def _deferred(host: str, action: str, summary: str, why: str = "needs the keys generated above") -> Change:
+    return Change(LAYER, host, action, summary, host=host, deferred=why)
 
 
 def _shell(host: str, action: str, summary: str, command: str) -> Change:
@@ -183,13 +183,14 @@ class _Planner:
             secret = inp.psk_values.get((owner, n))
             action = "update" if p in facts.psk_hashes else "create"
             if theirs is None or secret is None:
-                self.changes.append(_deferred(n, action, f"{psk_path(p)}: copy the preshared key from {owner}"))
+                self.changes.append(_deferred(n, action, f"{psk_path(p)}: copy the preshared key from {owner}",
+                                              f"reads it from {owner} first"))
                 self.psk_reads.setdefault(owner, []).append(n)
                 changed = None
                 continue
             self.changes.append(Change(LAYER, n, action, f"{psk_path(p)}: the preshared key made on {owner}", ops=(
                 Op("files.directory", {"path": psk_path(p).rsplit("/", 1)[0], "mode": "700"}),
-                Op("files.put_text", {"content": secret.reveal() + "\n", "dest": psk_path(p), "mode": "600",
+                Op("files.put_text", {"content": SecretText(secret, "\n"), "dest": psk_path(p), "mode": "600",
                                       "user": "root", "group": "root"})), host=n))
             if changed is not None:
                 changed = True

@@ -28,9 +28,10 @@ import ipaddress
 from dataclasses import dataclass
 
 from homelab.claims import Claims, OpenPort, TrustInterface
+from homelab.provision.guard import NFT_LIVE
 
 TABLE = "inet homelab"
-LIVE_FILE = "/etc/homelab/firewall.nft"
+LIVE_FILE = NFT_LIVE
 DOCKER_BRIDGES = ("docker0", "br-*")  # default bridge and compose networks
 
 

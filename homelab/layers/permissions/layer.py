@@ -1,74 +1,67 @@
 """Layer 2, permissions: the glue between the engine and the pure diff (plan.py).
 
-I/O here is small: reading the operator's public key (observe) and recording in state who
-homelab logs in as (after_apply). Everything on hosts happens through the operations the
-diff returns; the guarded ones confirm themselves through a new login (confirm.py).
+I/O here is small: the operator's public key (an output of layer 0, or a machine's own key
+file). Everything on hosts happens through the operations the diff returns; the guarded ones
+confirm themselves through a new login. What must hold after an apply travels with the plan:
+the users this layer manages (state writes) and how homelab logs in from then on (a `LoginAs`
+output on the change that makes it true, applied by the engine) — the layer object keeps
+nothing between phases.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
 import os
-from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
-from homelab.config.permissions import PermissionsConfig, check_public_key
-from homelab.errors import HomelabError
+from homelab.config.permissions import PermissionsConfig
 from homelab.hosts import HostTarget
 from homelab.layers.base import Layer, Observed, RunContext
 from homelab.layers.permissions.monitors import host_monitors
 from homelab.layers.permissions.plan import HostInputs, HostPlan, plan_host
 from homelab.layers.permissions.probes import parse_host, permission_probes
-from homelab.model import Change, LayerPlan, Monitor
+from homelab.model import Change, LayerPlan, Monitor, StateWrite
+from homelab.outputs import LoginAs, OperatorKey
 from homelab.probe import ProbeResult
+from homelab.providers.keys import read_public_key
 
 log = logging.getLogger("homelab")
 
 
-def read_public_key(private_key_path: str) -> str | None:
-    """The operator's public key line: the .pub beside the key, else derived from the key."""
-    path = Path(os.path.expanduser(private_key_path))
-    pub = path.with_name(path.name + ".pub")
-    try:
-        line = " ".join(pub.read_text().split())
-        if check_public_key(line) is None:
-            return line
-    except OSError:
-        pass
-    try:
-        from homelab.ssh import load_private_key
+def plan_effects(host: str, hp: HostPlan, key_path: str | None) -> tuple[list[Change], list[StateWrite], list[Any]]:
+    """Pure: the host's changes with what each makes true attached, plus what holds anyway.
 
-        key = load_private_key(str(path))
-    except HomelabError:
-        return None
-    return f"{key.get_name()} {key.get_base64()} homelab-operator"
-
-
-def _applied(change: Change, applied: list[Change]) -> bool:
-    return any(c is change for c in applied)
+    - the users list in state is what the plan manages; a removal, once applied, drops its user;
+    - homelab switches its login once the operator user and the sshd drop-in are in place: the
+      `LoginAs` rides on the last of those changes (a host's changes run in order and stop at
+      the first failure), or holds at once when neither needs changing.
+    """
+    removal_of = {id(change): name for name, change in hp.removals}
+    login = None
+    if hp.login is not None:
+        login = LoginAs(host, hp.login.user, hp.login.port, hp.login.key_path or key_path)
+    last_switch = id(hp.switch_after[-1]) if hp.switch_after else None
+    changes: list[Change] = []
+    for change in hp.changes:
+        if id(change) in removal_of:
+            change = dataclasses.replace(change, writes=change.writes + (
+                StateWrite(("hosts", host, "users"), removal_of[id(change)], discard=True),))
+        if login is not None and id(change) == last_switch:
+            change = dataclasses.replace(change, outputs=change.outputs + (login,))
+        changes.append(change)
+    writes = [StateWrite(("hosts", host, "users"), sorted(hp.managed))]
+    outputs = [login] if login is not None and last_switch is None else []
+    return changes, writes, outputs
 
 
 class PermissionsLayer(Layer):
     name: ClassVar[str] = "permissions"
-
-    def __init__(self) -> None:
-        self._plans: dict[str, HostPlan] = {}  # per host, from the last diff (after_apply reads it)
 
     def config(self, ctx: RunContext) -> PermissionsConfig:
         return ctx.config.get("permissions") or PermissionsConfig()
 
     def enabled(self, ctx: RunContext) -> bool:
         return ctx.config.get("permissions") is not None
-
-    def contribute_hosts(self, ctx: RunContext) -> None:
-        """Log in the way this layer left each host (even if the section is gone now: the
-        hosts still refuse root)."""
-        known = ctx.state.data.get("hosts", {})
-        for name, target in list(ctx.hosts.items()):
-            info = known.get(name, {})
-            user, port = info.get("login_user"), info.get("login_port")
-            if user or port:
-                ctx.hosts[name] = dataclasses.replace(target, user=user or target.user, port=port or target.port)
 
     def _managed(self, ctx: RunContext, host: str) -> list[str]:
         hosts = ctx.state.section(self.name).get("hosts", {})
@@ -86,10 +79,17 @@ class PermissionsLayer(Layer):
         return path if os.path.exists(path) else None
 
     def observe(self, ctx: RunContext, probed: Mapping[str, Mapping[str, ProbeResult]]) -> Observed:
+        operator = ctx.outputs.get(OperatorKey)
+        default = os.path.expanduser(ctx.config.privilege.ssh_key)
         keys: dict[str, str | None] = {}
         for target in self.targets(ctx):
             path = self._key_path(ctx, target)
-            keys[target.name] = read_public_key(path) if path else None
+            if operator is not None and path == operator.private_path:
+                keys[target.name] = operator.public
+            else:  # a machine with a key of its own (`compute.machines[].key`)
+                keys[target.name] = read_public_key(path) if path else None
+            if path == default and keys[target.name] is None and operator is not None:
+                keys[target.name] = operator.public
         return Observed(hosts=probed, api={"operator_keys": keys})
 
     def diff(self, ctx: RunContext, observed: Observed) -> LayerPlan:
@@ -98,7 +98,8 @@ class PermissionsLayer(Layer):
         changes: list[Change] = []
         same: list[str] = []
         warnings: list[str] = []
-        self._plans.clear()
+        writes: list[StateWrite] = []
+        outputs: list[Any] = []
         for target in self.targets(ctx):
             inp = HostInputs(
                 host=target.name, address=target.address, port=target.port, user=target.user,
@@ -108,26 +109,14 @@ class PermissionsLayer(Layer):
                 claims=ctx.config.claims,
             )
             hp = plan_host(cfg, inp, parse_host(observed.hosts.get(target.name)))
-            self._plans[target.name] = hp
-            changes += hp.changes
+            c, w, o = plan_effects(target.name, hp, target.key_path)
+            changes += c
+            writes += w
+            outputs += o
             same += hp.unchanged
             warnings += hp.warnings
-        return LayerPlan(self.name, tuple(changes), tuple(same), tuple(warnings))
-
-    def after_apply(self, ctx: RunContext, plan: LayerPlan, applied: list[Change]) -> None:
-        hosts_state = ctx.state.section(self.name).setdefault("hosts", {})
-        for host, hp in self._plans.items():
-            removed = {name for name, change in hp.removals if _applied(change, applied)}
-            hosts_state.setdefault(host, {})["users"] = sorted(set(hp.managed) - removed)
-            # switch only once the operator user and the sshd drop-in are in place
-            if hp.login is None or not all(_applied(c, applied) for c in hp.switch_after) or host not in ctx.hosts:
-                continue
-            target = ctx.hosts[host]
-            ctx.state.update_host(host, login_user=hp.login.user, login_port=hp.login.port)
-            ctx.hosts[host] = dataclasses.replace(target, user=hp.login.user, port=hp.login.port,
-                                                  key_path=hp.login.key_path or target.key_path)
-            if (target.user, target.port) != (hp.login.user, hp.login.port):
-                log.info("%s: homelab logs in as %s (port %d) from now on", host, hp.login.user, hp.login.port)
+        return LayerPlan(self.name, tuple(changes), tuple(same), tuple(warnings), writes=tuple(writes),
+                         outputs=tuple(outputs))
 
     def status(self, ctx: RunContext, observed: Observed) -> list[Monitor]:
         cfg = self.config(ctx)

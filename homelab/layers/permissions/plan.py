@@ -17,7 +17,7 @@ from homelab.claims import Claims
 from homelab.config.permissions import OperatorUser, PermissionsConfig, key_identity
 from homelab.layers.permissions.firewall import LIVE_FILE as NFT_LIVE
 from homelab.layers.permissions.firewall import TABLE, firewall_spec, render_nft_ruleset
-from homelab.layers.permissions.guard import (
+from homelab.provision.guard import (
     FIREWALL_UNIT, FIREWALL_UNIT_TEXT, GUARD_SCRIPT, GUARD_UNIT_TEXT, NFT_LISTING, guard_install_ops, guarded_ops,
     sha256,
 )

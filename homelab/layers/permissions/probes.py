@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from homelab.layers.permissions.firewall import LIVE_FILE as NFT_LIVE
-from homelab.layers.permissions.guard import FIREWALL_UNIT, GUARD_PATH, GUARD_UNIT, NFT_LISTING
+from homelab.provision.guard import FIREWALL_UNIT, GUARD_PATH, GUARD_UNIT, NFT_LISTING
 from homelab.layers.permissions.sshd import DROPIN, KEYS_DIR, parse_effective, parse_openssh_version
 from homelab.probe import ProbeResult
 

@@ -21,8 +21,8 @@ import re
 
 from homelab.config.permissions import SshdSettings
 from homelab.probe import ProbeResult
+from homelab.provision.guard import DROPIN
 
-DROPIN = "/etc/ssh/sshd_config.d/10-homelab.conf"
 KEYS_DIR = "/etc/ssh/homelab-keys"  # root-owned authorized_keys, one file per user (%u)
 DEFAULT_OPENSSH = (10, 0)  # assumed for hosts not reachable yet (plan of a new server)
 

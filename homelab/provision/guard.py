@@ -21,9 +21,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Mapping
 
-from homelab.layers.permissions.firewall import LIVE_FILE as NFT_LIVE
-from homelab.layers.permissions.sshd import DROPIN
 from homelab.model import Op
+
+# The live files the guard protects (their layers import these paths from here).
+DROPIN = "/etc/ssh/sshd_config.d/10-homelab.conf"  # sshd, layer 2
+NFT_LIVE = "/etc/homelab/firewall.nft"  # the firewall, layer 2
 
 GUARD_PATH = "/usr/local/sbin/homelab-guard"
 GUARD_DIR = "/var/lib/homelab/guard"

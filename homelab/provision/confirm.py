@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 
 from homelab.errors import HomelabError
 from homelab.hosts import HostTarget
-from homelab.layers.permissions.guard import GUARD_PATH, arm_command
+from homelab.provision.guard import GUARD_PATH, arm_command
 from homelab.ssh import Connection
 
 WHAT = {"sshd": "sshd change", "nft": "firewall change"}
