@@ -260,6 +260,7 @@ class _RecipeParser:
         self.aliases: dict[str, list[tuple[str, int, int]]] = {}  # alias -> provides keys used (key, line, col)
         self.templates: list[tuple[Located, str]] = []  # (node, dotted path)
         self.depends_at: dict[str, tuple[Located | None, str]] = {}
+        self.images_used: set[str] = set()  # also by services that failed: no knock-on error
 
     def parse(self) -> Recipe | None:
         sec = self.sec
@@ -277,12 +278,13 @@ class _RecipeParser:
         images = dict(self._named(sec, "images", self._image))
         requires = [r for r in (self._requirement(item) for item in sec.items_of("requires")) if r is not None]
         package = sec.text("package", pattern=PACKAGE, hint="a Debian package name like 'syncthing'")
-        services = dict(self._named(sec, "services", lambda s, n: self._service(s, n, kind, images)))
+        services = dict(self._named(sec, "services", lambda s, n, p: self._service(s, n, p, kind, self._declared(sec, "images"))))
         provides = self._env(sec, "provides", KEY, "lowercase letters, digits and '_', like 'password'")
         unverified = sec.str_list("unverified")
         self._check_kind(kind, package, images, services)
         self._check_depends(services)
-        self._check_images_used(images, services)
+        if kind == "compose":
+            self._check_images_used(images)
         volumes = self._check_volumes(services)
         http = self._http(sec.section("http"), services)
         backup = self._backup(sec.section("backup"), services, volumes)
@@ -309,7 +311,7 @@ class _RecipeParser:
             return None
         return s.text(key, required=True, pattern=VERSION, hint="a version like \"1.34.3\"")
 
-    def _named(self, sec: Section, key: str, parse: Callable[[Section | Located, str], T | None]) -> list[T]:
+    def _named(self, sec: Section, key: str, parse: Callable[[Section | Located, str, str], T | None]) -> list[T]:
         """Items of a mapping `key: {NAME: ...}`: each name checked, each value parsed with it."""
         node = sec.raw(key)
         if node is None or node.value is None:
@@ -324,10 +326,16 @@ class _RecipeParser:
                 sec.fail(item, path, f"{name!r} is not allowed as a name",
                          "lowercase letters, digits and '_', starting with a letter", key=True)
                 continue
-            obj = parse(Section(item, path, sec.problems) if isinstance(item.value, dict) else item, name)
+            obj = parse(Section(item, path, sec.problems) if isinstance(item.value, dict) else item, name, path)
             if obj is not None:
                 out.append(obj)
         return out
+
+    @staticmethod
+    def _declared(sec: Section, key: str) -> list[str]:
+        """Names under `key:` as written, also those that failed to parse (no knock-on errors)."""
+        node = sec.items.get(key)
+        return list(node.value) if node is not None and isinstance(node.value, dict) else []
 
     def _mapping(self, s: Section | Located, path: str, example: str) -> Section | None:
         if isinstance(s, Section):
@@ -382,8 +390,8 @@ class _RecipeParser:
 
     # -- variables, secrets, images, requirements ----------------------------------------------
 
-    def _variable(self, item: Section | Located, name: str) -> Variable | None:
-        s = self._mapping(item, f"variables.{name}", "{type: string, default: ...}")
+    def _variable(self, item: Section | Located, name: str, path: str) -> Variable | None:
+        s = self._mapping(item, path, "{type: string, default: ...}")
         if s is None:
             return None
         vtype = s.text("type", "string", choices=VAR_TYPES) or "string"
@@ -416,8 +424,8 @@ class _RecipeParser:
             s.fail(node, path, f"should be {vtype_phrase(vtype)}, not {describe_type(v)}")
         return None
 
-    def _secret(self, item: Section | Located, name: str) -> SecretSpec | None:
-        s = self._mapping(item, f"secrets.{name}", "{kind: password, length: 32}")
+    def _secret(self, item: Section | Located, name: str, path: str) -> SecretSpec | None:
+        s = self._mapping(item, path, "{kind: password, length: 32}")
         if s is None:
             return None
         kind = s.text("kind", "password", choices=SECRET_KINDS) or "password"
@@ -425,8 +433,8 @@ class _RecipeParser:
         s.done(["kind", "length"])
         return SecretSpec(name, kind, length) if s.ok else None  # type: ignore[arg-type]
 
-    def _image(self, item: Section | Located, name: str) -> tuple[str, ImageRef] | None:
-        s = self._mapping(item, f"images.{name}", "{repository: vaultwarden/server, tag: \"1.34.3\"}")
+    def _image(self, item: Section | Located, name: str, path: str) -> tuple[str, ImageRef] | None:
+        s = self._mapping(item, path, "{repository: vaultwarden/server, tag: \"1.34.3\"}")
         if s is None:
             return None
         repo = s.text("repository", required=True, pattern=REPOSITORY,
@@ -460,15 +468,16 @@ class _RecipeParser:
 
     # -- services -----------------------------------------------------------------------------
 
-    def _service(self, item: Section | Located, name: str, kind: str, images: dict[str, ImageRef]
+    def _service(self, item: Section | Located, name: str, path: str, kind: str, images: list[str]
                  ) -> tuple[str, ServiceSpec] | None:
-        s = self._mapping(item, f"services.{name}", "{image: server, ports: {http: 80}}")
+        s = self._mapping(item, path, "{image: server, ports: {http: 80}}")
         if s is None:
             return None
         image = None
         if kind == "compose":
             image = s.text("image", required=True, pattern=KEY, hint="a key of images:")
-            if image is not None and image not in images:
+            self.images_used.add(image or "")
+            if image is not None and image not in images:  # `images`: the declared names
                 s.fail(s.raw("image"), s.sub("image"), f"no image {image!r} in images:",
                        suggest(image, list(images)) if images else "declare it under images:")
         elif s.has("image"):
@@ -477,7 +486,7 @@ class _RecipeParser:
         command = self._argv(s, "command")
         entrypoint = self._argv(s, "entrypoint")
         environment = self._env(s, "environment")
-        volumes = tuple(self._named(s, "volumes", lambda v, n: self._volume(v, n, kind)))
+        volumes = tuple(self._named(s, "volumes", lambda v, n, p: self._volume(v, n, p, kind)))
         ports = self._ports(s)
         health = self._health(s.section("healthcheck"), {p.name for p in ports})
         compose = kind == "compose"
@@ -494,29 +503,29 @@ class _RecipeParser:
         return name, ServiceSpec(name, image, command, entrypoint, environment, volumes, ports, health, user,
                                  depends, read_only, host_net)
 
-    def _volume(self, item: Section | Located, name: str, kind: str) -> Volume | None:
+    def _volume(self, item: Section | Located, name: str, path: str, kind: str) -> Volume | None:
         path_hint = "an absolute path inside the container, like /data"
         if isinstance(item, Located) and isinstance(item.value, str) and kind == "compose":
             if CONTAINER_PATH.match(item.value):  # short form: `data: /data`
                 return Volume(name, item.value)
-            self.sec.fail(item, f"{item.value!r}", f"{item.value!r} is not allowed here", path_hint)
+            self.sec.fail(item, path, f"{item.value!r} is not allowed here", path_hint)
             return None
-        v = self._mapping(item, f"volumes.{name}", "{path: /data, kind: data}")
+        v = self._mapping(item, path, "{path: /data, kind: data}")
         if v is None:
             return None
         if kind == "service" and v.has("path"):
             v.fail(v.raw("path"), v.sub("path"), f"a service-kind volume is always ${{app.data}}/{name}",
                    f"drop path; the unit refers to it as ${{app.data}}/{name}", key=True)
-            path = None
+            where = None
         else:
-            path = v.text("path", required=kind == "compose", pattern=CONTAINER_PATH, hint=path_hint)
+            where = v.text("path", required=kind == "compose", pattern=CONTAINER_PATH, hint=path_hint)
         vkind = v.text("kind", "data", choices=VOLUME_KINDS) or "data"
         source = v.text("source")
         if source is not None:
             self.templates.append((v.raw("source"), v.sub("source")))  # type: ignore[arg-type]
         read_only = v.flag("read_only", False)
         v.done(["path", "kind", "source", "read_only"])
-        return Volume(name, path, vkind, source, read_only) if v.ok else None  # type: ignore[arg-type]
+        return Volume(name, where, vkind, source, read_only) if v.ok else None  # type: ignore[arg-type]
 
     def _ports(self, s: Section) -> tuple[Port, ...]:
         """Named ports; the same number and protocol twice in one service is a mistake."""
@@ -535,11 +544,11 @@ class _RecipeParser:
             out.append(port)
         return tuple(out)
 
-    def _port(self, item: Section | Located, name: str) -> Port | None:
+    def _port(self, item: Section | Located, name: str, path: str) -> Port | None:
         if isinstance(item, Located):  # short form: `http: 80`
             if isinstance(item.value, int) and not isinstance(item.value, bool) and 1 <= item.value <= 65535:
                 return Port(name, item.value)
-            self.sec.fail(item, f"ports.{name}", f"should be a port 1-65535 or {{port, protocol}}, not {item.value!r}")
+            self.sec.fail(item, path, f"should be a port 1-65535 or {{port, protocol}}, not {item.value!r}")
             return None
         number = item.integer("port", required=True, lo=1, hi=65535)
         proto = item.text("protocol", "tcp", choices=PROTOCOLS) or "tcp"
@@ -613,11 +622,10 @@ class _RecipeParser:
                     self.sec.fail(at, f"{path}[{i}]", f"no other service {dep!r} in this recipe",
                                   suggest(dep, [n for n in services if n != name]))
 
-    def _check_images_used(self, images: dict, services: dict[str, ServiceSpec]) -> None:
-        used = {svc.image for svc in services.values()}
+    def _check_images_used(self, images: dict) -> None:
         node = self.sec.raw("images")
         for key in images:
-            if key not in used and node is not None and isinstance(node.value, dict):
+            if key not in self.images_used and node is not None and isinstance(node.value, dict):
                 self.sec.fail(node.value[key], f"images.{key}", "no service uses this image",
                               "drop it, or name it in a service's image:", key=True)
 
@@ -636,12 +644,13 @@ class _RecipeParser:
     def _http(self, h: Section | None, services: dict[str, ServiceSpec]) -> HttpSpec | None:
         if h is None:
             return None
-        only = next(iter(services)) if len(services) == 1 else None
+        declared = self._declared(self.sec, "services")
+        only = declared[0] if len(declared) == 1 else None
         service = h.text("service", only, required=only is None, pattern=KEY, hint="one of the recipe's services")
         svc = services.get(service or "")
-        if service is not None and svc is None and services:
+        if service is not None and service not in declared:
             h.fail(h.raw("service"), h.sub("service"), f"no service {service!r}", suggest(service, list(services)))
-        port = self._port_ref(h, {p.name for p in svc.ports}) if svc is not None else None
+        port = self._port_ref(h, {p.name for p in svc.ports}) if svc is not None else h.text("port")
         health = h.text("health_path", "/", pattern=HTTP_PATH, hint="a URL path like /health") or "/"
         expect = h.integer("expect_status", 200, lo=100, hi=599) or 200
         h.done(["service", "port", "health_path", "expect_status"])
@@ -673,9 +682,10 @@ class _RecipeParser:
     def _dump(self, d: Section | None, services: dict[str, ServiceSpec]) -> DumpSpec | None:
         if d is None:
             return None
-        only = next(iter(services)) if len(services) == 1 else None
+        declared = self._declared(self.sec, "services")
+        only = declared[0] if len(declared) == 1 else None
         service = d.text("service", only, required=only is None, pattern=KEY, hint="the service that runs the database")
-        if service is not None and service not in services and services:
+        if service is not None and service not in declared:
             d.fail(d.raw("service"), d.sub("service"), f"no service {service!r}", suggest(service, list(services)))
         argvs = {key: self._argv(d, key) for key in ("command", "restore", "verify")}
         for key, argv in argvs.items():
@@ -695,7 +705,7 @@ class _RecipeParser:
         for m in REF.finditer(text):
             if m.group(0) == "$$":
                 continue
-            at = self._at(node, m.group(0))
+            at = self._at(node, m.start())
             if m.group(0) == "$":
                 self.sec.fail(at, path, "a lone '$'", "write $$ for a literal dollar, or ${var.NAME} for a value")
                 continue
@@ -703,12 +713,12 @@ class _RecipeParser:
             if problem is not None:
                 self.sec.fail(at, path, *problem)
 
-    def _at(self, node: Located, ref: str) -> Located:
-        """The position of `ref` itself: search the source line from the value's start (a quoted
-        value starts at its quote; a reference on a later line of a block keeps the value's)."""
+    def _at(self, node: Located, offset: int) -> Located:
+        """The position of a reference at `offset` in a one-line value (a quoted value starts at
+        its quote; escapes and block scalars make it approximate, still on the right line)."""
         line = self.lines[node.line - 1] if 0 < node.line <= len(self.lines) else ""
-        i = line.find(ref, node.col - 1)
-        return Located(None, node.line, i + 1 if i >= 0 else node.col)
+        quoted = 1 if line[node.col - 1:node.col] in ("'", '"') else 0
+        return Located(None, node.line, node.col + quoted + offset)
 
     def _ref_problem(self, ref: str, at: Located) -> tuple[str, str] | None:
         parts = ref.split(".")
