@@ -51,6 +51,18 @@ class TrustInterface(Claim):
 
 
 @dataclass(frozen=True)
+class HttpService(Claim):
+    """An app serves HTTP on `port` of each of `hosts` (loopback or mesh address); ingress
+    gives it a hostname (its own config decides which) and turns it into a `Route`."""
+
+    app: str
+    hosts: tuple[str, ...]
+    port: int
+    health_path: str = "/"
+    anubis: bool = False  # the app's config asks for Anubis in front of it
+
+
+@dataclass(frozen=True)
 class Route(Claim):
     """Serve `hostname` at ingress, proxied to `upstream_port` of the app on `hosts`."""
 
@@ -63,12 +75,14 @@ class Route(Claim):
 
 @dataclass(frozen=True)
 class BackupPath(Claim):
-    """Back up `paths` of `app` on `host`; `dump` streams a database first."""
+    """Back up `paths` (absolute, on the host) of `app` on `host`; `dump` (a recipe's DumpSpec)
+    streams a database first; `stop` names what to quiesce for a consistent copy."""
 
     host: str
     app: str
     paths: tuple[str, ...]
     dump: Any = None
+    stop: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -53,8 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="show what apply would change, layer by layer (exit 2: changes pending)")
     _add_config(p)
     _add_run_options(p)
-    p = sub.add_parser("apply", help="make the machines match the config")
-    _add_config(p)
+    p.add_argument("--out", metavar="FILE", help="also save the plan: `homelab apply FILE` applies exactly it, "
+                                                 "and refuses if the config or the hosts changed since")
+    p = sub.add_parser("apply", help="make the machines match the config (or apply a plan saved with --out)")
+    p.add_argument("config", help="path to config.yaml, or a plan saved by `homelab plan --out`")
     _add_run_options(p)
     p.add_argument("-y", "--yes", action="store_true", help="do not ask (needed when not on a terminal)")
     p.add_argument("--confirm-delete", action="store_true",
@@ -117,26 +119,6 @@ def _options(args: argparse.Namespace, interactive: bool) -> Any:
     )
 
 
-def _drive(events: Any, renderer: Any) -> Any:
-    """Render every event; return the RunFinished and all planned layers."""
-    from homelab.events import LayerPlanned, LayerStatus, RunFinished
-
-    finished = None
-    plans = []
-    statuses = []
-    for event in events:
-        log.info("%s", event)
-        if renderer is not None:
-            renderer(event)
-        if isinstance(event, RunFinished):
-            finished = event
-        elif isinstance(event, LayerPlanned):
-            plans.append(event.plan)
-        elif isinstance(event, LayerStatus):
-            statuses.append(event)
-    return finished, plans, statuses
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
     from homelab.config import load_config
 
@@ -148,54 +130,68 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from homelab.config import load_config
+    from homelab.drive import drive
     from homelab.engine import Engine
     from homelab.render_text import TextRenderer
+    from homelab.reviewed import ReviewedPlan
 
     cfg = load_config(args.config)
     engine = Engine(cfg, _options(args, sys.stdin.isatty()), args.log_path)
-    finished, plans, _ = _drive(engine.plan(), TextRenderer(sys.stdout, sys.stderr, args.verbose))
-    if finished is None or not finished.ok:
+    run = drive(engine.plan(), TextRenderer(sys.stdout, sys.stderr, args.verbose))
+    if not run.ok or run.blocked:
         return 1
-    if any(p.blocked for p in plans):
-        return 1
-    return 2 if any(p.changes for p in plans) else 0
+    if args.out:
+        out = Path(args.out)
+        ReviewedPlan.of(cfg.path, cfg.digest, run.plans).save(out)
+        print(f"saved the plan to {out}: `homelab apply {out}` applies exactly it", file=sys.stderr)
+    return 2 if run.changes else 0
 
 
-def _review(engine: Any, renderer: Any) -> int | None:
-    """Plan and show it: the number of changes, or None when planning failed or is blocked."""
-    finished, plans, _ = _drive(engine.plan(), renderer)
-    if finished is None or not finished.ok or any(p.blocked for p in plans):
+def _review(engine: Any, renderer: Any) -> Any:
+    """Plan and show it: the reviewed plan, or None when planning failed or is blocked."""
+    from homelab.drive import drive
+    from homelab.reviewed import ReviewedPlan
+
+    run = drive(engine.plan(), renderer)
+    if not run.ok or run.blocked:
         return None
-    return sum(len(p.changes) for p in plans)
+    return ReviewedPlan.of(engine.config.path, engine.config.digest, run.plans)
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from homelab.config import load_config
+    from homelab.drive import drive
     from homelab.engine import Engine
     from homelab.render_text import TextRenderer
+    from homelab.reviewed import load_plan_file
 
-    cfg = load_config(args.config)
+    saved = load_plan_file(Path(args.config))
+    cfg = load_config(saved.config_path if saved else args.config)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    if not args.yes and not interactive:
+    if not args.yes and not interactive and saved is None:
         raise UsageError("apply needs --yes when not run on a terminal", "run `homelab plan` first, then apply --yes")
     renderer = TextRenderer(sys.stdout, sys.stderr, args.verbose)
     options = _options(args, interactive)
-    if not args.yes:
-        n = _review(Engine(cfg, options, args.log_path), renderer)
-        if n is None:
+    reviewed = saved
+    if saved is not None:  # reviewed already, when it was made: apply exactly that
+        print(f"applying the saved plan {args.config} ({saved.changes} change(s)) to {cfg.path}", file=sys.stderr)
+    elif not args.yes:
+        reviewed = _review(Engine(cfg, options, args.log_path), renderer)
+        if reviewed is None:
             return 1
-        if n == 0:
+        if reviewed.changes == 0:
             print("nothing to do", file=sys.stderr)
             return 0
-        if input(f"Apply {n} change(s)? [y/N] ").strip().lower() not in ("y", "yes"):
+        if input(f"Apply {reviewed.changes} change(s)? [y/N] ").strip().lower() not in ("y", "yes"):
             print("not applied", file=sys.stderr)
             return 1
-    finished, _, _ = _drive(Engine(cfg, options, args.log_path).apply(), renderer)
-    return 0 if finished is not None and finished.ok else 1
+    run = drive(Engine(cfg, options, args.log_path).apply(reviewed), renderer)
+    return 0 if run.ok else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from homelab.config import load_config
+    from homelab.drive import drive
     from homelab.engine import Engine
     from homelab.model import Health
     from homelab.render_text import TextRenderer
@@ -203,7 +199,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     engine = Engine(cfg, _options(args, False), args.log_path)
     renderer = None if args.json else TextRenderer(sys.stdout, sys.stderr, args.verbose)
-    finished, _, statuses = _drive(engine.status(), renderer)
+    run = drive(engine.status(), renderer)
+    finished, statuses = run.finished, run.statuses
     monitors = [m for s in statuses for m in s.monitors]
     if args.json:
         doc = {"ok": bool(finished and finished.ok),
@@ -218,6 +215,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     from homelab.config import load_config
     from homelab.engine import Engine
     from homelab.render_text import TextRenderer
+    from homelab.drive import drive
     from homelab.teardown import has_anything_to_destroy, teardown_config
 
     cfg = load_config(args.config)
@@ -230,9 +228,10 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     options = _options(args, interactive)
     options.layers = ("compute",)  # only servers go; nothing is configured on the way out
     renderer = TextRenderer(sys.stdout, sys.stderr, args.verbose)
-    n = _review(Engine(target, options, args.log_path), renderer)
-    if n is None:
+    reviewed = _review(Engine(target, options, args.log_path), renderer)
+    if reviewed is None:
         return 1
+    n = reviewed.changes
     if n == 0:
         print("nothing to destroy", file=sys.stderr)
         return 0
@@ -245,8 +244,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
         if input(f"Delete {n} resource(s)? Type 'delete' to confirm: ").strip() != "delete":
             print("nothing deleted", file=sys.stderr)
             return 1
-    finished, _, _ = _drive(Engine(target, options, args.log_path).apply(), renderer)
-    return 0 if finished is not None and finished.ok else 1
+    return 0 if drive(Engine(target, options, args.log_path).apply(reviewed), renderer).ok else 1
 
 
 def cmd_forget_host(args: argparse.Namespace) -> int:
@@ -298,6 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "lab":
             from homelab.lab import cli as lab_cli
+            args.homelab_main = main
             return lab_cli.run(args)
         extra = _extra_commands()
         if command in extra:

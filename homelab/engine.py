@@ -29,9 +29,10 @@ from homelab.events import (
 from homelab.hosts import HostTarget
 from homelab.layers import all_layers
 from homelab.layers.base import Layer, Observed, RunContext, RunOptions
-from homelab.model import Change, LayerPlan
+from homelab.model import Change, Health, LayerPlan, Monitor
 from homelab.effects import take_effects
-from homelab.probe import ProbeResult, parse_probe_output, render_probe_script
+from homelab.reviewed import ReviewedPlan, check_config_unchanged
+from homelab.probe import ProbeResult, as_probe, parse_probe_output, render_probe_script, script_timeout
 from homelab.provision.changes import flatten, secrets_in, track
 from homelab.secrets import Secret, redact
 from homelab.transport import OpsRun, Session, SshTransport, Transport
@@ -77,6 +78,8 @@ class Engine:
         self.connections: dict[str, Session] = {}
         self.cancelled = threading.Event()
         self._worker: OpsRun | None = None
+        self.reviewed: ReviewedPlan | None = None
+        self._probe_owner: dict[str, tuple[str, float]] = {}  # probe key -> (layer, its timeout)
         self._configured: dict[str, HostTarget] = {}  # hosts as configured, where a recorded login differs
         self.remote_commands = 0  # benchmarks read this
 
@@ -84,7 +87,11 @@ class Engine:
     def plan(self) -> Iterator[Event]:
         return self._run("plan")
 
-    def apply(self) -> Iterator[Event]:
+    def apply(self, reviewed: ReviewedPlan | None = None) -> Iterator[Event]:
+        """Apply; with `reviewed`, only what that plan showed (see homelab/reviewed.py)."""
+        if reviewed is not None:
+            check_config_unchanged(reviewed, self.config.digest)
+        self.reviewed = reviewed
         return self._run("apply")
 
     def status(self) -> Iterator[Event]:
@@ -159,10 +166,11 @@ class Engine:
     def _walk(self, command: str, ctx: RunContext, layers: list[Layer]) -> Iterator[Event]:
         started = time.monotonic()
         yield RunStarted(command, tuple(layer.name for layer in layers), tuple(sorted(ctx.hosts)),
-                         str(self.log_path or ""))
+                         str(self.log_path or ""), ctx.config.digest)
         probe_layers = [layer for layer in layers if layer.enabled(ctx)]
         yield from self._connect(ctx, list(ctx.hosts.values()))
         probed: Probed = self._probe(ctx, ctx.live_hosts(), probe_layers)
+        initial_hosts = set(ctx.hosts)
         changed_hosts: dict[str, int] = {}
         total_changes = 0
         ok = True
@@ -181,12 +189,24 @@ class Engine:
                 yield self._plan_failed(layer, exc)
                 yield LayerFinished(layer.name, 0, 1)
                 continue
+            slow = self._timed_out(probed, layer)
+            if slow:
+                plan = dataclasses.replace(plan, warnings=plan.warnings + tuple(slow))
             if ctx.failed_hosts and type(layer).probes is not Layer.probes:
                 plan = dataclasses.replace(plan, warnings=plan.warnings + tuple(
                     f"{name}: not planned, {why}" for name, why in sorted(ctx.failed_hosts.items())))
             yield LayerPlanned(layer.name, plan)
+            if command == "apply" and self.reviewed is not None:
+                unreviewed = self.reviewed.unreviewed(plan, set(ctx.hosts) - initial_hosts)
+                if unreviewed:
+                    ok = False
+                    yield from self._refuse_unreviewed(layer, unreviewed)
+                    yield LayerFinished(layer.name, 0, len(unreviewed))
+                    break  # nothing above a layer that changed under the review may run
             if command == "status":
-                yield LayerStatus(layer.name, tuple(layer.status(ctx, observed)))
+                yield LayerStatus(layer.name, tuple(layer.status(ctx, observed)) + tuple(
+                    Monitor(layer.name, line.split(":")[0], "probe", Health.FAIL, line.split(": ", 1)[1])
+                    for line in slow))
                 yield LayerFinished(layer.name, 0, 0)
                 continue
             if command != "apply" or (plan.empty and not plan.blocked):
@@ -229,6 +249,12 @@ class Engine:
                     yield event
                 if next_plan is None or next_plan.empty:
                     break
+                if self.reviewed is not None:
+                    unreviewed = self.reviewed.unreviewed(next_plan, set(ctx.hosts) - initial_hosts, later_pass=True)
+                    if unreviewed:
+                        failed += len(unreviewed)
+                        yield from self._refuse_unreviewed(layer, unreviewed)
+                        break
                 plan = next_plan
             total_changes += len(applied)
             ok = ok and failed == 0
@@ -255,6 +281,17 @@ class Engine:
                  self.remote_commands)
         yield RunFinished(command, ok, total_changes, summary, str(self.log_path or ""),
                           "" if ok else "some hosts or changes failed")
+
+    def _timed_out(self, probed: Probed, layer: Layer) -> list[str]:
+        """'host: probe KEY timed out after N s' for this layer's probes that hit their limit:
+        they fail only this layer's checks; the host and its other layers carry on."""
+        out = []
+        for host, results in sorted(probed.items()):
+            for key, result in sorted(results.items()):
+                owner = self._probe_owner.get(key)
+                if owner and owner[0] == layer.name and result.timed_out:
+                    out.append(f"{host}: probe {key} timed out after {owner[1]:g} s (its checks are unknown)")
+        return out
 
     @staticmethod
     def _for_layer(probed: Probed, ctx: RunContext) -> dict[str, dict[str, ProbeResult]]:
@@ -315,15 +352,21 @@ class Engine:
     def _probe(self, ctx: RunContext, hosts: list[HostTarget], layers: list[Layer],
                extra: Mapping[str, Mapping[str, str]] | None = None) -> Probed:
         def one(target: HostTarget) -> tuple[str, dict[str, ProbeResult] | None, str]:
-            groups = [g for g in (layer.probes(ctx, target) for layer in layers) if g]
-            if extra and extra.get(target.name):
-                groups.append(dict(extra[target.name]))
+            groups = []
+            for layer in layers:
+                group = dict(layer.probes(ctx, target))
+                if extra and extra.get(target.name):
+                    group.update(extra[target.name])
+                for key, probe in group.items():
+                    self._probe_owner[key] = (layer.name, as_probe(probe).timeout)
+                if group:
+                    groups.append(group)
             if not groups:
                 return target.name, {}, ""
             script, nonce = render_probe_script(groups)  # one group per layer, run side by side
             conn = self.connections[target.name]
             try:
-                res = conn.run_script(script, timeout=120)
+                res = conn.run_script(script, timeout=script_timeout(groups))
             except HomelabError as exc:
                 return target.name, None, exc.message
             if res.rc != 0 and not res.stdout:
@@ -360,6 +403,12 @@ class Engine:
     def _observe_and_diff(self, ctx: RunContext, layer: Layer, probed: Probed) -> tuple[Observed, LayerPlan]:
         observed = layer.observe(ctx, self._for_layer(probed, ctx))
         return observed, layer.diff(ctx, observed)
+
+    @staticmethod
+    def _refuse_unreviewed(layer: Layer, changes: list[Change]) -> Iterator[Event]:
+        for change in changes:
+            yield ChangeFailed(change, f"{change.summary}: not in the plan you reviewed; not applied",
+                               "the config or the hosts changed since the plan was made: run plan again")
 
     @staticmethod
     def _plan_failed(layer: Layer, exc: HomelabError) -> ChangeFailed:

@@ -16,6 +16,7 @@ class RunStarted:
     layers: tuple[str, ...]
     hosts: tuple[str, ...]
     log_path: str = ""
+    config_digest: str = ""  # which config this run read (a reviewed plan is for exactly that one)
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,28 @@
 """Batched observation: every layer's read-only checks for a host in ONE remote command.
 
-Each layer names shell snippets ("probes") it wants to see the output of. The engine joins
-all of them into one script, runs it as root in one round trip, and splits the output back
-per probe. A no-op apply therefore costs one connection and about one command per host,
-where a fact-per-command engine pays ~2 commands per operation.
+Each layer names probes: a shell snippet, its own timeout, and optionally a parser to a typed
+value (`Probe`; a plain string is a probe with the default timeout). The engine joins all of
+them into one script, runs it as root in one round trip, and splits the output back per
+probe. A no-op apply therefore costs one connection and about one command per host, where a
+fact-per-command engine pays ~2 commands per operation. Each snippet runs under `timeout`:
+one that hangs (restic to a dead repository) ends as "timed out" for its own layer's checks,
+and every other probe of the host still reports.
+
+The shared probes below (packages, units, file hashes, command JSON) are what layers use
+instead of writing their own parsers.
 """
 from __future__ import annotations
 
+import json
 import re
 import secrets
+import shlex
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, Union
 
 PROBE_KEY = re.compile(r"^[a-z0-9_.:-]{1,80}$")
+DEFAULT_TIMEOUT = 30.0  # seconds one probe may take (its own, not the host's)
+TIMED_OUT = 124  # coreutils `timeout`'s exit code
 
 
 @dataclass(frozen=True)
@@ -24,11 +34,113 @@ class ProbeResult:
     def ok(self) -> bool:
         return self.rc == 0
 
+    @property
+    def timed_out(self) -> bool:
+        return self.rc == TIMED_OUT
+
     def lines(self) -> list[str]:
         return [ln for ln in self.out.splitlines() if ln.strip()]
 
 
-def render_probe_script(probes: Mapping[str, str] | Sequence[Mapping[str, str]],
+@dataclass(frozen=True)
+class Probe:
+    """A read-only command, how long it may take, and what its output means."""
+
+    command: str
+    timeout: float = DEFAULT_TIMEOUT
+    parse: Callable[[ProbeResult], Any] | None = None
+
+    def value(self, result: ProbeResult | None) -> Any:
+        """The parsed value (None when the probe did not run, failed to start or timed out)."""
+        if result is None or result.timed_out or self.parse is None:
+            return None
+        return self.parse(result)
+
+
+AnyProbe = Union[str, Probe]
+
+
+def as_probe(p: AnyProbe) -> Probe:
+    return p if isinstance(p, Probe) else Probe(p)
+
+
+def script_timeout(groups: Sequence[Mapping[str, AnyProbe]]) -> float:
+    """How long the whole batched script may take: groups run side by side, a group's probes
+    one after another (plus a margin for the connection)."""
+    return max((sum(as_probe(p).timeout for p in g.values()) for g in groups), default=0.0) + 15.0
+
+
+# ------------------------------------------------------------ shared probes --
+def packages(names: Sequence[str], timeout: float = DEFAULT_TIMEOUT) -> Probe:
+    """Installed version of each Debian package: {name: version or None}."""
+    pkgs = " ".join(shlex.quote(n) for n in names)
+    return Probe(f"dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}} ${{Version}}\\n' {pkgs} 2>/dev/null || true",
+                 timeout, lambda r: parse_packages(r, names))
+
+
+def parse_packages(result: ProbeResult, names: Sequence[str] = ()) -> dict[str, str | None]:
+    found: dict[str, str | None] = {n: None for n in names}
+    for line in result.lines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[1].startswith("ii"):
+            found[parts[0].split(":")[0]] = parts[2]
+    return found
+
+
+def unit_states(units: Sequence[str], timeout: float = DEFAULT_TIMEOUT) -> Probe:
+    """{unit: (enabled-state, active-state)} from systemctl."""
+    names = " ".join(shlex.quote(u) for u in units)
+    cmd = (f"for u in {names}; do printf '%s %s %s\\n' \"$u\" \"$(systemctl is-enabled \"$u\" 2>/dev/null || true)\" "
+           f"\"$(systemctl is-active \"$u\" 2>/dev/null || true)\"; done")
+    return Probe(cmd, timeout, parse_unit_states)
+
+
+def parse_unit_states(result: ProbeResult) -> dict[str, tuple[str, str]]:
+    out: dict[str, tuple[str, str]] = {}
+    for line in result.lines():
+        parts = line.split()
+        if parts:
+            out[parts[0]] = (parts[1] if len(parts) > 1 else "", parts[2] if len(parts) > 2 else "")
+    return out
+
+
+def file_hashes(paths: Sequence[str], timeout: float = DEFAULT_TIMEOUT) -> Probe:
+    """{path: sha256 hex or None (missing)}."""
+    files = " ".join(shlex.quote(p) for p in paths)
+    cmd = f"for f in {files}; do if [ -f \"$f\" ]; then sha256sum \"$f\"; else echo \"- $f\"; fi; done"
+    return Probe(cmd, timeout, parse_file_hashes)
+
+
+def parse_file_hashes(result: ProbeResult) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for line in result.lines():
+        digest, _, path = line.partition(" ")
+        out[path.strip()] = None if digest == "-" else digest
+    return out
+
+
+def command_json(command: str, timeout: float = DEFAULT_TIMEOUT) -> Probe:
+    """A command printing JSON (one document, or one per line): the parsed value(s)."""
+    return Probe(command, timeout, parse_json)
+
+
+def parse_json(result: ProbeResult) -> Any:
+    text = result.out.strip()
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        docs = []
+        for line in text.splitlines():
+            try:
+                docs.append(json.loads(line))
+            except ValueError:
+                continue
+        return docs
+
+
+def render_probe_script(probes: Mapping[str, AnyProbe] | Sequence[Mapping[str, AnyProbe]],
                         nonce: str | None = None) -> tuple[str, str]:
     """Pure: (script, nonce). Each snippet runs in its own subshell, stderr merged, rc kept.
 
@@ -49,10 +161,13 @@ def render_probe_script(probes: Mapping[str, str] | Sequence[Mapping[str, str]],
     order: list[tuple[int, str]] = []
     for group in groups:
         body = []
-        for key, snippet in group.items():
+        for key, probe in group.items():
             n += 1
             order.append((n, key))
-            body.append(f"( {snippet}\n) </dev/null >\"$d/{n}\" 2>&1; echo $? >\"$d/{n}.rc\"")
+            p = as_probe(probe)
+            # its own time limit (-k: a probe that ignores TERM is killed 2 s later)
+            run = f"timeout -k 2 {p.timeout:g} sh -c {shlex.quote(p.command)}"
+            body.append(f"{run} </dev/null >\"$d/{n}\" 2>&1; echo $? >\"$d/{n}.rc\"")
         if body:
             parts.append("(\n" + "\n".join(body) + "\n) &")
     parts.append("wait")

@@ -8,6 +8,7 @@ points at both places.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ class Config:
     version: int = CONFIG_VERSION
     sections: Mapping[str, Any] = field(default_factory=dict)
     claims: Claims = field(default_factory=Claims)
+    digest: str = ""  # sha256 of the file's text: a saved plan is for exactly this config
 
     def get(self, name: str) -> Any:
         return self.sections.get(name)
@@ -88,7 +90,8 @@ def parse_config(text: str, path: Path) -> Config:
         problems.add(locate(root, conflict.path), conflict.path, conflict.message, conflict.hint)
     if problems.items:
         raise ConfigError(problems.items)
-    return Config(path=path, version=cfg.version, sections=sections, claims=Claims(tuple(claims)))
+    return Config(path=path, version=cfg.version, sections=sections, claims=Claims(tuple(claims)),
+                  digest=hashlib.sha256(text.encode()).hexdigest())
 
 
 def collect_claims(cfg: Config) -> list[Claim]:

@@ -175,8 +175,9 @@ def cmd_demo(lab: Any, args: argparse.Namespace) -> int:
     on first sight), then show that a second plan has nothing to do."""
     from pathlib import Path
 
-    from homelab.cli import main as homelab_main
     from homelab.lab.demo import write_lab_config
+
+    homelab_main = args.homelab_main  # handed in by the CLI (no import back into it)
 
     lab.up(args.n)
     path = write_lab_config(Path(args.output), lab.inventory())

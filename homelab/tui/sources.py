@@ -25,6 +25,7 @@ class RunRequest:
     accept_new_host_keys: bool = False  # from the confirm screen's checkbox; never implied
     confirm_destructive: bool = False  # deletes of servers, ticked separately
     ask_host_key: AskHostKey | None = None  # prompt for each unknown key (None: refuse them)
+    reviewed: tuple[Any, str] | None = None  # apply: (the LayerPlans shown, the config digest they are for)
 
 
 class EventRun(Protocol):
@@ -82,6 +83,12 @@ class EngineRun:
                 return
             self._engine = engine
         try:
+            if self.request.command == "apply" and self.request.reviewed:
+                from homelab.reviewed import ReviewedPlan
+
+                plans, digest = self.request.reviewed
+                yield from engine.apply(ReviewedPlan.of(config.path, digest or config.digest, plans))
+                return
             yield from getattr(engine, self.request.command)()
         finally:
             with self._lock:

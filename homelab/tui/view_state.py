@@ -135,6 +135,7 @@ class RunView:
     progress: str = ""
     finished: RunFinished | None = None
     crashed: RunCrashed | None = None
+    config_digest: str = ""  # of the config this run read
 
     def layer(self, name: str) -> LayerView | None:
         return next((lv for lv in self.layers if lv.name == name), None)
@@ -222,7 +223,7 @@ def reduce(view: RunView, event: TuiEvent) -> RunView:
         return dataclasses.replace(
             view, command=event.command, running=True, cancelling=False, runs=view.runs + 1, current_layer="",
             layers=_order(layers), hosts=tuple(HostView(h) for h in event.hosts), log=(), log_count=0, failures=(),
-            progress="", finished=None, crashed=None)
+            progress="", finished=None, crashed=None, config_digest=event.config_digest)
     if isinstance(event, HostConnected):
         return _with_host(view, event.host, lambda h: dataclasses.replace(h, state=CONNECTED, detail=event.detail))
     if isinstance(event, HostFailed):

@@ -59,12 +59,12 @@ def request_rotation(config: Any, node: str | None) -> list[str]:
 
 def wait_for_links(config: Any, options: Any, log_path: Any, seconds: float) -> tuple[bool, list[Any], float]:
     """Poll the mesh monitors until all are OK or `seconds` pass: (ok, last monitors, elapsed)."""
-    from homelab.cli import _drive
+    from homelab.drive import drive
     from homelab.engine import Engine
 
     start = time.monotonic()
     while True:
-        _, _, statuses = _drive(Engine(config, options, log_path).status(), None)
+        statuses = drive(Engine(config, options, log_path).status(), None).statuses
         monitors = [m for s in statuses for m in s.monitors]
         bad = [m for m in monitors if m.health is not Health.OK]
         elapsed = time.monotonic() - start
@@ -74,7 +74,7 @@ def wait_for_links(config: Any, options: Any, log_path: Any, seconds: float) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    from homelab.cli import _drive  # the CLI's own event loop: log every event, render it
+    from homelab.drive import drive  # the CLI's own event loop: log every event, render it
     from homelab.config import load_config
     from homelab.engine import Engine
     from homelab.layers.base import RunOptions
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"rotating the WireGuard key of {', '.join(nodes)}", file=sys.stderr)
     options = RunOptions(accept_new_host_keys=args.accept_new_host_keys, yes=True, layers=("mesh",))
     renderer = TextRenderer(sys.stdout, sys.stderr, args.verbose)
-    finished, _, _ = _drive(Engine(config, options, args.log_path).apply(), renderer)
+    finished = drive(Engine(config, options, args.log_path).apply(), renderer).finished
     if finished is None or not finished.ok:
         print("rotation not finished; the next `homelab apply` completes it", file=sys.stderr)
         return 1

@@ -70,7 +70,8 @@ class ApplyScreen(RunScreen):
     def on_mount(self) -> None:
         self.query_one(HostTable).focus()
         self.start_run(self.request("apply", accept_new_host_keys=self.choice.accept_new_host_keys,
-                                    confirm_destructive=self.choice.confirm_destructive))
+                                    confirm_destructive=self.choice.confirm_destructive,
+                                    reviewed=(self.choice.plans, self.choice.config_digest)))
 
     def show_view(self, view: RunView) -> None:
         self.query_one("#apply-status", Static).update(apply_status(view))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -17,6 +18,8 @@ from homelab.tui.widgets.tick_box import TickBox
 class ApplyChoice:
     accept_new_host_keys: bool = False  # pin keys of machines first seen during apply (new servers)
     confirm_destructive: bool = False
+    plans: tuple[Any, ...] = ()  # the LayerPlans reviewed on screen: apply runs exactly these
+    config_digest: str = ""
 
 
 class ConfirmApplyScreen(ModalScreen[ApplyChoice | None]):

@@ -1,6 +1,8 @@
 """Plan review: what apply would change, grouped by layer with counts; confirm to apply."""
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 from rich.text import Text
@@ -94,4 +96,6 @@ class PlanScreen(RunScreen):
 
     def _confirmed(self, choice: ApplyChoice | None) -> None:
         if choice is not None:
+            reviewed = tuple(lv.plan for lv in self.view.layers if lv.plan is not None)
+            choice = dataclasses.replace(choice, plans=reviewed, config_digest=self.view.config_digest)
             self.app.start_apply(choice)  # type: ignore[attr-defined]
