@@ -148,3 +148,15 @@ def append_only_monitor(host: str, repo: str, http_code: str) -> Monitor:
         return Monitor(LAYER, subject, "append-only", Health.FAIL, "rest-server refused this host's credential (401)")
     return Monitor(LAYER, subject, "append-only", Health.UNKNOWN,
                    f"rest-server did not answer the check (HTTP {code or 'none'})")
+
+
+def append_only_probe(target: Any) -> str:
+    """Shell for the append-only check, run on the backed-up host: DELETE a key file that does not
+    exist, with that host's credential (read from its 0600 env file into curl's config on stdin,
+    so it is on no command line). Prints the HTTP status code."""
+    import shlex
+
+    url = target.url.removeprefix("rest:").rstrip("/") + "/keys/" + "0" * 64
+    return (f"set -a; . {shlex.quote(target.env_file)}; set +a; "
+            "printf 'user = \"%s:%s\"\\n' \"$RESTIC_REST_USERNAME\" \"$RESTIC_REST_PASSWORD\" | "
+            f"curl -s -o /dev/null -m 10 -w '%{{http_code}}' -X DELETE -K - {shlex.quote(url)}")
