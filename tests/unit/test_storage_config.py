@@ -138,3 +138,12 @@ def test_cross_check_names_unknown_machines() -> None:
     rendered = [p.render() for p in problems.items]
     assert "c.yaml:4:30: storage.disks[0].machine: no machine or server named 'nas'" in rendered[0]
     assert any("storage.repositories[0].machine" in r and "known: pi" in r for r in rendered)
+
+
+def test_example_snippet_parses_clean() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "storage.example.yaml").read_text()
+    cfg, problems = parse(text)
+    assert problems == []
+    assert [r.type for r in cfg.repositories] == ["rest", "sftp", "s3", "local"] and cfg.disks[0].name == "data1"

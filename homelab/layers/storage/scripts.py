@@ -180,7 +180,6 @@ step=open
 files=0
 
 finish() {{
-  [ "$1" -ne 0 ] && echo "drill failed at $step" >>"$HL_ERR"
   hl_write_status "$1" "\\"app\\":\\"{target.app}\\",\\"repository\\":\\"{target.repo.name}\\",\\"step\\":\\"$step\\",\\"files\\":$files,"
   rm -rf "$HL_ERR" "$scratch" "$scratch.want" "$scratch.have"
   exit "$1"
