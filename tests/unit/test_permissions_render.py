@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from golden import assert_golden
 
 from homelab.claims import Claims, OpenPort, TrustInterface
 from homelab.config.permissions import SshdSettings
@@ -47,12 +48,7 @@ NFT_CASES = {
 
 
 def golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("HOMELAB_UPDATE_GOLDEN"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert path.exists(), f"{path} missing: run with HOMELAB_UPDATE_GOLDEN=1"
-    assert text == path.read_text()
+    assert_golden(GOLDEN / name, text)
 
 
 @pytest.mark.parametrize("name", sorted(SSHD_CASES))

@@ -1,0 +1,125 @@
+"""Is this block device the disk the config names, and is there anything on it? Pure.
+
+Input is what the machine says, read-only:
+`lsblk -J -b -o PATH,SERIAL,WWN,SIZE,TYPE,FSTYPE,PTTYPE,UUID,MOUNTPOINTS <dev>` and
+`wipefs -n -J <dev>` (`--no-act` lists every signature, the backup GPT header at the end of
+the disk included, and writes nothing). The decision:
+- the identity must match (serial and size when the config gives them); a wrong disk is
+  refused with the facts shown, whatever else is true;
+- mounted, partitioned or carrying any signature: never formatted unless the config says
+  `format: true` for this disk, and then the change is marked destructive (the apply asks);
+- already the wanted filesystem: nothing to format, only mount (the normal second apply).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from homelab.config.storage import Disk
+
+
+@dataclass(frozen=True)
+class Device:
+    path: str
+    serial: str | None
+    wwn: str | None
+    size: int
+    type: str  # disk | part | loop | ...
+    fstype: str | None
+    pttype: str | None
+    uuid: str | None
+    mountpoints: tuple[str, ...]
+    children: tuple[str, ...] = ()  # paths of its partitions
+
+
+@dataclass(frozen=True)
+class Signature:
+    type: str  # ext4, gpt, dos, LVM2_member ...
+    offset: str
+    usage: str = ""
+
+
+@dataclass(frozen=True)
+class DiskDecision:
+    """What to do with one configured disk: `action` is mount | format | refuse."""
+
+    disk: str
+    action: str
+    reason: str
+    destructive: bool = False
+    facts: tuple[str, ...] = ()
+    uuid: str | None = None  # the filesystem to mount (when action is mount)
+
+
+def parse_lsblk(text: str) -> Device | None:
+    """The first device of lsblk's JSON (with its partitions listed as children)."""
+    doc = json.loads(text)
+    devices = doc.get("blockdevices") or []
+    if not devices:
+        return None
+    return _device(devices[0])
+
+
+def _device(d: dict[str, Any]) -> Device:
+    mounts = tuple(m for m in (d.get("mountpoints") or []) if m)
+    return Device(path=d.get("path") or "", serial=(d.get("serial") or None), wwn=(d.get("wwn") or None),
+                  size=int(d.get("size") or 0), type=d.get("type") or "", fstype=d.get("fstype") or None,
+                  pttype=d.get("pttype") or None, uuid=d.get("uuid") or None, mountpoints=mounts,
+                  children=tuple(c.get("path") or "" for c in d.get("children") or []))
+
+
+def parse_wipefs(text: str) -> tuple[Signature, ...]:
+    if not text.strip():
+        return ()  # wipefs -J prints nothing at all for a device without signatures
+    doc = json.loads(text)
+    return tuple(Signature(type=s.get("type") or "?", offset=str(s.get("offset") or ""), usage=s.get("usage") or "")
+                 for s in doc.get("signatures") or [])
+
+
+def describe(dev: Device) -> str:
+    return f"{dev.path}: serial {dev.serial or '-'}, wwn {dev.wwn or '-'}, {dev.size} bytes, {dev.type}"
+
+
+def decide(disk: Disk, dev: Device | None, signatures: tuple[Signature, ...]) -> DiskDecision:
+    ident = disk.by_id or f"serial {disk.serial}"
+    if dev is None:
+        return DiskDecision(disk.name, "refuse", f"disk {disk.name}: {ident} not found on {disk.machine}",
+                            facts=(f"looked for {ident}",))
+    facts = [describe(dev)]
+    wrong = []
+    if disk.serial is not None and dev.serial != disk.serial:
+        wrong.append(f"serial is {dev.serial or 'unknown'}, the config says {disk.serial}")
+    if disk.size is not None and dev.size != disk.size:
+        wrong.append(f"size is {dev.size} bytes, the config says {disk.size}")
+    if wrong:
+        return DiskDecision(disk.name, "refuse", f"disk {disk.name}: not the configured disk: {'; '.join(wrong)}",
+                            facts=tuple(facts))
+    if dev.fstype == disk.filesystem and not dev.children and dev.uuid:
+        return DiskDecision(disk.name, "mount", f"disk {disk.name}: {disk.filesystem} {dev.uuid}, mount at {disk.mount}",
+                            facts=tuple(facts), uuid=dev.uuid)
+    found = [f"{s.type} at offset {s.offset}" for s in signatures]
+    if dev.children:
+        found.append(f"partitions {', '.join(dev.children)}")
+    if dev.mountpoints:
+        found.append(f"mounted at {', '.join(dev.mountpoints)}")
+    if dev.fstype and not any(s.type == dev.fstype for s in signatures):
+        found.append(f"filesystem {dev.fstype}")
+    facts += [f"found: {f}" for f in found]
+    if dev.mountpoints:
+        return DiskDecision(disk.name, "refuse", f"disk {disk.name}: in use (mounted at {', '.join(dev.mountpoints)})",
+                            facts=tuple(facts))
+    if found and not disk.format:
+        return DiskDecision(disk.name, "refuse",
+                            f"disk {disk.name}: has data ({'; '.join(found)}); not formatting it",
+                            facts=tuple(facts))
+    what = "erase " + "; ".join(found) + f" and format {disk.filesystem}" if found else f"format {disk.filesystem} (empty)"
+    # an empty disk loses nothing; anything found on it is erased, so the apply must ask
+    return DiskDecision(disk.name, "format", f"disk {disk.name}: {what}", destructive=bool(found), facts=tuple(facts))
+
+
+def format_commands(dev_path: str, fstype: str, label: str) -> list[list[str]]:
+    """argv to run (after the confirmation) for a `format` decision: wipe every signature, mkfs."""
+    mkfs = {"ext4": ["mkfs.ext4", "-q", "-L", label], "xfs": ["mkfs.xfs", "-q", "-L", label],
+            "btrfs": ["mkfs.btrfs", "-q", "-L", label]}[fstype]
+    return [["wipefs", "-a", dev_path], [*mkfs, dev_path]]
