@@ -98,9 +98,9 @@ def hold_for_session(env: MutableMapping[str, str], lock_dir: Path = LOCK_DIR) -
     if not raw.isdigit():
         raise LabError(f"HOMELAB_LAB_INSTANCE={raw!r}: should be a number", "unset it: a free one is picked")
     instance = int(raw)
-    held = try_hold(instance, lock_dir)
-    if held is not None:
-        return held
+    mine = try_hold(instance, lock_dir)
+    if mine is not None:
+        return mine
     pid = holder(instance, lock_dir)
     if pid is not None and env.get(HELD_BY_ENV, "") == str(pid):
         return None
