@@ -55,12 +55,14 @@ class State:
     def section(self, name: str) -> dict[str, Any]:
         """The mutable dict of one layer (created on first use)."""
         with self._lock:
-            return self.data["sections"].setdefault(name, {})
+            sections: dict[str, dict[str, Any]] = self.data["sections"]
+            return sections.setdefault(name, {})
 
     def host(self, name: str) -> dict[str, Any]:
         """Per-host facts shared by all layers (host key, address, facts)."""
         with self._lock:
-            return self.data.setdefault("hosts", {}).setdefault(name, {})
+            hosts: dict[str, dict[str, Any]] = self.data.setdefault("hosts", {})
+            return hosts.setdefault(name, {})
 
     def update_host(self, name: str, **values: Any) -> None:
         with self._lock:

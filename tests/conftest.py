@@ -1,8 +1,10 @@
 """Shared pytest setup: the `lab` marker and the session-scoped `lab` fixture.
 
 `lab` brings up local Debian hosts once per session (default: 3 Debian 13 + 1 Debian 12,
-env LAB_HOSTS, e.g. "trixie:3,bookworm:1" or "2"), after a `down` that clears what a killed
-earlier session left. It skips, with the reason, where the machine cannot run the lab
+env LAB_HOSTS, e.g. "trixie:3,bookworm:1" or "2") on a lab instance this run holds: the one
+tests/run.sh took, HOMELAB_LAB_INSTANCE if set, else the lowest free of 10-40
+(homelab/lab/instances.py). It starts with a `down` of that instance only (what a killed run
+of the same number left) and takes down only that one at the end. It skips, with the reason, where the machine cannot run the lab
 (not root, tools missing: see `homelab.lab.deps_command()`) or when HOMELAB_SKIP_LAB=1.
 LAB_KEEP_UP=1 leaves the hosts running after the session, for debugging.
 """
@@ -32,11 +34,15 @@ def lab() -> Iterator[Lab]:
     why = missing_requirements()
     if why:
         pytest.skip(f"lab tests skipped: {why}")
+    from homelab.lab.instances import hold_for_session
+
     counts = list(parse_hosts_spec(os.environ.get("LAB_HOSTS", DEFAULT_LAB_HOSTS)).items())
+    exported = "HOMELAB_LAB_INSTANCE" not in os.environ
+    held = hold_for_session(os.environ)  # exported: the `homelab` commands tests start use it too
     the_lab = Lab()
-    # mounts, netns and the bridge outlive a killed session: always start from a clean slate
-    the_lab.down()
     try:
+        # mounts, netns and the bridge outlive a killed session: the lock proves that run is gone
+        the_lab.down()
         names = the_lab.up(counts[0][1], counts[0][0], also=dict(counts[1:]))
         # the hosts every test module may rely on (tests may add more, e.g. the stand-in cloud)
         the_lab.baseline_hosts = names  # type: ignore[attr-defined]
@@ -44,3 +50,10 @@ def lab() -> Iterator[Lab]:
     finally:
         if os.environ.get("LAB_KEEP_UP") != "1":
             the_lab.down()
+        else:
+            print(f"\nLAB_KEEP_UP=1: lab instance {the_lab.config.instance} is still up "
+                  f"(HOMELAB_LAB_INSTANCE={the_lab.config.instance} homelab lab down)")
+        if held is not None:
+            held.release()
+        if exported:
+            del os.environ["HOMELAB_LAB_INSTANCE"]

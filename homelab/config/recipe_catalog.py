@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Iterable
 
-import homelab
 from homelab.config.reader import NAME
 from homelab.config.recipe import Recipe, parse_recipe
-from homelab.errors import ConfigError, Problem, UsageError
+from homelab.errors import ConfigError, HomelabError, Problem, UsageError
+from homelab.recipes_dir import shipped_recipes_dir
 
 
 class UnknownRecipe(UsageError):
@@ -40,16 +39,11 @@ class RecipeSummary:
 
 
 def shipped_dir() -> Path | None:
-    """`recipes/` at the top of a checkout, else the packaged copy (`homelab.recipes`)."""
-    checkout = Path(homelab.__file__).resolve().parent.parent / "recipes"
-    if checkout.is_dir():
-        return checkout
+    """The recipes that ship with homelab (checkout, wheel or executable), None if lost."""
     try:
-        packaged = resources.files("homelab.recipes")
-    except ModuleNotFoundError:
+        return shipped_recipes_dir()
+    except HomelabError:
         return None
-    path = Path(str(packaged))
-    return path if path.is_dir() else None
 
 
 class Catalog:

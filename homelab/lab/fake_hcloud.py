@@ -32,16 +32,19 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 from urllib.parse import parse_qs, urlparse
 
 import yaml
+
+if TYPE_CHECKING:
+    from homelab.lab.manager import Lab
 
 log = logging.getLogger("homelab.fake_hcloud")
 
 RATE_LIMIT = 3600  # Hetzner's default: requests per hour and project
 
-LOCATIONS = [
+LOCATIONS: list[dict[str, Any]] = [
     {"id": 1, "name": "fsn1", "description": "Falkenstein DC Park 1", "country": "DE", "city": "Falkenstein",
      "latitude": 50.47612, "longitude": 12.370071, "network_zone": "eu-central"},
     {"id": 2, "name": "nbg1", "description": "Nuremberg DC Park 1", "country": "DE", "city": "Nuremberg",
@@ -113,7 +116,7 @@ class LabHosts:
 
     debian-12 images become bookworm hosts, everything else the lab's default suite."""
 
-    def __init__(self, lab: Any) -> None:
+    def __init__(self, lab: Lab) -> None:
         self.lab = lab
         self.names: dict[str, str] = {}  # server name -> lab host name
 
@@ -428,7 +431,7 @@ class FakeHcloud:
             if any(k["fingerprint"] == fp or k["name"] == name for k in self.ssh_keys.values()):
                 raise ApiError(409, "uniqueness_error", "SSH key with the same fingerprint already exists",
                                {"fields": [{"name": "public_key"}]})
-            key = {"id": next(self.ids), "name": name, "fingerprint": fp, "public_key": public.strip(),
+            key: dict[str, Any] = {"id": next(self.ids), "name": name, "fingerprint": fp, "public_key": public.strip(),
                    "labels": dict(body.get("labels") or {}), "created": _now()}
             self.ssh_keys[key["id"]] = key
             return 201, {"ssh_key": self._key_json(key)}
@@ -512,7 +515,7 @@ class FakeHcloud:
             problems.append("image")
         if location not in [x["name"] for x in LOCATIONS]:
             problems.append("location")
-        if problems:
+        if problems or not isinstance(name, str) or not isinstance(image, str):  # isinstance: for the type checker
             raise ApiError(400, "invalid_input", f"invalid input in fields {', '.join(problems)}",
                            {"fields": [{"name": p, "messages": ["is invalid"]} for p in problems]})
         if any(s["name"] == name for s in self.servers.values()):

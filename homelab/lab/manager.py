@@ -393,8 +393,9 @@ class Lab:
             self._host(name).create(plan[name])
         etc_hosts = self._etc_hosts_map()
         _parallel(lambda n: self._prepare_host(n, caches[plan[n]], etc_hosts), plan)
-        for name in plan if seed is not None else ():
-            seed(name)
+        if seed is not None:
+            for name in plan:
+                seed(name)
         self._write_inventory()  # known_hosts holds the new host keys before anyone connects
         to_start = [n for n in plan if not hosts.running_pid(self._host(n))]
         c = self.config

@@ -94,6 +94,12 @@ def _server(s: Any) -> CloudServer:
         architecture=s.server_type.architecture if s.server_type else None)
 
 
+def _cloud_key(k: Any) -> CloudKey:
+    """hcloud types every field of a bound object Optional (it may be a stub); like `_server`,
+    read what a key the API returned always has."""
+    return CloudKey(int(k.id), k.name, k.fingerprint, k.public_key)
+
+
 class HcloudApi:
     """One API client for one run. All calls are synchronous and bounded in time."""
 
@@ -179,7 +185,7 @@ class HcloudApi:
             if action.status == "success":
                 return
             if action.status == "error":
-                err = action.error or {}
+                err: Mapping[str, object] = action.error or {}  # a TypedDict; the API may leave it out
                 raise HomelabError(f"{what}: Hetzner action {action.command} failed: "
                                    f"{err.get('message', 'no reason given')} ({err.get('code', 'error')})",
                                    "see the server in the Hetzner Cloud Console; apply again to retry")
@@ -288,7 +294,7 @@ class HcloudApi:
     # --------------------------------------------------------------- ssh keys --
     def find_ssh_key(self, fingerprint: str) -> CloudKey | None:
         k = self.call("look up SSH key", lambda: self.client.ssh_keys.get_by_fingerprint(fingerprint))
-        return CloudKey(int(k.id), k.name, k.fingerprint, k.public_key) if k is not None else None
+        return _cloud_key(k) if k is not None else None
 
     def create_ssh_key(self, name: str, public_key: str, labels: Mapping[str, str]) -> CloudKey:
         what = f"upload SSH key {name}"
@@ -297,7 +303,7 @@ class HcloudApi:
             return self.client.ssh_keys.create(name=name, public_key=public_key, labels=dict(labels))
 
         k = self.call(what, create, idempotent=False, recover=lambda: None)
-        return CloudKey(int(k.id), k.name, k.fingerprint, k.public_key)
+        return _cloud_key(k)
 
     # ------------------------------------------------------------ token, prices --
     def check_token(self) -> TokenCheck:

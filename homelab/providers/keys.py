@@ -70,7 +70,7 @@ def read_public_key(path: Path | str) -> str | None:
             key = serialization.load_pem_private_key(data, password=None)  # type: ignore[assignment]
         except (ValueError, TypeError):
             return None  # encrypted or unreadable: the agent may still hold it
-    return key.public_key().public_bytes(serialization.Encoding.OpenSSH,  # type: ignore[union-attr]
+    return key.public_key().public_bytes(serialization.Encoding.OpenSSH,
                                          serialization.PublicFormat.OpenSSH).decode()
 
 

@@ -26,7 +26,7 @@ class RetryPolicy:
         Equal rather than full jitter: a retry never comes sooner than half the step, so a
         busy API is not hit again at once, and many clients still spread out.
         """
-        step = min(self.cap, self.base * (2 ** retry))
+        step = min(self.cap, self.base * 2.0 ** retry)  # 2.0: int ** int is typed Any (a negative power is a float)
         return step / 2 + rand() * step / 2
 
 

@@ -64,6 +64,17 @@ def test_worker_runs_inside_binary(binary: Path) -> None:
     assert '"event": "done"' in out.stdout
 
 
+def test_binary_carries_the_recipes(binary: Path) -> None:
+    """Where homelab/recipes_dir.py looks in a frozen run: <_MEIPASS>/homelab/recipes."""
+    viewer = Path(sys.executable).parent / "pyi-archive_viewer"
+    out = subprocess.run([str(viewer), "--list", "--brief", str(binary)], capture_output=True, text=True,
+                         check=True, timeout=60)
+    inside = set(out.stdout.split())
+    wanted = [p.name for p in (ROOT / "recipes").iterdir() if p.suffix in (".yaml", ".md")]
+    assert "README.md" in wanted
+    assert not [n for n in wanted if f"homelab/recipes/{n}" not in inside], out.stdout[-2000:]
+
+
 @pytest.mark.lab
 def test_binary_provisions_the_server_it_is_copied_to(binary: Path, lab) -> None:  # type: ignore[no-untyped-def]
     """The downloadable-executable way in: copy `homelab` to a fresh Debian server and let it

@@ -27,7 +27,8 @@ def apply_status(view: RunView) -> Text:
         if view.cancelling:
             text.append("cancelling… (stops after the current step)", style="bold yellow")
         else:
-            where = f" layer {view.layer(view.current_layer).label.strip()}" if view.layer(view.current_layer) else ""
+            current = view.layer(view.current_layer)
+            where = f" layer {current.label.strip()}" if current else ""
             text.append(f"applying…{where}", style="bold")
             text.append(" · c: cancel", style="dim")
         return text

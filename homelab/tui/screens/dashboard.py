@@ -100,9 +100,9 @@ class DashboardScreen(RunScreen):
                 self.panes[lv.name].show(lv)
         self.query_one("#run-line", Static).update(run_line(view, self.refresh_seconds))
         if self.detail is not None and self.detail.is_attached:
-            lv = view.layer(self.detail.layer_name)
-            if lv is not None:
-                self.detail.show_layer(lv, view)
+            detailed = view.layer(self.detail.layer_name)
+            if detailed is not None:
+                self.detail.show_layer(detailed, view)
 
     def _focus_first(self) -> None:
         panes = list(self.query(LayerPane))
