@@ -75,12 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("host")
     p = sub.add_parser("tui", help="open the interactive TUI (the default with no command)")
     p.add_argument("config", nargs="?", help="config to open (default: start the wizard)")
-    try:
-        from homelab.lab import cli as lab_cli
-    except ImportError:  # pragma: no cover - lab is part of the package
-        lab_cli = None
-    if lab_cli is not None:
-        lab_cli.add_arguments(sub)
+    from homelab.lab import cli as lab_cli
+
+    lab_cli.add_arguments(sub)
     extra = _extra_commands()
     for name, (help_text, add_args, _run) in extra.items():
         p = sub.add_parser(name, help=help_text)
@@ -89,13 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extra_commands() -> dict[str, tuple[str, Any, Any]]:
-    """Commands contributed by layers (e.g. `mesh rotate`), kept out of this file."""
+    """Commands contributed by layers (e.g. `mesh rotate`), named by their registry entries."""
+    from homelab import registry
+
     out: dict[str, tuple[str, Any, Any]] = {}
-    try:
-        from homelab.layers.mesh.cli import COMMAND as mesh_cmd  # type: ignore[import-not-found]
-        out["mesh"] = mesh_cmd
-    except ImportError:
-        pass
+    for entry in registry.built():
+        for name, ref in entry.commands:
+            out[name] = registry.resolve(ref)
     return out
 
 

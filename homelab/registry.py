@@ -32,6 +32,7 @@ class LayerEntry:
     layer: str | None = None  # "module:Class" of the Layer
     step: str | None = None  # "module:NAME" of the wizard step
     claims: str | None = None  # "module:function(section, Config) -> Iterable[Claim]" (pure)
+    commands: tuple[tuple[str, str], ...] = ()  # extra CLI commands: (name, "module:COMMAND")
     on_hosts: bool = True  # works on hosts (probes, ops) rather than only an API / the local machine
     destroy: str = "leaves its work in place"  # what `homelab destroy` does to it
 
@@ -55,6 +56,7 @@ LAYERS: tuple[LayerEntry, ...] = (
     LayerEntry("mesh", 1, "cluster network (WireGuard)", "WireGuard mesh between all nodes",
                parse="homelab.config.mesh:parse_mesh", layer="homelab.layers.mesh:MeshLayer",
                step="homelab.tui.wizard.steps.mesh:STEP", claims="homelab.config.mesh:mesh_claims",
+               commands=(("mesh", "homelab.layers.mesh.cli:COMMAND"),),
                destroy="leaves wg0 on adopted machines (gone with deleted servers)"),
     LayerEntry("permissions", 2, "permissions", "operator users, sudo, hardened sshd, firewall",
                parse="homelab.config.permissions:parse_permissions",

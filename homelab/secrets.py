@@ -42,7 +42,7 @@ class Secret:
     def __hash__(self) -> int:
         return hash(("Secret", self._value))
 
-    def __reduce__(self) -> tuple:  # pickling would copy the value somewhere we do not control
+    def __reduce__(self) -> tuple[()]:  # pickling would copy the value somewhere we do not control
         raise TypeError("secrets cannot be pickled")
 
 
@@ -74,7 +74,7 @@ class SecretText:
     def __hash__(self) -> int:
         return hash(("SecretText", self._parts))
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[()]:
         raise TypeError("secrets cannot be pickled")
 
 

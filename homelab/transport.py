@@ -16,9 +16,14 @@ AcceptNew = Callable[[HostTarget, str], bool]
 
 
 class ScriptResult(Protocol):
-    rc: int
-    stdout: str
-    stderr: str
+    @property
+    def rc(self) -> int: ...
+
+    @property
+    def stdout(self) -> str: ...
+
+    @property
+    def stderr(self) -> str: ...
 
 
 class Session(Protocol):
@@ -57,7 +62,8 @@ class SshTransport:
                 use_agent: bool) -> tuple[Session, str]:
         from homelab.ssh import Connection
 
-        return Connection.open(target, pinned, accept_new, use_agent)
+        session, key = Connection.open(target, pinned, accept_new, use_agent)
+        return session, key
 
     def run_ops(self, targets: Sequence[HostTarget], ops: Mapping[str, Sequence[Op]],
                 pins: Mapping[HostTarget, str], redact: Sequence[str], parallel: int) -> OpsRun:

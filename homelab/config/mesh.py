@@ -142,13 +142,15 @@ def default_endpoint(address: str) -> str | None:
 def _child(node: Located | None, key: str) -> Located | None:
     if node is None or not isinstance(node.value, dict):
         return node
-    return node.value.get(key) or node
+    found = node.value.get(key)
+    return found if isinstance(found, Located) else node
 
 
 def _item(node: Located | None, i: int) -> Located | None:
     if node is None or not isinstance(node.value, list) or i >= len(node.value):
         return node
-    return node.value[i]
+    item = node.value[i]
+    return item if isinstance(item, Located) else node
 
 
 def _similar(a: str, b: str) -> bool:

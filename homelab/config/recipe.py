@@ -417,7 +417,7 @@ class _RecipeParser:
             text_pattern = {"hostname": HOSTNAME, "email": EMAIL, "path": HOST_PATH}.get(vtype)
             ok = isinstance(v, str) and (text_pattern is None or bool(text_pattern.match(v)))
         if ok:
-            return v
+            return v  # type: ignore[no-any-return]
         if isinstance(v, str) and vtype not in ("integer", "boolean"):
             s.fail(node, path, f"{v!r} is not a valid {vtype}")
         else:
@@ -593,7 +593,7 @@ class _RecipeParser:
 
     # -- whole-recipe checks ------------------------------------------------------------------
 
-    def _check_kind(self, kind: str, package: str | None, images: dict, services: dict[str, ServiceSpec]) -> None:
+    def _check_kind(self, kind: str, package: str | None, images: dict[str, ImageRef], services: dict[str, ServiceSpec]) -> None:
         sec = self.sec
         if not services and not sec.has("services"):
             sec.fail(sec.node, "services", "is required", "at least one service")
@@ -622,7 +622,7 @@ class _RecipeParser:
                     self.sec.fail(at, f"{path}[{i}]", f"no other service {dep!r} in this recipe",
                                   suggest(dep, [n for n in services if n != name]))
 
-    def _check_images_used(self, images: dict) -> None:
+    def _check_images_used(self, images: dict[str, ImageRef]) -> None:
         node = self.sec.raw("images")
         for key in images:
             if key not in self.images_used and node is not None and isinstance(node.value, dict):

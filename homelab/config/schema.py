@@ -9,7 +9,6 @@ points at both places.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,7 +18,7 @@ from homelab.claims import Claim, Claims, find_conflicts
 from homelab.config.compute import ComputeConfig, Machine
 from homelab.config.privilege import PrivilegeConfig
 from homelab.config.reader import Problems, Section
-from homelab.config.yamlpos import Located, load_located
+from homelab.config.yamlpos import Located, load_located, locate
 from homelab.errors import ConfigError, UsageError
 
 CONFIG_VERSION = 1
@@ -111,26 +110,6 @@ def _check_cross_references(cfg: Config, root: Located, problems: Problems) -> N
         check = getattr(parsed, "cross_check", None)
         if check is not None:
             check(cfg, root, problems)
-
-
-_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-
-
-def locate(root: Located, dotted: str) -> Located | None:
-    """The node at a dotted config path like "mesh.nodes[1].port" (the nearest existing parent)."""
-    node: Located | None = root
-    for name, index in _STEP.findall(dotted):
-        if node is None:
-            break
-        nxt: Located | None = None
-        if name and isinstance(node.value, dict):
-            nxt = node.value.get(name)
-        elif index and isinstance(node.value, list) and int(index) < len(node.value):
-            nxt = node.value[int(index)]
-        if nxt is None:
-            return node
-        node = nxt
-    return node
 
 
 def load_config(path: str | Path) -> Config:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from homelab.config.reader import HOSTNAME, NAME, USER, Problems, Section
-from homelab.config.yamlpos import Located
+from homelab.config.yamlpos import Located, locate
 from homelab.secrets import SecretRef
 
 DEFAULT_DATA_ROOT = "/srv/homelab"
@@ -128,27 +128,14 @@ class StorageConfig:
 
     def cross_check(self, cfg: Any, root: Located, problems: Problems) -> None:
         """Machines named by disks and repositories must exist under compute."""
-        known = {m.name for m in getattr(cfg, "machines", ())}
-        hetzner = getattr(getattr(cfg, "compute", None), "hetzner", None)
-        known |= {getattr(s, "name", "") for s in getattr(hetzner, "servers", ()) or ()}
+        known = set(cfg.host_names)
         hint = f"known: {', '.join(sorted(known))}" if known else "define it under compute first"
-        for key, items in (("disks", self.disks), ("repositories", self.repositories)):
-            for i, item in enumerate(items):
-                if item.machine is not None and item.machine not in known:
-                    problems.add(_at(root, ["storage", key], i, "machine"), f"storage.{key}[{i}].machine",
-                                 f"no machine or server named {item.machine!r}", hint)
-
-
-def _at(root: Located, path: list[str], index: int, key: str) -> Located | None:
-    node: Any = root
-    for k in path:
-        if node is None or not isinstance(node.value, dict):
-            return None
-        node = node.value.get(k)
-    if node is None or not isinstance(node.value, list) or index >= len(node.value):
-        return node
-    item = node.value[index]
-    return item.value.get(key, item) if isinstance(item.value, dict) else item
+        named: list[tuple[str, int, str | None]] = [("disks", i, d.machine) for i, d in enumerate(self.disks)]
+        named += [("repositories", i, r.machine) for i, r in enumerate(self.repositories)]
+        for key, i, machine in named:
+            if machine is not None and machine not in known:
+                problems.add(locate(root, f"storage.{key}[{i}].machine"), f"storage.{key}[{i}].machine",
+                             f"no machine or server named {machine!r}", hint)
 
 
 # ------------------------------------------------------------------ parse ----

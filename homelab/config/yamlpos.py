@@ -7,6 +7,7 @@ milliseconds, instead of eating memory), and (3) every error can name file:line:
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,3 +113,23 @@ def load_located(text: str, filename: str) -> Located:
     if node is None:
         return Located({}, 1, 1)
     return _Builder(filename).build(node)
+
+
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def locate(root: Located, dotted: str) -> Located | None:
+    """The node at a dotted config path like "mesh.nodes[1].port" (the nearest existing parent)."""
+    node: Located | None = root
+    for name, index in _STEP.findall(dotted):
+        if node is None:
+            break
+        nxt: Located | None = None
+        if name and isinstance(node.value, dict):
+            nxt = node.value.get(name)
+        elif index and isinstance(node.value, list) and int(index) < len(node.value):
+            nxt = node.value[int(index)]
+        if nxt is None:
+            return node
+        node = nxt
+    return node

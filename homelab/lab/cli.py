@@ -17,7 +17,7 @@ import logging
 import os
 import subprocess
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from homelab.errors import HomelabError, UsageError
 from homelab.lab.config import DEFAULT_SUITE, SUITES, LabConfig, missing_requirements
@@ -177,7 +177,7 @@ def cmd_demo(lab: Any, args: argparse.Namespace) -> int:
 
     from homelab.lab.demo import write_lab_config
 
-    homelab_main = args.homelab_main  # handed in by the CLI (no import back into it)
+    homelab_main: Callable[[list[str]], int] = args.homelab_main  # handed in by the CLI (no import back into it)
 
     lab.up(args.n)
     path = write_lab_config(Path(args.output), lab.inventory())

@@ -122,7 +122,8 @@ class PrivilegeLayer(Layer):
 
     @staticmethod
     def _hetzner(ctx: RunContext) -> HetznerConfig | None:
-        return ctx.config.compute.hetzner
+        hz: HetznerConfig | None = ctx.config.compute.hetzner
+        return hz
 
     def _api(self, ctx: RunContext) -> Any:
         from homelab.providers.hcloud_api import open_api  # lazy: no hcloud without cloud servers

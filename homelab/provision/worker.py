@@ -34,7 +34,7 @@ _orig_transport_init = paramiko.Transport.__init__
 def _transport_init_nodelay(self: paramiko.Transport, sock: Any, *args: Any, **kwargs: Any) -> None:
     _orig_transport_init(self, sock, *args, **kwargs)
     try:
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
     except (OSError, AttributeError):
         pass
 
@@ -125,13 +125,14 @@ class Callbacks(BaseStateCallback):
     def host_connect_error(state: State, host: Any, error: Any) -> None:
         emit(event="connect_error", host=host.name, error=str(error))
 
-    def operation_host_success(self, state: State, host: Any, op_hash: str, retry_count: int = 0) -> None:
+    def operation_host_success(self, state: State, host: Any, op_hash: str,  # type: ignore[override]
+                               retry_count: int = 0) -> None:
         # (the op's meta is completed only after this callback: no did_change() here)
         idx = self._index(host, op_hash)
         if idx is not None:
             emit(event="op_ok", host=host.name, index=idx)
 
-    def operation_host_error(self, state: State, host: Any, op_hash: str, retry_count: int = 0,
+    def operation_host_error(self, state: State, host: Any, op_hash: str, retry_count: int = 0,  # type: ignore[override]
                              max_retries: int = 0) -> None:
         meta = state.ops[host][op_hash].operation_meta
         lines: list[str] = []

@@ -16,9 +16,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.skip(reason="not at zero yet: 18 errors left in cli.py, config/, layers/, provision/worker.py, transport.py "
-                         "and secrets.py (being refactored); remove this mark once `mypy` from the checkout says "
-                         "'Success'")
 def test_homelab_type_checks_clean(tmp_path: Path) -> None:
     if importlib.util.find_spec("mypy") is None:
         pytest.skip("mypy is not installed (pip install -e '.[test]')")

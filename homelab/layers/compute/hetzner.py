@@ -121,7 +121,7 @@ def _server_updates(cfg: HetznerConfig, want: Server, have: Any, target: str, wa
 
 def is_ours(cfg: HetznerConfig, server: Any) -> bool:
     labels = server.labels
-    return labels.get("managed-by") == "homelab" and labels.get("homelab/cluster") == cfg.cluster
+    return bool(labels.get("managed-by") == "homelab" and labels.get("homelab/cluster") == cfg.cluster)
 
 
 def host_target(ctx: Any, name: str, address: str, key_path: str | None) -> HostTarget:

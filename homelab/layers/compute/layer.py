@@ -41,7 +41,8 @@ class ComputeLayer(Layer):
     # ------------------------------------------------------------- hetzner ---
     @staticmethod
     def _hetzner(ctx: RunContext) -> HetznerConfig | None:
-        return ctx.config.compute.hetzner
+        hz: HetznerConfig | None = ctx.config.compute.hetzner
+        return hz
 
     def api(self, ctx: RunContext) -> Any:
         if self._api is None:

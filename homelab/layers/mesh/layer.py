@@ -111,11 +111,9 @@ class MeshLayer(Layer):
             interface=cfg.interface, prefixlen=cfg.network.prefixlen, nodes=view.nodes, relay=cfg.relay_node(),
             keepalive=cfg.keepalive, preshared_keys=cfg.preshared_keys, facts=view.facts, known_keys=view.keys,
             rotate=view.rotate, psk_values=view.psk_values))
-        self._psk_reads = result.psk_reads
-        return result.plan
-
-    def plan_again(self, ctx: RunContext, plan: LayerPlan) -> bool:
-        return any(is_deferred(c) for c in plan.changes)
+        # the next pass reads the preshared keys a node made, to copy them to its peers
+        followup = {owner: {"mesh.psk_read": psk_read_probe(peers)} for owner, peers in result.psk_reads.items()}
+        return dataclasses.replace(result.plan, followup_probes=followup)
 
     def status(self, ctx: RunContext, observed: Observed) -> list[Monitor]:
         cfg = self._config(ctx)

@@ -21,7 +21,7 @@ import re
 
 from homelab.config.permissions import SshdSettings
 from homelab.probe import ProbeResult
-from homelab.provision.guard import DROPIN
+from homelab.provision.guard import DROPIN as DROPIN  # re-exported: the layer's modules read it here
 
 KEYS_DIR = "/etc/ssh/homelab-keys"  # root-owned authorized_keys, one file per user (%u)
 DEFAULT_OPENSSH = (10, 0)  # assumed for hosts not reachable yet (plan of a new server)
