@@ -87,7 +87,7 @@ def render_install_script(settings: DockerSettings) -> str:
     return "\n".join([
         "set -eu",
         f"[ \"$(dpkg-query -W -f='${{db:Status-Abbrev}}\\n' {pkgs} 2>/dev/null | grep -c '^ii')\" = {len(PACKAGES)} ] || "
-        f"{{ DEBIAN_FRONTEND=noninteractive apt-get install -y -q {pkgs} >/dev/null; echo 'docker changed: installed'; }}",
+        f"{{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q {pkgs} >/dev/null; echo 'docker changed: installed'; }}",
         "mkdir -p /etc/docker",
         f"cat > {DAEMON_JSON}.new <<'HOMELAB_EOF'",
         text.rstrip("\n"),

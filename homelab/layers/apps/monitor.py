@@ -15,6 +15,8 @@ from homelab.model import Health, Monitor
 
 LAYER = "apps"
 MARK = "--homelab-section "
+INSPECT = shlex.quote('{"Service":{{json (index .Config.Labels "com.docker.compose.service")}},"Image":{{json .Image}},'
+                      '"RestartCount":{{.RestartCount}},"StartedAt":{{json .State.StartedAt}}}')
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,8 @@ def render_status_probe(app: str, http: tuple[int, str] | None = None) -> str:
     lines = [
         f"echo '{MARK}ps'", f"docker compose -p {p} ps -a --format json 2>/dev/null || true",
         f"echo '{MARK}inspect'",
-        f"ids=$(docker compose -p {p} ps -a -q 2>/dev/null || true); [ -z \"$ids\" ] || docker inspect $ids",
+        # only these fields: a full `docker inspect` holds the containers' environment (secrets)
+        f"ids=$(docker compose -p {p} ps -a -q 2>/dev/null || true); [ -z \"$ids\" ] || docker inspect -f {INSPECT} $ids",
     ]
     if http:
         port, path = http
@@ -71,9 +74,8 @@ def parse_status(text: str) -> tuple[dict[str, ServiceState], int | None]:
     sec = split_sections(text)
     facts: dict[str, dict[str, Any]] = {}
     for c in _json_rows(sec.get("inspect", "")):
-        svc = (c.get("Config", {}).get("Labels") or {}).get("com.docker.compose.service", "")
-        facts[svc] = {"image_id": c.get("Image", ""), "restarts": int(c.get("RestartCount", 0)),
-                      "started_at": c.get("State", {}).get("StartedAt", "")}
+        facts[c.get("Service", "")] = {"image_id": c.get("Image", ""), "restarts": int(c.get("RestartCount", 0)),
+                                       "started_at": c.get("StartedAt", "")}
     states = {}
     for row in _json_rows(sec.get("ps", "")):
         svc = row.get("Service", "")

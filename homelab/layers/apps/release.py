@@ -123,10 +123,15 @@ class App:
         return f"{self.data_root.rstrip('/')}/{self.name}"
 
 
-def compose_value(text: str, secrets: Mapping[str, Secret]) -> str:
-    """An environment value for compose: `$` escaped, `${secret.x}` -> `${HOMELAB_SECRET_X}`."""
+def compose_value(text: str, secrets: Mapping[str, Secret] | None) -> str:
+    """A value for compose: `$` escaped, `${secret.x}` -> `${HOMELAB_SECRET_X}`.
+
+    `secrets` None: no secret may appear (commands: a process's arguments are public on the host)."""
     out, pos = [], 0
     for m in SECRET_REF.finditer(text):
+        if secrets is None:
+            raise HomelabError(f"${{secret.{m.group(1)}}} in a command would show in the host's process list",
+                               "pass secrets through environment variables")
         if m.group(1) not in secrets:
             raise HomelabError(f"${{secret.{m.group(1)}}} names no secret of this app",
                                f"secrets are: {', '.join(sorted(secrets)) or 'none'}")
@@ -150,9 +155,9 @@ def render_compose(app: App) -> str:
             raise HomelabError(f"{app.name}.{svc.name} depends on {', '.join(missing)}, not a service of this app")
         spec: dict[str, object] = {"image": svc.image.image_id, "pull_policy": "never", "restart": "unless-stopped"}
         if svc.entrypoint is not None:
-            spec["entrypoint"] = [compose_value(a, secrets) for a in svc.entrypoint]
+            spec["entrypoint"] = [compose_value(a, None) for a in svc.entrypoint]
         if svc.command:
-            spec["command"] = [compose_value(a, secrets) for a in svc.command]
+            spec["command"] = [compose_value(a, None) for a in svc.command]
         if svc.user:
             spec["user"] = svc.user
         if svc.init:
@@ -248,8 +253,9 @@ def render_deploy_script(app: App) -> str:
         lines.append(f"[ -d {d} ] || {{ mkdir -p {d}{chown}; }}")
     for image in sorted({s.image.image_id: s.image for s in app.services}.values(), key=lambda i: i.ref):
         iid = shlex.quote(image.image_id)
-        get = (f"docker pull -q {shlex.quote(image.pull_ref)} >/dev/null && "
-               f"[ \"$(docker image inspect -f '{{{{.Id}}}}' {shlex.quote(image.pull_ref)})\" = {iid} ]"
+        # pulled by digest, then checked: the bytes must be the pinned image
+        get = (f"{{ docker pull -q {shlex.quote(image.pull_ref)} >/dev/null && "
+               f"[ \"$(docker image inspect -f '{{{{.Id}}}}' {shlex.quote(image.pull_ref)})\" = {iid} ]; }}"
                if image.digest else "false")
         lines.append(f"docker image inspect {iid} >/dev/null 2>&1 || {get} || "
                      f"{{ echo \"image {image.ref} ({image.image_id}) is not on this host and cannot be pulled "
