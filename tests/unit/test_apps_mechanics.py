@@ -7,11 +7,11 @@ diff like code. Rendered shell scripts are also checked with `sh -n`.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
+from golden import GOLDEN_ROOT, assert_golden
 import yaml
 
 from homelab.errors import HomelabError
@@ -20,7 +20,7 @@ from homelab.layers.apps.docker import DockerSettings, PortBinding
 from homelab.layers.apps.release import App, Healthcheck, Secret, Service, Volume
 from homelab.model import Health
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "apps"
+GOLDEN = GOLDEN_ROOT / "apps"
 ID = "sha256:" + "a" * 64
 ID2 = "sha256:" + "b" * 64
 DIGEST = "sha256:" + "c" * 64
@@ -29,12 +29,7 @@ WEB = pins.ImagePin("ghcr.io/miniflux/miniflux:2.2.6", ID2, "sha256:" + "d" * 64
 
 
 def golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("HOMELAB_UPDATE_GOLDEN"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert path.exists(), f"{path} missing: run with HOMELAB_UPDATE_GOLDEN=1"
-    assert text == path.read_text()
+    assert_golden(GOLDEN / name, text)
 
 
 def sh_syntax_ok(script: str) -> None:
