@@ -21,6 +21,8 @@ import tarfile
 from pathlib import Path
 from typing import Iterable
 
+import paramiko
+
 from homelab.errors import HomelabError
 from homelab.layers.apps.pins import SHA256, ImagePin
 from homelab.ssh import Connection
@@ -114,7 +116,7 @@ def create_bundle(pins: Iterable[ImagePin], out: Path, source: Connection | None
         r = source.run_script(render_save_script(pins, remote), timeout=1800)
         if r.rc != 0:
             raise HomelabError(f"save images on {source.target.name}: {r.stderr.strip()[-500:]}")
-        sftp = source.transport.open_sftp_client()
+        sftp = _sftp(source)
         try:
             sftp.get(remote, str(out))
         finally:
@@ -140,7 +142,7 @@ def ship_bundle(conn: Connection, bundle: Path, pins: Iterable[ImagePin]) -> boo
                            "make the bundle again after `homelab apps update`")
     digest = sha256_file(bundle)
     remote = f"{REMOTE_DIR}/homelab-bundle-{digest[:16]}.tar"
-    sftp = conn.transport.open_sftp_client()
+    sftp = _sftp(conn)
     try:
         sftp.put(str(bundle), remote)
     finally:
@@ -150,3 +152,10 @@ def ship_bundle(conn: Connection, bundle: Path, pins: Iterable[ImagePin]) -> boo
     if r.rc != 0 or still:
         raise HomelabError(f"load bundle on {conn.target.name}: {r.stderr.strip()[-500:] or 'images still missing: ' + ', '.join(sorted(still))}")
     return True
+
+
+def _sftp(conn: Connection) -> paramiko.SFTPClient:
+    client = conn.transport.open_sftp_client()
+    if client is None:
+        raise HomelabError(f"{conn.target.name}: the SSH server offers no SFTP", "install openssh-sftp-server there")
+    return client
