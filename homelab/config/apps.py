@@ -134,10 +134,11 @@ def host_of(app: App, recipe: Recipe) -> str:
 
 
 def scope_for(app: App, recipe: Recipe, secret: Any, literal: Any = None,
-              dep: Mapping[str, Mapping[str, str]] | None = None) -> Scope:
+              dep: Mapping[str, Mapping[str, str]] | None = None, data: str | None = None) -> Scope:
+    """How `${...}` is filled for `app`; `data`: its data directory if not the default one."""
     kw = {"literal": literal} if literal is not None else {}
-    return Scope(var=app.values(), app={"name": app.name, "data": app.data_dir, "host": host_of(app, recipe)},
-                 secret=secret, dep=dep or {}, **kw)
+    values = {"name": app.name, "data": data or app.data_dir, "host": host_of(app, recipe)}
+    return Scope(var=app.values(), app=values, secret=secret, dep=dep or {}, **kw)
 
 
 def secret_variable(name: str) -> str:
@@ -294,15 +295,17 @@ def _unique(sec: Section, p: _Parser) -> list[tuple[App, Section]]:
     out: list[tuple[App, Section]] = []
     for item in sec.items_of("list"):
         got = p.app(item)
+        node = item.items.get("name")
+        name = node.value if node is not None and isinstance(node.value, str) else None
+        if name is not None and name in seen:  # also when either entry had other problems
+            item.fail(node, f"{item.path}.name", f"{name!r} is already used by {seen[name]}",
+                      "every app needs its own name")
+            continue
+        if name is not None:
+            seen[name] = item.path
         if got is None:
             sec.ok = False
             continue
-        app = got[0]
-        if app.name in seen:
-            item.fail(item.raw("name"), f"{item.path}.name", f"{app.name!r} is already used by {seen[app.name]}",
-                      "every app needs its own name")
-            continue
-        seen[app.name] = item.path
         out.append(got)
     return out
 
@@ -345,8 +348,8 @@ def _wire(parsed: list[tuple[App, Section]], recipes: Mapping[str, Recipe]) -> l
             target = item.value
             other = by_name.get(target) if isinstance(target, str) else None
             if other is None or other.name == app.name:
-                what = "itself" if target == app.name else f"no app named {target!r}"
-                s.fail(item, path, f"{what} cannot fill {alias!r} (recipe {req.recipe!r})",
+                what = "an app cannot require itself" if target == app.name else f"no app named {target!r}"
+                s.fail(item, path, f"{what} (to fill {alias!r}: an app of recipe {req.recipe!r})",
                        suggest(str(target), candidates) if candidates else f"add an app with recipe: {req.recipe}")
             elif other.recipe != req.recipe:
                 s.fail(item, path, f"app {target!r} runs recipe {other.recipe!r}, not {req.recipe!r}",

@@ -68,5 +68,6 @@ def fill(template: str, scope: Scope) -> str:
     return "".join(out)
 
 
-def uses_secret(template: str) -> bool:
-    return any((m.group(1) or "").startswith("secret.") for m in REF.finditer(template))
+def secret_names(template: str) -> list[str]:
+    """The secrets a template refers to, in order."""
+    return [m.group(1)[len("secret."):] for m in REF.finditer(template) if (m.group(1) or "").startswith("secret.")]
