@@ -139,7 +139,7 @@ def test_required_variable_and_duplicate_name(tmp_path: Path) -> None:
         "[auth] type: htpasswd (users in the config volume's 'users' file), none, denyall, ...)",
         "T/c.yaml:8:7: apps.list[1].variables.auth_type: is required (hint: recipe 'needy': "
         "[auth] type: htpasswd (users in the config volume's 'users' file), none, denyall, ...)",
-        "T/c.yaml:9:13: apps.list[2].name: 'a' is already used by apps.list[0] (hint: every app needs its own name)",
+        "T/c.yaml:9:14: apps.list[2].name: 'a' is already used by apps.list[0] (hint: every app needs its own name)",
     ]
 
 

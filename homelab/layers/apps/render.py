@@ -135,16 +135,17 @@ def render_compose(app: App, recipe: Recipe, images: Mapping[str, str], data_dir
     networks: dict[str, object] = {"default": {"name": f"homelab-{app.name}"}}
     for alias, (other, _) in sorted(deps.items()):
         networks[alias] = {"name": f"homelab-{other.name}", "external": True}
-    meta: dict[str, object] = {
-        "recipe": f"{recipe.name} {recipe.upstream_version}",
-        "env_file": env_file,
-        "volumes": {v.name: v.kind for s in recipe.services for v in s.volumes if v.source is None},
-    }
+    secrets = bool(recipe.secrets) or any(secret_names(v) for _, (_, r) in deps.items() for _, v in r.provides)
+    meta: dict[str, object] = {"recipe": f"{recipe.name} {recipe.upstream_version}"}
+    if secrets:
+        meta["env_file"] = env_file
+    meta["volumes"] = {v.name: v.kind for s in recipe.services for v in s.volumes if v.source is None}
     if probes:
         meta["probes"] = probes
     doc = {"name": app.name, "services": services, "networks": networks, "x-homelab": meta}
-    header = (f"# written by homelab for app {app.name}: edit the config, not this file\n"
-              f"# secrets are read by compose from {env_file} (docker compose --env-file {env_file})\n")
+    header = f"# written by homelab for app {app.name}: edit the config, not this file\n"
+    if secrets:
+        header += f"# secrets are read by compose from {env_file} (docker compose --env-file {env_file})\n"
     return header + yaml.safe_dump(doc, sort_keys=False, width=1000, default_flow_style=False)
 
 
