@@ -247,19 +247,19 @@ class _Parser:
                        hint, key=True)
         out: list[tuple[str, Value]] = []
         for var in recipe.variables:
-            item = given.get(var.name)
-            if item is None or item.value is None:
+            value = given.get(var.name)
+            if value is None or value.value is None:
                 if var.required:
                     s.fail(node or s.node, f"{s.sub('variables')}.{var.name}", "is required",
                            f"recipe {recipe.name!r}: {var.description or 'a ' + var.type}", key=node is not None)
                 elif var.default is not None:
                     out.append((var.name, var.default))
                 continue
-            why = type_problem(item.value, var.type)
+            why = type_problem(value.value, var.type)
             if why is not None:
-                s.fail(item, f"{s.sub('variables')}.{var.name}", why, var.description)
+                s.fail(value, f"{s.sub('variables')}.{var.name}", why, var.description)
                 continue
-            out.append((var.name, item.value))
+            out.append((var.name, value.value))
         return tuple(out)
 
 
@@ -338,25 +338,25 @@ def _wire(parsed: list[tuple[App, Section]], recipes: Mapping[str, Recipe]) -> l
         for alias, req in aliases.items():
             path = f"{s.sub('requires')}.{alias}"
             candidates = [a.name for a in by_name.values() if a.recipe == req.recipe and a.name != app.name]
-            item = given.get(alias)
-            if item is None or item.value is None:
+            wire = given.get(alias)
+            if wire is None or wire.value is None:
                 example = candidates[0] if candidates else f"my-{req.recipe}"
                 hint = (f"add requires: {{{alias}: {example}}}" if candidates else
                         f"add an app with recipe: {req.recipe} on {app.machine}, then requires: {{{alias}: {example}}}")
                 s.fail(node or s.node, path, f"needs an app of recipe {req.recipe!r}", hint, key=True)
                 continue
-            target = item.value
+            target = wire.value
             other = by_name.get(target) if isinstance(target, str) else None
             if other is None or other.name == app.name:
                 what = "an app cannot require itself" if target == app.name else f"no app named {target!r}"
-                s.fail(item, path, f"{what} (to fill {alias!r}: an app of recipe {req.recipe!r})",
+                s.fail(wire, path, f"{what} (to fill {alias!r}: an app of recipe {req.recipe!r})",
                        suggest(str(target), candidates) if candidates else f"add an app with recipe: {req.recipe}")
             elif other.recipe != req.recipe:
-                s.fail(item, path, f"app {target!r} runs recipe {other.recipe!r}, not {req.recipe!r}",
+                s.fail(wire, path, f"app {target!r} runs recipe {other.recipe!r}, not {req.recipe!r}",
                        f"apps of recipe {req.recipe!r}: {', '.join(candidates)}" if candidates
                        else f"add an app with recipe: {req.recipe}")
             elif other.machine != app.machine:
-                s.fail(item, path, f"app {target!r} runs on {other.machine}, not on {app.machine}",
+                s.fail(wire, path, f"app {target!r} runs on {other.machine}, not on {app.machine}",
                        "an app and what it requires share one machine (its Docker network and env files)")
             else:
                 wired.append((alias, target))

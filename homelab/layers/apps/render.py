@@ -29,8 +29,8 @@ from typing import Mapping
 import yaml
 
 from homelab.config.apps import App, dep_variable, scope_for, secret_variable
-from homelab.config.interpolate import fill, secret_names
-from homelab.config.recipe import Recipe, ServiceSpec
+from homelab.config.interpolate import Scope, fill, secret_names
+from homelab.config.recipe import Recipe, ServiceSpec, Volume
 from homelab.errors import HomelabError
 from homelab.host_secrets import KINDS, SAFE_PATH
 
@@ -149,7 +149,7 @@ def render_compose(app: App, recipe: Recipe, images: Mapping[str, str], data_dir
     return header + yaml.safe_dump(doc, sort_keys=False, width=1000, default_flow_style=False)
 
 
-def _mount(v, data_dir: str, scope) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _mount(v: Volume, data_dir: str, scope: Scope) -> dict[str, object]:
     source = fill(v.source, scope) if v.source else f"{data_dir}/{v.name}"
     out: dict[str, object] = {"type": "bind", "source": source, "target": v.path}
     if v.read_only:
