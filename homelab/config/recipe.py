@@ -248,6 +248,23 @@ def vtype_phrase(vtype: str) -> str:
     return {"integer": "an integer", "boolean": "true or false"}.get(vtype, f"a {vtype}")
 
 
+def type_problem(v: object, vtype: str) -> str | None:
+    """Why `v` (a YAML value) is not of variable type `vtype`, or None: recipe defaults and the
+    config's values are checked by this one rule."""
+    if vtype == "integer":
+        ok = isinstance(v, int) and not isinstance(v, bool)
+    elif vtype == "boolean":
+        ok = isinstance(v, bool)
+    else:
+        text_pattern = {"hostname": HOSTNAME, "email": EMAIL, "path": HOST_PATH}.get(vtype)
+        ok = isinstance(v, str) and (text_pattern is None or bool(text_pattern.match(v)))
+    if ok:
+        return None
+    if isinstance(v, str) and vtype not in ("integer", "boolean"):
+        return f"{v!r} is not a valid {vtype}"
+    return f"should be {vtype_phrase(vtype)}, not {describe_type(v)}"
+
+
 class _RecipeParser:
     """Walks one recipe. Names (variables, secrets, aliases) are collected first; templates are
     checked at the end, when every name they may refer to is known."""
@@ -408,20 +425,10 @@ class _RecipeParser:
         return Variable(name, vtype, default, description, required) if s.ok else None  # type: ignore[arg-type]
 
     def _typed(self, s: Section, node: Located, path: str, vtype: str) -> str | int | bool | None:
-        v = node.value
-        if vtype == "integer":
-            ok = isinstance(v, int) and not isinstance(v, bool)
-        elif vtype == "boolean":
-            ok = isinstance(v, bool)
-        else:
-            text_pattern = {"hostname": HOSTNAME, "email": EMAIL, "path": HOST_PATH}.get(vtype)
-            ok = isinstance(v, str) and (text_pattern is None or bool(text_pattern.match(v)))
-        if ok:
-            return v  # type: ignore[no-any-return]
-        if isinstance(v, str) and vtype not in ("integer", "boolean"):
-            s.fail(node, path, f"{v!r} is not a valid {vtype}")
-        else:
-            s.fail(node, path, f"should be {vtype_phrase(vtype)}, not {describe_type(v)}")
+        why = type_problem(node.value, vtype)
+        if why is None:
+            return node.value  # type: ignore[no-any-return]
+        s.fail(node, path, why)
         return None
 
     def _secret(self, item: Section | Located, name: str, path: str) -> SecretSpec | None:
