@@ -192,12 +192,6 @@ def release_id(compose_text: str) -> str:
     return hashlib.sha256(compose_text.encode()).hexdigest()[:12]
 
 
-def render_release_json(app: App) -> str:
-    images = {s.name: {"ref": s.image.ref, "image_id": s.image.image_id, "digest": s.image.digest}
-              for s in app.services}
-    return json.dumps({"app": app.name, "images": images, "env_file": SECRETS_FILE}, indent=2, sort_keys=True) + "\n"
-
-
 # ------------------------------------------------------------------ host scripts ----
 
 def _generator(secret: Secret) -> str:
@@ -212,15 +206,52 @@ def _generator(secret: Secret) -> str:
     raise HomelabError(f"secret {secret.name}: kind {secret.kind!r} unknown", f"use one of {', '.join(SECRET_KINDS)}")
 
 
-def _common(app: App) -> list[str]:
-    a, p = shlex.quote(app.dir), shlex.quote(app.name)
+@dataclass(frozen=True)
+class Release:
+    """Everything one deploy writes and runs, already rendered (pure): the layer builds it from
+    a recipe, the tests from a hand-made `App`."""
+
+    name: str
+    dir: str  # <data_root>/<app>
+    compose: str  # compose.yaml text (no secret in it)
+    images: tuple[tuple[ImagePin, str], ...] = ()  # (pin, what the host pulls when it lacks the id)
+    volumes: tuple[tuple[str, str | None], ...] = ()  # (name, owner "uid:gid") under <dir>/data
+    secrets: tuple[str, ...] = ()  # shell lines that make missing secrets in <dir>/secrets.env
+    wait_timeout: int = WAIT_TIMEOUT
+
+    @property
+    def id(self) -> str:
+        return release_id(self.compose)
+
+    def release_json(self) -> str:
+        images = {p.ref: {"image_id": p.image_id, "digest": p.digest} for p, _ in self.images}
+        return json.dumps({"app": self.name, "images": images, "env_file": SECRETS_FILE}, indent=2,
+                          sort_keys=True) + "\n"
+
+
+def release_of(app: App) -> Release:
+    """A hand-made App (tests, tools) as a Release."""
+    lines = []
+    for s in app.secrets:
+        check_name("secret", s.name, SECRET_NAME)
+        lines.append(f"grep -q '^{s.variable}=' \"$A/{SECRETS_FILE}\" || "
+                     f"printf '{s.variable}=%s\\n' \"$({_generator(s)})\" >> \"$A/{SECRETS_FILE}\"")
+    images = tuple((i, i.pull_ref if i.digest else "") for i in
+                   sorted({s.image.image_id: s.image for s in app.services}.values(), key=lambda i: i.ref))
+    volumes = tuple(sorted({v.name: (v.name, v.owner) for s in app.services for v in s.volumes}.values()))
+    return Release(app.name, app.dir, render_compose(app), images, volumes, tuple(lines), app.wait_timeout)
+
+
+def _common(name: str, app_dir: str, wait_timeout: int = WAIT_TIMEOUT) -> list[str]:
+    check_name("app", name)
+    a, p = shlex.quote(app_dir), shlex.quote(name)
     return [
         "set -eu",
         f"A={a}",
         # compose: this project, its directory, a release's file, the generated secrets
         f"compose() {{ r=$1; shift; docker compose -p {p} --project-directory \"$A\" "
         f"-f \"$A/releases/$r/compose.yaml\" --env-file \"$A/{SECRETS_FILE}\" \"$@\"; }}",
-        f"up() {{ compose \"$1\" up -d --wait --wait-timeout {int(app.wait_timeout)} --remove-orphans; }}",
+        f"up() {{ compose \"$1\" up -d --wait --wait-timeout {int(wait_timeout)} --remove-orphans; }}",
         'switch() { ln -sfn "releases/$1" "$A/current.new" && mv -T "$A/current.new" "$A/current"; }',
         'current() { r=$(readlink "$A/current" 2>/dev/null) || return 0; echo "${r##*/}"; }',
         # what failed: state, health log and output of every container that is not healthy
@@ -234,29 +265,30 @@ def _common(app: App) -> list[str]:
 
 
 def render_deploy_script(app: App) -> str:
+    return render_release_deploy(release_of(app))
+
+
+def render_release_deploy(rel: Release) -> str:
     """Write the release, gate it on health, roll back by itself on failure (see the exit codes)."""
-    text = render_compose(app)
-    rid = release_id(text)
-    lines = _common(app) + [
+    text = rel.compose
+    rid = rel.id
+    lines = _common(rel.name, rel.dir, rel.wait_timeout) + [
         'mkdir -p "$A/releases" "$A/data"',
         # secrets: the file is 0600 from its first byte; a value is made once and never printed
         f'( umask 077; [ -f "$A/{SECRETS_FILE}" ] || : > "$A/{SECRETS_FILE}" )',
         f'chmod 600 "$A/{SECRETS_FILE}"',
+        *rel.secrets,
     ]
-    for s in app.secrets:
-        check_name("secret", s.name, SECRET_NAME)
-        lines.append(f"grep -q '^{s.variable}=' \"$A/{SECRETS_FILE}\" || "
-                     f"printf '{s.variable}=%s\\n' \"$({_generator(s)})\" >> \"$A/{SECRETS_FILE}\"")
-    for v in sorted({v.name: v for s in app.services for v in s.volumes}.values(), key=lambda v: v.name):
-        d = f'"$A/data/"{shlex.quote(v.name)}'
-        chown = f" && chown {shlex.quote(v.owner)} {d}" if v.owner else ""
+    for name, owner in rel.volumes:
+        d = f'"$A/data/"{shlex.quote(name)}'
+        chown = f" && chown {shlex.quote(owner)} {d}" if owner else ""
         lines.append(f"[ -d {d} ] || {{ mkdir -p {d}{chown}; }}")
-    for image in sorted({s.image.image_id: s.image for s in app.services}.values(), key=lambda i: i.ref):
+    for image, pull in rel.images:
         iid = shlex.quote(image.image_id)
         # pulled by digest, then checked: the bytes must be the pinned image
-        get = (f"{{ docker pull -q {shlex.quote(image.pull_ref)} >/dev/null && "
-               f"[ \"$(docker image inspect -f '{{{{.Id}}}}' {shlex.quote(image.pull_ref)})\" = {iid} ]; }}"
-               if image.digest else "false")
+        get = (f"{{ docker pull -q {shlex.quote(pull)} >/dev/null && "
+               f"[ \"$(docker image inspect -f '{{{{.Id}}}}' {shlex.quote(pull)})\" = {iid} ]; }}"
+               if pull else "false")
         lines.append(f"docker image inspect {iid} >/dev/null 2>&1 || {get} || "
                      f"{{ echo \"image {image.ref} ({image.image_id}) is not on this host and cannot be pulled "
                      f"at its pin\" >&2; exit {IMAGE_MISSING}; }}")
@@ -269,7 +301,7 @@ def render_deploy_script(app: App) -> str:
         text.rstrip("\n"),
         "HOMELAB_EOF",
         "  cat > \"$A/releases/$R.new/release.json\" <<'HOMELAB_EOF'",
-        render_release_json(app).rstrip("\n"),
+        rel.release_json().rstrip("\n"),
         "HOMELAB_EOF",
         '  mv "$A/releases/$R.new" "$A/releases/$R"',
         "fi",
@@ -298,7 +330,7 @@ def render_deploy_script(app: App) -> str:
 
 def render_rollback_script(app: App) -> str:
     """By hand: run the release that went live before the current one (the order file is kept)."""
-    return "\n".join(_common(app) + [
+    return "\n".join(_common(app.name, app.dir, app.wait_timeout) + [
         'cur=$(current)',
         'prev=$(grep -B1 -x "$cur" "$A/releases/order" 2>/dev/null | head -n 1)',
         f'if [ -z "$cur" ] || [ -z "$prev" ] || [ "$prev" = "$cur" ]; then echo "no release before ${{cur:-none}}" >&2; '
@@ -313,7 +345,7 @@ def render_rollback_script(app: App) -> str:
 
 def render_remove_script(app: App, purge: bool = False) -> str:
     """Stop and remove the containers (`down` without -v); data, secrets and releases stay unless `purge`."""
-    lines = _common(app) + [
+    lines = _common(app.name, app.dir) + [
         '[ -d "$A" ] || { echo "absent"; exit 0; }',
         'cur=$(current)',
         'if [ -n "$cur" ] && [ -f "$A/releases/$cur/compose.yaml" ]; then compose "$cur" down --remove-orphans >&2; '
