@@ -78,7 +78,7 @@ def _login_key(m: Machine) -> tuple[str, int, str]:
     try:
         address = ipaddress.ip_address(m.address).compressed
     except ValueError:
-        address = m.address.lower().rstrip(".")
+        address = m.address.lower()
     return address, m.port, m.user
 
 

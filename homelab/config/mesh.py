@@ -175,12 +175,15 @@ def machine_networks(machines: Any) -> list[tuple[str, ipaddress.IPv4Network]]:
 
 
 def free_range(prefixlen: int, taken: list[Any]) -> str:
-    """A private range of this size that overlaps none of `taken` (for a hint)."""
-    for second in range(100, 255):
-        cand = ipaddress.IPv4Network(f"10.{second}.0.0/{max(prefixlen, 16)}", strict=False)
+    """A private range of this size (/16 at most) that overlaps none of `taken` (for a hint)."""
+    starts = [f"10.{n}.0.0" for n in range(100, 256)] + [f"172.{n}.0.0" for n in range(16, 32)] + \
+        [f"192.168.{n}.0" for n in range(100, 256)]
+    for start in starts:
+        size = max(prefixlen, 24 if start.startswith("192.168.") else 16)
+        cand = ipaddress.IPv4Network(f"{start}/{size}", strict=False)
         if not any(cand.overlaps(t) for t in taken if t.version == 4):
             return str(cand)
-    return "10.100.0.0/24"
+    return "a private range of your choice"
 
 
 def _host_of(cfg: Any, name: str) -> str:
