@@ -31,7 +31,7 @@ from typing import Any, Iterator
 from homelab.claims import Claim, OpenPort, TrustInterface
 
 from homelab.config.reader import NAME, Problems, Section
-from homelab.config.yamlpos import Located
+from homelab.config.yamlpos import Located, show
 
 AUTO = "auto"  # endpoint: the address homelab connects to
 DEFAULT_CIDR = "10.100.0.0/24"
@@ -221,9 +221,12 @@ def parse_cidr(sec: Section) -> str:
     raw = sec.text("cidr", DEFAULT_CIDR) or DEFAULT_CIDR
     try:
         net = ipaddress.IPv4Network(raw, strict=True)
-    except ValueError as exc:
-        sec.fail(sec.raw("cidr"), sec.sub("cidr"), f"{raw!r} is not an IPv4 network: {exc}",
-                 "like 10.100.0.0/24")
+    except ValueError:
+        try:  # host bits set, e.g. 10.100.0.1/24: say which network was meant
+            hint = f"did you mean {ipaddress.IPv4Network(raw, strict=False)}?"
+        except ValueError:
+            hint = "like 10.100.0.0/24"
+        sec.fail(sec.raw("cidr"), sec.sub("cidr"), f"{show(raw)} is not an IPv4 network", hint)
         return DEFAULT_CIDR
     if not net.is_private or net.prefixlen > 30 or net.prefixlen < 8:
         sec.fail(sec.raw("cidr"), sec.sub("cidr"), f"{raw} should be a private network of size /8 to /30",

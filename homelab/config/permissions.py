@@ -25,7 +25,7 @@ from typing import Any, Iterator
 from homelab.claims import Claim, OpenPort
 
 from homelab.config.reader import NAME, SSH_PUBKEY, USER, Problems, Section
-from homelab.config.yamlpos import Located
+from homelab.config.yamlpos import Located, show
 
 DEFAULT_REVERT_AFTER = 90  # seconds a new sshd config / firewall stays on probation
 
@@ -238,7 +238,7 @@ def parse_allow(sec: Section) -> AllowRule | None:
             1 <= int(m.group(1)) < int(m.group(2)) <= 65535:
         port, end = int(m.group(1)), int(m.group(2))
     else:
-        sec.fail(node, sec.sub("port"), f"{node.value!r} is not a port",
+        sec.fail(node, sec.sub("port"), f"{show(node.value)} is not a port",
                  "an integer 1-65535, or a range like \"8000-8100\"")
     proto = sec.text("proto", "tcp", choices=("tcp", "udp"))
     source: str | None = None
@@ -247,7 +247,7 @@ def parse_allow(sec: Section) -> AllowRule | None:
         try:
             source = str(ipaddress.ip_network(src, strict=False))
         except ValueError:
-            sec.fail(sec.raw("from"), sec.sub("from"), f"{src!r} is not an IP address or network",
+            sec.fail(sec.raw("from"), sec.sub("from"), f"{show(src)} is not an IP address or network",
                      "like 192.168.1.0/24, 10.0.0.5 or 2001:db8::/32")
     sec.done(["port", "proto", "from"])
     if not sec.ok or port is None:

@@ -65,7 +65,9 @@ class Section:
         self.used: set[str] = set()
         self.ok = True
         if not isinstance(node.value, dict):
-            self.fail(node, path, f"should be a mapping, not {describe_type(node.value)}")
+            # the whole file (path ""): say what a config looks like, not just what it is not
+            hint = "" if path else "a config is sections like `compute:` at the start of a line (see config.example.yaml)"
+            self.fail(node, path, f"should be a mapping, not {describe_type(node.value)}", hint)
             self.items: dict[str, Located] = {}
         else:
             self.items = node.value

@@ -241,6 +241,12 @@ def test_empty_file_says_how_to_start(text: str, what: str) -> None:
                               "config.example.yaml, or run `homelab` on a terminal: its wizard writes one)"]
 
 
+def test_a_file_that_is_not_a_mapping_says_what_a_config_looks_like() -> None:
+    hint = "(hint: a config is sections like `compute:` at the start of a line (see config.example.yaml))"
+    assert problems("- compute\n") == [f"c.yaml:1:1: should be a mapping, not a list {hint}"]
+    assert problems("compute\n") == [f"c.yaml:1:1: should be a mapping, not a string {hint}"]
+
+
 def test_yaml_errors_point_where_the_problem_starts() -> None:
     # an unclosed quote: the line where it opens, not the end of the file
     text = "compute:\n  base:\n    timezone: \"Europe/Berlin\n    packages: [jq]\nprivilege: {}\n"
