@@ -350,7 +350,7 @@ class _ClosedOk:
 
 def main(argv: Sequence[str] | None = None) -> int:
     out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _ClosedOk(out), _ClosedOk(err)  # type: ignore[assignment]
+    sys.stdout, sys.stderr = _ClosedOk(out), _ClosedOk(err)
     try:
         return _main(argv)
     finally:

@@ -31,7 +31,7 @@ from typing import Any, Iterator
 from homelab.claims import Claim, OpenPort, TrustInterface
 
 from homelab.config.reader import NAME, Problems, Section
-from homelab.config.yamlpos import Located, show
+from homelab.config.yamlpos import Located, locate, show
 
 AUTO = "auto"  # endpoint: the address homelab connects to
 DEFAULT_CIDR = "10.100.0.0/24"
@@ -128,9 +128,9 @@ class MeshConfig:
         if net.num_addresses - 2 < len(members):
             problems.add(_child(sec, "cidr"), "mesh.cidr", f"{self.cidr} has room for {net.num_addresses - 2} "
                          f"nodes, the mesh has {len(members)}", "use a larger network such as a /24")
-        self._check_overlaps(cfg, root, sec, problems)
+        self._check_overlaps(cfg, root, problems)
 
-    def _check_overlaps(self, cfg: Any, root: Located, sec: Located | None, problems: Problems) -> None:
+    def _check_overlaps(self, cfg: Any, root: Located, problems: Problems) -> None:
         """The mesh range must be nobody else's: a machine in it would be routed into the tunnel,
         and a firewall rule for a LAN that contains it would let every mesh node in as well."""
         net = self.network
@@ -140,17 +140,17 @@ class MeshConfig:
                 inside = lan.num_addresses == 1
                 where = f"holds the address of machine '{name}' ({lan.network_address})" if inside else \
                     f"overlaps {lan}, the network of machine '{name}' ({_host_of(cfg, name)}, taken as a /24)"
-                problems.add(_child(sec, "cidr"), "mesh.cidr", f"{self.cidr} {where}",
+                problems.add(locate(root, "mesh.cidr"), "mesh.cidr", f"{self.cidr} {where}",
                              f"pick a range no network of yours uses, e.g. {free_range(net.prefixlen, taken)}")
                 return  # one is enough to show the clash; the same fix solves the rest
         perms = cfg.get("permissions") if hasattr(cfg, "get") else None
-        allow_at = _child(_child(_child(root, "permissions"), "firewall"), "allow")
         for i, rule in enumerate(getattr(getattr(perms, "firewall", None), "allow", ()) or ()):
             if rule.source is None:
                 continue
             src = ipaddress.ip_network(rule.source)
             if src.version == 4 and src.overlaps(net) and not src.subnet_of(net):
-                problems.add(_child(_item(allow_at, i), "from"), f"permissions.firewall.allow[{i}].from",
+                path = f"permissions.firewall.allow[{i}].from"
+                problems.add(locate(root, path), path,
                              f"{src} also contains the mesh range {net}, so every mesh node would be let in too",
                              f"narrow the rule, or move the mesh (e.g. mesh.cidr: {free_range(net.prefixlen, [src])}); "
                              f"to let mesh nodes in, write from: {net}")

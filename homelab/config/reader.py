@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TypeVar
 
-from homelab.config.yamlpos import Located, describe_type, show
+from homelab.config.yamlpos import Located, show
+from homelab.config.yamlpos import describe_type as describe_type  # re-exported: recipe.py reads it here
 from homelab.errors import Problem
 from homelab.secrets import SecretRef
 

@@ -102,7 +102,7 @@ class _Loader(yaml.SafeLoader):
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
-                raise _TooDeep(self.peek_event().start_mark)
+                raise _TooDeep(self.peek_event().start_mark)  # type: ignore[no-untyped-call]
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
@@ -187,7 +187,8 @@ def describe_yaml_error(exc: yaml.MarkedYAMLError) -> tuple[Any, str, str]:
             "use single quotes, or write \\\\ for a backslash"
     if context.startswith("while parsing a flow") and opened is not None:
         bracket, closing = ("[", "]") if "sequence" in context else ("{", "}")
-        return opened, f"the {bracket} here is not closed where expected (line {at.line + 1})", \
+        where = f" (line {at.line + 1})" if at is not None else ""
+        return opened, f"the {bracket} here is not closed where expected{where}", \
             f"close it with {closing}, or put a comma between items"
     if "'\\t'" in problem:
         return at, "a tab character; YAML indents with spaces only", "replace tabs with spaces"
