@@ -4,8 +4,10 @@ It parses arguments and renders engine events; all behaviour lives in the engine
 imports Textual (tests check that in a subprocess): `homelab` with no arguments starts the
 TUI through a lazy import.
 
-Exit codes: 0 ok / nothing to do, 1 failed, 2 bad config or usage (plan: 2 = changes
-pending), 130 interrupted.
+Exit codes (EXIT_CODES, shown by --help): each means one thing. 2 stays "bad config or
+usage" (argparse's own code), so `plan` says "changes pending" with 3, not with 2 as
+Terraform's -detailed-exitcode does. A reader that leaves early (`| head`) is not an error:
+output stops, the command still finishes, and its code is its result.
 """
 from __future__ import annotations
 
@@ -23,6 +25,27 @@ from homelab.errors import ConfigError, HomelabError, UsageError
 
 log = logging.getLogger("homelab")
 
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_CODES = f"""\
+exit codes:
+  {EXIT_OK}    done, or nothing to do (plan: no changes)
+  {EXIT_FAILED}    failed: a host, a change or the plan failed; status: a monitor FAILs
+  {EXIT_USAGE}    bad config or command line; nothing was touched
+  {EXIT_CHANGES}    plan: changes pending (apply would change something)
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+"""
+MAX_PARALLEL = 64  # each host worked on at once holds an SSH connection and a thread
+
+
+def _parallel(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= MAX_PARALLEL:
+        raise argparse.ArgumentTypeError(f"should be a number 1-{MAX_PARALLEL}, not {text[:20]!r}")
+    return n
+
 
 def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="path to config.yaml")
@@ -35,7 +58,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help=f"only this layer (repeatable): {registry.layer_help()}")
     p.add_argument("--accept-new-host-keys", action="store_true",
                    help="pin host keys of machines never seen before (check fingerprints first)")
-    p.add_argument("--parallel", type=int, default=10, metavar="N", help="hosts worked on at once (default 10)")
+    p.add_argument("--parallel", type=_parallel, default=10, metavar="N",
+                   help=f"hosts worked on at once, 1-{MAX_PARALLEL} (default 10)")
     p.add_argument("-v", "--verbose", action="store_true", help="also show what is unchanged and why")
 
 
@@ -43,14 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="homelab",
         description="Bare machines and Hetzner Cloud servers to running, backed-up, monitored apps. "
-                    "With no command, opens the interactive TUI.",
+                    "With no command, opens the interactive TUI (on a terminal).",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"homelab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("validate", help="check a config; touches no host")
     _add_config(p)
-    p = sub.add_parser("plan", help="show what apply would change, layer by layer (exit 2: changes pending)")
+    p = sub.add_parser("plan", help=f"show what apply would change, layer by layer "
+                                    f"(exit {EXIT_CHANGES}: changes pending, 0: none)",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_config(p)
     _add_run_options(p)
     p.add_argument("--out", metavar="FILE", help="also save the plan: `homelab apply FILE` applies exactly it, "
@@ -136,12 +164,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     engine = Engine(cfg, _options(args, sys.stdin.isatty()), args.log_path)
     run = drive(engine.plan(), TextRenderer(sys.stdout, sys.stderr, args.verbose))
     if not run.ok or run.blocked:
-        return 1
+        return EXIT_FAILED
     if args.out:
         out = Path(args.out)
         ReviewedPlan.of(cfg.path, cfg.digest, run.plans).save(out)
         print(f"saved the plan to {out}: `homelab apply {out}` applies exactly it", file=sys.stderr)
-    return 2 if run.changes else 0
+    return EXIT_CHANGES if run.changes else EXIT_OK
 
 
 def _review(engine: Any, renderer: Any) -> Any:
@@ -199,13 +227,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     run = drive(engine.status(), renderer)
     finished, statuses = run.finished, run.statuses
     monitors = [m for s in statuses for m in s.monitors]
+    failing = any(m.health is Health.FAIL for m in monitors)
     if args.json:
-        doc = {"ok": bool(finished and finished.ok),
+        # "ok" answers "is everything fine?": a FAIL anywhere says no, even if the run itself went well
+        doc = {"ok": bool(finished and finished.ok) and not failing,
                "layers": {s.layer: [m.to_json() for m in s.monitors] for s in statuses}}
         print(json.dumps(doc, indent=2))
-    if any(m.health is Health.FAIL for m in monitors):
-        return 1
-    return 0 if finished is not None else 1
+    if failing:
+        return EXIT_FAILED
+    return EXIT_OK if finished is not None else EXIT_FAILED
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
@@ -262,6 +292,10 @@ def cmd_forget_host(args: argparse.Namespace) -> int:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # a cron job or a pipe would otherwise get a full-screen app waiting for keys forever
+        raise UsageError("the TUI needs a terminal, and this is not one",
+                         "run a command instead, e.g. homelab validate config.yaml (see homelab --help)")
     try:
         from homelab.tui.app import run_tui  # lazy: the headless path never imports Textual
     except ImportError as exc:
@@ -275,7 +309,57 @@ COMMANDS = {
 }
 
 
+class _ClosedOk:
+    """stdout/stderr that shrug off a reader who left (`homelab status | head -3`).
+
+    On the first broken pipe the stream's descriptor is pointed at /dev/null: later writes,
+    and Python's flush at exit, then go nowhere instead of raising. The command itself runs
+    on (an apply is never cut short because its pager closed)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.closed_early = False
+
+    def _gone(self) -> None:
+        self.closed_early = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass  # not a real file (a test's StringIO): dropping the text is all we can do
+
+    def write(self, text: str) -> int:
+        if not self.closed_early:
+            try:
+                return int(self._stream.write(text))
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_early:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _ClosedOk(out), _ClosedOk(err)
+    try:
+        return _main(argv)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        sys.stdout, sys.stderr = out, err
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["__pyinfra-worker"]:  # the frozen binary runs its own pyinfra worker
         from homelab.provision.worker import main as worker_main
@@ -288,7 +372,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command or "tui"
     from homelab.runlog import start_run_log, stop_run_log
 
-    log_path, handler = start_run_log(command)
+    log_path, handler, why = start_run_log(command)
+    if why:
+        print(f"warning: running without a run log: {why}", file=sys.stderr)
     args.log_path = log_path
     try:
         if command == "lab":
@@ -306,19 +392,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
-        if exc.exit_code != 2:
+        if exc.exit_code != EXIT_USAGE and log_path:
             print(f"log: {log_path}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except OSError as exc:  # an unwritable state or home directory, a full disk: not a bug
+        log.error("%s\n%s", exc, traceback.format_exc())
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print("hint: check that this path exists, is yours to write, and that its disk has room", file=sys.stderr)
+        if log_path:
+            print(f"log: {log_path}", file=sys.stderr)
+        return EXIT_FAILED
     except Exception as exc:  # the top: show one line, keep the traceback in the log
         log.error("unexpected error\n%s", traceback.format_exc())
         print(f"error: unexpected {type(exc).__name__}; this is a bug in homelab", file=sys.stderr)
-        print(f"log: {log_path} (the traceback is there; please attach it to a bug report)", file=sys.stderr)
-        return 1
+        if log_path:
+            print(f"log: {log_path} (the traceback is there; please attach it to a bug report)", file=sys.stderr)
+        return EXIT_FAILED
     finally:
-        stop_run_log(handler)
+        if handler is not None:
+            stop_run_log(handler)
 
 
 if __name__ == "__main__":

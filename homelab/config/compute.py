@@ -1,10 +1,15 @@
 """`compute:` (layer 3): machines we adopt over SSH and the base every machine gets."""
 from __future__ import annotations
 
+import difflib
+import functools
+import ipaddress
+import zoneinfo
 from dataclasses import dataclass, field
 from typing import Any
 
 from homelab.config.reader import NAME, PACKAGE, PATH, TIMEZONE, USER, Section
+from homelab.config.yamlpos import show
 
 # Small and useful on every machine; the rest comes with the layers that need it.
 DEFAULT_PACKAGES = ("ca-certificates", "curl", "jq", "rsync", "tzdata")
@@ -51,10 +56,57 @@ def parse_machine(sec: Section) -> Machine | None:
     return Machine(name=name, address=address, user=user or "root", port=port or 22, key=key)
 
 
+@functools.lru_cache(maxsize=1)
+def known_timezones() -> frozenset[str]:
+    """The zone database of this machine (empty when it has none: then any well-formed name goes)."""
+    return frozenset(zoneinfo.available_timezones())
+
+
+def check_timezone(sec: Section, tz: str | None) -> str | None:
+    zones = known_timezones()
+    if tz is None or not zones or tz in zones:
+        return tz
+    close = difflib.get_close_matches(tz, zones, n=1, cutoff=0.6) or \
+        [z for z in zones if z.lower() == tz.lower()][:1]
+    hint = f"did you mean '{close[0]}'?" if close else "an IANA zone like Europe/Berlin (see timedatectl list-timezones)"
+    sec.fail(sec.raw("timezone"), sec.sub("timezone"), f"{show(tz)} is not in the time zone database", hint)
+    return None
+
+
+def _login_key(m: Machine) -> tuple[str, int, str]:
+    """Address, port and user as SSH sees them: `10.0.0.01` and `10.0.0.1` are one machine."""
+    try:
+        address = ipaddress.ip_address(m.address).compressed
+    except ValueError:
+        address = m.address.lower()
+    return address, m.port, m.user
+
+
+def parse_machines(sec: Section, seen: dict[str, str]) -> list[Machine]:
+    """Machines by unique name, each reached at its own address+port+user (two entries for one
+    login would configure one machine twice, with different names)."""
+    logins: dict[tuple[str, int, str], tuple[str, str]] = {}  # -> (name, path)
+
+    def parse(item: Section) -> Machine | None:
+        m = parse_machine(item)
+        if m is None:
+            return None
+        other = logins.get(_login_key(m))
+        if other is not None:
+            item.fail(item.raw("address"), item.sub("address"),
+                      f"{m.user}@{m.address} port {m.port} is already machine '{other[0]}' ({other[1]})",
+                      "one machine, one entry: remove the copy or fix its address, port or user")
+            return None
+        logins.setdefault(_login_key(m), (m.name, item.path))
+        return m
+
+    return sec.unique_items("machines", parse, seen=seen, hint="every machine needs its own name")
+
+
 def parse_base(sec: Section | None) -> BaseSettings:
     if sec is None:
         return BaseSettings()
-    tz = sec.text("timezone", "UTC", pattern=TIMEZONE, hint="an IANA zone like Europe/Berlin")
+    tz = check_timezone(sec, sec.text("timezone", "UTC", pattern=TIMEZONE, hint="an IANA zone like Europe/Berlin"))
     pkgs = sec.str_list("packages", pattern=PACKAGE, hint="a Debian package name", default=DEFAULT_PACKAGES)
     set_hostname = sec.flag("set_hostname", True)
     sec.done(["timezone", "packages", "set_hostname"])
@@ -65,7 +117,7 @@ def parse_compute(sec: Section) -> ComputeConfig:
     from homelab.config.hetzner import parse_hetzner  # Hetzner servers are a part of compute
 
     seen: dict[str, str] = {}  # machine names -> path; servers (hetzner) must not reuse them
-    machines = sec.unique_items("machines", parse_machine, seen=seen, hint="every machine needs its own name")
+    machines = parse_machines(sec, seen)
     base = parse_base(sec.section("base"))
     sub = sec.section("hetzner")
     hetzner = parse_hetzner(sub, seen) if sub is not None else None

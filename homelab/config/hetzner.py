@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from homelab.config.reader import NAME, Section
+from homelab.config.yamlpos import show
 
 SERVER_TYPE = re.compile(r"^[a-z][a-z0-9-]{1,31}$")  # cx22, cax11, ccx13
 LOCATION = re.compile(r"^[a-z][a-z0-9-]{1,15}$")  # fsn1, nbg1, hel1, ash, hil, sin
@@ -94,7 +95,7 @@ def parse_labels(sec: Section, key: str) -> tuple[tuple[str, str], ...]:
             sec.fail(vnode, f"{path}.{k}", "is reserved", "homelab sets managed-by and homelab/* labels itself",
                      key=True)
         elif not isinstance(v, str) or not LABEL_VALUE.match(v):
-            sec.fail(vnode, f"{path}.{k}", f"{v!r} is not a valid label value",
+            sec.fail(vnode, f"{path}.{k}", f"{show(v)} is not a valid label value",
                      "up to 63 letters, digits, '-', '_', '.', starting and ending with a letter or digit")
         else:
             out.append((k, v))
@@ -129,7 +130,7 @@ def check_endpoint(sec: Section, key: str) -> str | None:
     except ValueError:
         pass
     if parsed.scheme not in ("https", "http") or not host:
-        sec.fail(sec.raw(key), sec.sub(key), f"{url!r} is not an http(s) URL", "like https://api.hetzner.cloud/v1")
+        sec.fail(sec.raw(key), sec.sub(key), f"{show(url)} is not an http(s) URL", "like https://api.hetzner.cloud/v1")
         return None
     if parsed.scheme == "http" and not loopback:
         sec.fail(sec.raw(key), sec.sub(key), "plain http is allowed only to this machine (127.0.0.1)",

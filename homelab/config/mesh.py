@@ -31,7 +31,7 @@ from typing import Any, Iterator
 from homelab.claims import Claim, OpenPort, TrustInterface
 
 from homelab.config.reader import NAME, Problems, Section
-from homelab.config.yamlpos import Located
+from homelab.config.yamlpos import Located, locate, show
 
 AUTO = "auto"  # endpoint: the address homelab connects to
 DEFAULT_CIDR = "10.100.0.0/24"
@@ -128,6 +128,66 @@ class MeshConfig:
         if net.num_addresses - 2 < len(members):
             problems.add(_child(sec, "cidr"), "mesh.cidr", f"{self.cidr} has room for {net.num_addresses - 2} "
                          f"nodes, the mesh has {len(members)}", "use a larger network such as a /24")
+        self._check_overlaps(cfg, root, problems)
+
+    def _check_overlaps(self, cfg: Any, root: Located, problems: Problems) -> None:
+        """The mesh range must be nobody else's: a machine in it would be routed into the tunnel,
+        and a firewall rule for a LAN that contains it would let every mesh node in as well."""
+        net = self.network
+        taken = [n for _, n in machine_networks(cfg.compute.machines)]
+        for name, lan in machine_networks(cfg.compute.machines):
+            if lan.overlaps(net):
+                inside = lan.num_addresses == 1
+                where = f"holds the address of machine '{name}' ({lan.network_address})" if inside else \
+                    f"overlaps {lan}, the network of machine '{name}' ({_host_of(cfg, name)}, taken as a /24)"
+                problems.add(locate(root, "mesh.cidr"), "mesh.cidr", f"{self.cidr} {where}",
+                             f"pick a range no network of yours uses, e.g. {free_range(net.prefixlen, taken)}")
+                return  # one is enough to show the clash; the same fix solves the rest
+        perms = cfg.get("permissions") if hasattr(cfg, "get") else None
+        for i, rule in enumerate(getattr(getattr(perms, "firewall", None), "allow", ()) or ()):
+            if rule.source is None:
+                continue
+            src = ipaddress.ip_network(rule.source)
+            if src.version == 4 and src.overlaps(net) and not src.subnet_of(net):
+                path = f"permissions.firewall.allow[{i}].from"
+                problems.add(locate(root, path), path,
+                             f"{src} also contains the mesh range {net}, so every mesh node would be let in too",
+                             f"narrow the rule, or move the mesh (e.g. mesh.cidr: {free_range(net.prefixlen, [src])}); "
+                             f"to let mesh nodes in, write from: {net}")
+
+
+def machine_networks(machines: Any) -> list[tuple[str, ipaddress.IPv4Network]]:
+    """Each machine's IPv4 network as far as the config shows it: a private address stands for
+    its home LAN, taken as the /24 around it (what home routers hand out); a public one for itself."""
+    out: list[tuple[str, ipaddress.IPv4Network]] = []
+    for m in machines:
+        try:
+            ip = ipaddress.ip_address(m.address)
+        except ValueError:
+            continue  # a DNS name: its address is not known here
+        if ip.version != 4 or ip.is_loopback:
+            continue  # loopback (a server provisioning itself) is never routed into the mesh
+        out.append((m.name, ipaddress.IPv4Network(f"{ip}/32")))
+        if ip.is_private:
+            out.append((m.name, ipaddress.IPv4Network(f"{ip}/24", strict=False)))
+    out.sort(key=lambda item: -item[1].prefixlen)  # "holds the address" before "overlaps the LAN"
+    return out
+
+
+def free_range(prefixlen: int, taken: list[Any]) -> str:
+    """A private range of this size (/16 at most) that overlaps none of `taken` (for a hint)."""
+    starts = [f"10.{n}.0.0" for n in range(100, 256)] + [f"172.{n}.0.0" for n in range(16, 32)] + \
+        [f"192.168.{n}.0" for n in range(100, 256)]
+    for start in starts:
+        size = max(prefixlen, 24 if start.startswith("192.168.") else 16)
+        cand = ipaddress.IPv4Network(f"{start}/{size}", strict=False)
+        if not any(cand.overlaps(t) for t in taken if t.version == 4):
+            return str(cand)
+    return "a private range of your choice"
+
+
+def _host_of(cfg: Any, name: str) -> str:
+    return next((m.address for m in cfg.compute.machines if m.name == name), name)
 
 
 def default_endpoint(address: str) -> str | None:
@@ -161,9 +221,12 @@ def parse_cidr(sec: Section) -> str:
     raw = sec.text("cidr", DEFAULT_CIDR) or DEFAULT_CIDR
     try:
         net = ipaddress.IPv4Network(raw, strict=True)
-    except ValueError as exc:
-        sec.fail(sec.raw("cidr"), sec.sub("cidr"), f"{raw!r} is not an IPv4 network: {exc}",
-                 "like 10.100.0.0/24")
+    except ValueError:
+        try:  # host bits set, e.g. 10.100.0.1/24: say which network was meant
+            hint = f"did you mean {ipaddress.IPv4Network(raw, strict=False)}?"
+        except ValueError:
+            hint = "like 10.100.0.0/24"
+        sec.fail(sec.raw("cidr"), sec.sub("cidr"), f"{show(raw)} is not an IPv4 network", hint)
         return DEFAULT_CIDR
     if not net.is_private or net.prefixlen > 30 or net.prefixlen < 8:
         sec.fail(sec.raw("cidr"), sec.sub("cidr"), f"{raw} should be a private network of size /8 to /30",

@@ -25,7 +25,7 @@ from typing import Any, Iterator
 from homelab.claims import Claim, OpenPort
 
 from homelab.config.reader import NAME, SSH_PUBKEY, USER, Problems, Section
-from homelab.config.yamlpos import Located
+from homelab.config.yamlpos import Located, show
 
 DEFAULT_REVERT_AFTER = 90  # seconds a new sshd config / firewall stays on probation
 
@@ -117,8 +117,25 @@ def _find(root: Located, path: list[str]) -> Located | None:
 
 
 # ------------------------------------------------------------------ keys -----
+# Words that start an OpenSSH public key line (the known_hosts/authorized_keys key types)
+KEY_TYPES = frozenset({
+    "ssh-ed25519", "ssh-rsa", "ssh-dss", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
+})
+KEY_BLOB = re.compile(r"^AAAA[A-Za-z0-9+/]{40,}={0,2}$")  # base64 of a length-prefixed key type
+
+
+def count_keys(text: str) -> int:
+    """How many keys a string holds: a pasted authorized_keys file has several (any line breaks
+    are gone once YAML folds it, so count key types and key blobs, not lines)."""
+    words = text.split()
+    return max(sum(w in KEY_TYPES for w in words), sum(bool(KEY_BLOB.match(w)) for w in words))
+
+
 def check_public_key(line: str) -> str | None:
     """Why `line` is not a usable OpenSSH public key, or None if it is."""
+    if count_keys(line) > 1:
+        return f"holds {count_keys(line)} keys in one string"
     if not SSH_PUBKEY.match(line):
         return "is not an OpenSSH public key line ('ssh-ed25519 AAAA... comment')"
     kind, b64 = line.split()[:2]
@@ -135,6 +152,13 @@ def check_public_key(line: str) -> str | None:
         bits = int.from_bytes(fields[2], "big").bit_length()
         if bits < MIN_RSA_BITS:
             return f"is a {bits}-bit RSA key; at least {MIN_RSA_BITS} bits are needed"
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.serialization import load_ssh_public_key
+
+    try:  # the fields are there; now the key itself (an ed25519 key is 32 bytes, a curve point lies on it)
+        load_ssh_public_key(f"{kind} {b64}".encode())
+    except (ValueError, UnsupportedAlgorithm):
+        return f"has {kind} key data that is not a valid key (cut short or altered?)"
     return None
 
 
@@ -176,7 +200,9 @@ def parse_user(sec: Section) -> OperatorUser | None:
         v = " ".join(v.split())  # YAML folding can leave doubled spaces or a trailing newline
         why = check_public_key(v)
         if why:
-            sec.fail(item, path, why, "paste the whole line of the .pub file, e.g. ~/.ssh/id_ed25519.pub")
+            hint = "list each key as its own item under keys:" if count_keys(v) > 1 else \
+                "paste the whole line of the .pub file, e.g. ~/.ssh/id_ed25519.pub"
+            sec.fail(item, path, why, hint)
             continue
         if key_identity(v) in seen:
             sec.fail(item, path, "is listed twice for this user")
@@ -212,7 +238,7 @@ def parse_allow(sec: Section) -> AllowRule | None:
             1 <= int(m.group(1)) < int(m.group(2)) <= 65535:
         port, end = int(m.group(1)), int(m.group(2))
     else:
-        sec.fail(node, sec.sub("port"), f"{node.value!r} is not a port",
+        sec.fail(node, sec.sub("port"), f"{show(node.value)} is not a port",
                  "an integer 1-65535, or a range like \"8000-8100\"")
     proto = sec.text("proto", "tcp", choices=("tcp", "udp"))
     source: str | None = None
@@ -221,7 +247,7 @@ def parse_allow(sec: Section) -> AllowRule | None:
         try:
             source = str(ipaddress.ip_network(src, strict=False))
         except ValueError:
-            sec.fail(sec.raw("from"), sec.sub("from"), f"{src!r} is not an IP address or network",
+            sec.fail(sec.raw("from"), sec.sub("from"), f"{show(src)} is not an IP address or network",
                      "like 192.168.1.0/24, 10.0.0.5 or 2001:db8::/32")
     sec.done(["port", "proto", "from"])
     if not sec.ok or port is None:
@@ -240,7 +266,9 @@ def parse_firewall(sec: Section | None) -> FirewallSettings:
 
 
 def parse_permissions(sec: Section) -> PermissionsConfig:
+    before = len(sec.problems.items)
     users = sec.unique_items("users", parse_user, hint="list every user once")
+    users_ok = len(sec.problems.items) == before  # else "needs sudo" may only follow from those errors
     sshd = parse_sshd(sec.section("sshd"))
     firewall = parse_firewall(sec.section("firewall"))
     upgrades = sec.flag("unattended_upgrades", True)
@@ -248,7 +276,7 @@ def parse_permissions(sec: Section) -> PermissionsConfig:
     sec.done(["users", "sshd", "firewall", "unattended_upgrades", "revert_after"])
     cfg = PermissionsConfig(users=tuple(users), sshd=sshd, firewall=firewall, unattended_upgrades=upgrades,
                             revert_after=revert_after or DEFAULT_REVERT_AFTER)
-    if sec.ok and not sshd.root_login and cfg.operator is None:
+    if sec.ok and users_ok and not sshd.root_login and cfg.operator is None:
         sec.fail(sec.raw("users") or sec.node, sec.sub("users"),
                  "root login is off, so one user needs sudo: true (homelab logs in as the first such user)",
                  "add `sudo: true` to your own user, or set sshd.root_login: true", key=True)

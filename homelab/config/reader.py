@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TypeVar
 
-from homelab.config.yamlpos import Located
+from homelab.config.yamlpos import Located, show
+from homelab.config.yamlpos import describe_type as describe_type  # re-exported: recipe.py reads it here
 from homelab.errors import Problem
 from homelab.secrets import SecretRef
 
@@ -25,8 +27,10 @@ TIMEZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$")
 PATH = re.compile(r"^[A-Za-z0-9_./~+@-]{1,255}$")
 HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-# API tokens (Hetzner's are 64 letters and digits) have no underscores and are long
-LOOKS_LIKE_TOKEN = re.compile(r"^(?=.*[0-9])(?=.*[a-z])(?=.*[A-Z])[A-Za-z0-9]{32,}$")
+# API tokens (Hetzner's are 64 letters and digits; others add a prefix like `ghp_`) hold a long
+# run of letters and digits, in any case; no variable name does
+LOOKS_LIKE_TOKEN = re.compile(r"(?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{32,}")
+DOTTED_NUMBERS = re.compile(r"^[0-9.]+$|\.[0-9]+$")  # meant as an IPv4 address (no top-level domain is numeric)
 SSH_PUBKEY = re.compile(r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( [^\n\r]{0,200})?$")
 
 _MISSING = object()
@@ -52,11 +56,6 @@ def suggest(word: str, choices: list[str]) -> str:
     return f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(sorted(choices))}"
 
 
-def describe_type(v: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "true/false", int: "an integer",
-            float: "a number", type(None): "empty"}.get(type(v), type(v).__name__)
-
-
 class Section:
     """One mapping in the config, read key by key."""
 
@@ -67,7 +66,9 @@ class Section:
         self.used: set[str] = set()
         self.ok = True
         if not isinstance(node.value, dict):
-            self.fail(node, path, f"should be a mapping, not {describe_type(node.value)}")
+            # the whole file (path ""): say what a config looks like, not just what it is not
+            hint = "" if path else "a config is sections like `compute:` at the start of a line (see config.example.yaml)"
+            self.fail(node, path, f"should be a mapping, not {describe_type(node.value)}", hint)
             self.items: dict[str, Located] = {}
         else:
             self.items = node.value
@@ -106,11 +107,11 @@ class Section:
             self.fail(node, self.sub(key), f"should be a string, not {describe_type(v)}", hint)
             return default
         if choices and v not in choices:
-            self.fail(node, self.sub(key), f"{v!r} is not one of {', '.join(choices)}",
+            self.fail(node, self.sub(key), f"{show(v)} is not one of {', '.join(choices)}",
                       suggest(v, list(choices)) if difflib.get_close_matches(v, choices, 1, 0.6) else hint)
             return default
         if pattern is not None and not pattern.match(v):
-            self.fail(node, self.sub(key), f"{v!r} is not allowed here", hint)
+            self.fail(node, self.sub(key), f"{show(v)} is not allowed here", hint)
             return default
         return v
 
@@ -120,12 +121,15 @@ class Section:
         if node is None:
             return default
         v = node.value
-        rng = f" {lo}-{hi}" if lo is not None and hi is not None else ""
+        wanted = f"should be an integer {lo}-{hi}" if lo is not None and hi is not None else "should be an integer"
+        if lo is not None and lo == hi:
+            wanted = f"should be {lo}"  # e.g. version: "an integer 1-1" says it oddly
         if not isinstance(v, int) or isinstance(v, bool):
-            self.fail(node, self.sub(key), f"should be an integer{rng}, not {describe_type(v)}")
+            self.fail(node, self.sub(key), f"{wanted}, not {describe_type(v)} ({show(v)})"
+                      if isinstance(v, str) else f"{wanted}, not {describe_type(v)}")
             return default
         if (lo is not None and v < lo) or (hi is not None and v > hi):
-            self.fail(node, self.sub(key), f"should be an integer{rng}, got {v}")
+            self.fail(node, self.sub(key), f"{wanted}, got {show(v)}")
             return default
         return v
 
@@ -134,8 +138,12 @@ class Section:
         if node is None:
             return default
         v = node.value
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or v < lo:
-            self.fail(node, self.sub(key), f"should be a number >= {lo:g}, not {v!r}")
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            what = show(v) if isinstance(v, str) else describe_type(v)
+            self.fail(node, self.sub(key), f"should be a number >= {lo:g}, not {what}")
+            return default
+        if not math.isfinite(v) or v < lo:
+            self.fail(node, self.sub(key), f"should be a number >= {lo:g}, not {show(v)}")
             return default
         return float(v)
 
@@ -168,7 +176,7 @@ class Section:
             if not isinstance(item.value, str):
                 self.fail(item, path, f"should be a string, not {describe_type(item.value)}")
             elif pattern is not None and not pattern.match(item.value):
-                self.fail(item, path, f"{item.value!r} is not allowed here", hint)
+                self.fail(item, path, f"{show(item.value)} is not allowed here", hint)
             else:
                 out.append(item.value)
         return tuple(out)
@@ -214,9 +222,17 @@ class Section:
             return v
         except ValueError:
             pass
-        if HOSTNAME.match(v):
+        if ":" in v:
+            why = f"{show(v)} is not a valid IPv6 address"
+        elif DOTTED_NUMBERS.search(v):
+            # `300.1.2.3` fits the host-name pattern, but nobody means a host name by it
+            why = f"{show(v)} is not a valid IPv4 address"
+        elif HOSTNAME.match(v):
             return v
-        self.fail(self.raw(key), self.sub(key), f"{v!r} is not an IP address or host name")
+        else:
+            why = f"{show(v)} is not an IP address or host name"
+        self.fail(self.raw(key), self.sub(key), why,
+                  "like 192.168.1.20 (four numbers 0-255), 2001:db8::7 or nas.home.arpa")
         return None
 
     def secret_ref(self, key: str, *, required: bool = False) -> SecretRef | None:
@@ -229,12 +245,7 @@ class Section:
                       "use {env: VARIABLE} or {command: \"pass show name\"}")
             return None
         sec = Section(node, self.sub(key), self.problems)
-        env = sec.text("env", pattern=ENV_VAR, hint="an environment variable name like HCLOUD_TOKEN")
-        if env is not None and LOOKS_LIKE_TOKEN.match(env):
-            # a pasted token also fits the variable-name pattern; it must never land in the file
-            sec.fail(sec.raw("env"), sec.sub("env"), "this looks like a token, not the name of a variable",
-                     "write the variable's name (e.g. HCLOUD_TOKEN) and export the token in it")
-            env = None
+        env = self._env_name(sec)
         cmd = sec.text("command")
         sec.done(["env", "command"])
         if not sec.ok:  # already explained, located at the bad key
@@ -246,6 +257,25 @@ class Section:
         if not sec.ok:
             self.ok = False
         return SecretRef(env=env, command=cmd)
+
+    @staticmethod
+    def _env_name(sec: Section) -> str | None:
+        """`env:` of a secret reference. Its value is never quoted in a message: when it is not a
+        variable name, it is most likely the secret itself, pasted in the wrong place."""
+        node = sec._get("env", False)
+        if node is None:
+            return None
+        v = node.value
+        if isinstance(v, str) and LOOKS_LIKE_TOKEN.search(v):
+            sec.fail(node, sec.sub("env"), "this looks like a token, not the name of a variable",
+                     "write the variable's name (e.g. HCLOUD_TOKEN) and export the token in it; "
+                     "if it is a real token, revoke it: it was written to this file")
+            return None
+        if not isinstance(v, str) or not ENV_VAR.match(v):
+            sec.fail(node, sec.sub("env"), "should be the name of an environment variable",
+                     "letters, digits and '_', not starting with a digit, like HCLOUD_TOKEN")
+            return None
+        return v
 
     def done(self, known: list[str] | None = None) -> None:
         """Report keys nobody asked for: typos are errors, not silently ignored."""

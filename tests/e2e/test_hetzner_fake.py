@@ -138,7 +138,7 @@ def test_everything_reachable_and_second_plan_is_empty(applied: Path, cloud: Fak
 def test_type_change_plans_a_resize(applied: Path, cloud: FakeHcloud, lab: Any) -> None:
     cfg = write_config(applied, lab, SERVERS.replace("type: cx22", "type: cx32"))
     out = homelab(cloud, applied, "plan", str(cfg))
-    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.returncode == 3, out.stdout + out.stderr
     assert "~ server web-1: resize cx22 -> cx32" in out.stdout
     assert "delete" not in out.stdout
     out = homelab(cloud, applied, "apply", str(cfg), "--yes")
@@ -160,7 +160,7 @@ def test_removing_a_server_needs_unprotect_and_confirm(applied: Path, cloud: Fak
     assert homelab(cloud, applied, "apply", str(cfg), "--yes").returncode == 0
     cfg = write_config(applied, lab, only_web1)
     out = homelab(cloud, applied, "plan", str(cfg))
-    assert out.returncode == 2 and "- server web-2: delete server" in out.stdout
+    assert out.returncode == 3 and "- server web-2: delete server" in out.stdout
     out = homelab(cloud, applied, "apply", str(cfg), "--yes")
     assert out.returncode == 1 and "not confirmed" in out.stderr
     assert len(servers_named(cloud, "web-2")) == 1

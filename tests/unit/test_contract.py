@@ -92,7 +92,7 @@ def test_a_registered_layer_appears_everywhere(tmp_path: Path, extra_layer: regi
     assert cli.main(["validate", str(cfg)]) == 0
     assert "sections: extra" in capsys.readouterr().out
     assert "extra (8)" in cli.build_parser()._subparsers._group_actions[0].choices["plan"].format_help()  # type: ignore[union-attr]
-    assert cli.main(["plan", str(cfg), "--layer", "extra"]) == 2  # changes pending
+    assert cli.main(["plan", str(cfg), "--layer", "extra"]) == 3  # changes pending
     out = capsys.readouterr().out
     assert "make 3 widgets" in out
     assert cli.main(["apply", str(cfg), "--yes"]) == 0

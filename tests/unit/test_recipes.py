@@ -125,7 +125,7 @@ def test_wrong_types() -> None:
     text = with_line("port: {type: integer, default: 8080}", "port: {type: integer, default: eighty}")
     assert problems(text) == ["r.yaml:9:34: variables.port.default: should be an integer, not a string"]
     text = with_line("memory_mb: 64", "memory_mb: lots")
-    assert problems(text) == ["r.yaml:6:12: memory_mb: should be an integer 16-1048576, not a string"]
+    assert problems(text) == ["r.yaml:6:12: memory_mb: should be an integer 16-1048576, not a string ('lots')"]
     text = with_line('tag: "1.0.0"', "tag: 1.10")
     assert problems(text) == ["r.yaml:13:39: images.app.tag: 1.1 was read as a number (hint: quote it: \"1.1\")"]
     text = with_line('tag: "1.0.0"', "tag: latest")
