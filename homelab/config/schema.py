@@ -18,8 +18,8 @@ from homelab.claims import Claim, Claims, find_conflicts
 from homelab.config.compute import ComputeConfig, Machine
 from homelab.config.privilege import PrivilegeConfig
 from homelab.config.reader import Problems, Section
-from homelab.config.yamlpos import Located, load_located, locate
-from homelab.errors import ConfigError, UsageError
+from homelab.config.yamlpos import Located, load_located, locate, read_config_file
+from homelab.errors import ConfigError
 
 CONFIG_VERSION = 1
 
@@ -114,14 +114,4 @@ def _check_cross_references(cfg: Config, root: Located, problems: Problems) -> N
 
 def load_config(path: str | Path) -> Config:
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"{p}: no such file", "give the path of your config, e.g. homelab plan config.yaml") from None
-    except OSError as exc:
-        raise UsageError(f"{p}: cannot read: {exc.strerror}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{p}: not UTF-8 text (byte {exc.start})", "save the file as UTF-8") from None
-    return parse_config(text, p)
+    return parse_config(read_config_file(p), p)

@@ -195,8 +195,6 @@ def test_run_logs_are_rotated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert rotate_logs(d, KEEP_LOGS) == []
 
 
-@pytest.mark.xfail(strict=True, reason="wiring pending: load_config (config/schema.py) must read through "
-                                       "yamlpos.read_config_file; remove this mark when it does")
 def test_validate_refuses_a_fifo_at_once(tmp_path: Path) -> None:
     fifo = tmp_path / "c.yaml"
     os.mkfifo(fifo)

@@ -76,9 +76,10 @@ def _check_deps(app: App, recipe: Recipe, deps: Deps) -> None:
 
 def render_compose(app: App, recipe: Recipe, images: Mapping[str, str], data_dir: str, env_file: str, *,
                    deps: Deps | None = None, http_on: str = "127.0.0.1",
-                   publish_on: tuple[str, ...] = ("127.0.0.1",)) -> str:
+                   publish_on: tuple[str, ...] = ("127.0.0.1",), pull_policy: str | None = None) -> str:
     """The app's compose project: services in recipe order, images as given (pinned), volumes
-    bind-mounted from `data_dir`, no secret value. Deterministic text."""
+    bind-mounted from `data_dir`, no secret value. Deterministic text. `pull_policy="never"`
+    when images are given by id (a loaded image has no registry digest, only its id)."""
     if recipe.kind != "compose":
         raise HomelabError(f"{app.name}: recipe {recipe.name} is a service, not compose")
     deps = deps or {}
@@ -95,6 +96,8 @@ def render_compose(app: App, recipe: Recipe, images: Mapping[str, str], data_dir
         if key not in images:
             raise HomelabError(f"{app.name}: no pinned image for {key!r}", "pin every image of the recipe first")
         spec: dict[str, object] = {"image": images[key]}
+        if pull_policy:
+            spec["pull_policy"] = pull_policy
         if svc.entrypoint:
             spec["entrypoint"] = [fill(a, scope) for a in svc.entrypoint]
         if svc.command:
