@@ -22,7 +22,7 @@ from homelab.events import Event
 from homelab.hosts import HostTarget
 from homelab.model import Change, LayerPlan, Monitor
 from homelab.outputs import Outputs
-from homelab.probe import ProbeResult
+from homelab.probe import AnyProbe, ProbeResult
 from homelab.secrets import Secret, SecretRef
 from homelab.state import State
 
@@ -35,6 +35,7 @@ class RunOptions:
     confirm_new_host_key: Callable[[HostTarget, str], bool] | None = None  # interactive prompt
     yes: bool = False
     confirm_destructive: bool = False  # `--confirm-delete`: deletes of servers etc.
+    purge_data: bool = False  # `--purge-data`: an app that left the config loses its data (with --confirm-delete)
     layers: tuple[str, ...] = ()  # empty: all
     parallel: int = 10
     api_endpoint: str | None = None  # overrides the Hetzner API (tests, fakes)
@@ -115,8 +116,9 @@ class Layer:
     def targets(self, ctx: RunContext) -> list[HostTarget]:
         return ctx.live_hosts()
 
-    def probes(self, ctx: RunContext, host: HostTarget) -> dict[str, str]:
-        """Read-only shell snippets (run as root) whose output diff/status need."""
+    def probes(self, ctx: RunContext, host: HostTarget) -> Mapping[str, AnyProbe]:
+        """Read-only checks (run as root) whose output diff/status need: a shell snippet, or a
+        `Probe` with its own timeout and parser. Keys start with the layer's name."""
         return {}
 
     def observe(self, ctx: RunContext, probed: Mapping[str, Mapping[str, ProbeResult]]) -> Observed:

@@ -2,7 +2,9 @@
 image pins, offline bundles, monitors.
 
 Everything here is a pure renderer or parser (scripts, compose files, daemon.json, probe
-output) plus two small I/O helpers (the pin lock file, bundle transfer over SFTP). The Layer
-class that wires these into plan/apply/status comes with the layer contract and the recipe
-parser; nothing here imports another layer.
+output) plus a small I/O helper (bundle transfer over SFTP). `layer.py` wires them into
+plan/apply/status through the pure per-host diff in `plan.py`; nothing here imports another layer.
 """
+from homelab.layers.apps.layer import AppsLayer
+
+__all__ = ["AppsLayer"]

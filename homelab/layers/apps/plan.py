@@ -13,6 +13,8 @@ Per host, in order:
 from __future__ import annotations
 
 import difflib
+import hashlib
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -27,6 +29,7 @@ from homelab.layers.apps.render import render_compose, render_secrets_script
 from homelab.model import Change, Op, StateWrite
 
 LAYER = "apps"
+NUMERIC_USER = re.compile(r"^[0-9]{1,10}(:[0-9]{1,10})?$")
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,9 @@ def build_release(cfg: AppsConfig, app: App, pins: Mapping[str, ImagePin],
     mirror = cfg.images.mirror
     pinned = tuple(sorted({pins[r].image_id: pins[r] for r in refs_of(recipe)}.values(), key=lambda p: p.ref))
     images_with_pull = tuple((p, pull_ref(p, mirror) if p.digest else "") for p in pinned)
-    volumes = tuple(sorted({v.name: (v.name, None) for s in recipe.services for v in s.volumes if v.source is None}.values()))
+    # a volume is made owned by the container's numeric user ("1000:1000"), else root's
+    volumes = tuple(sorted({v.name: (v.name, s.user if s.user and NUMERIC_USER.match(s.user) else None)
+                            for s in recipe.services for v in s.volumes if v.source is None}.values()))
     secrets = (render_secrets_script(app, recipe, app.env_file, deps),) if recipe.secrets or deps else ()
     return rel.Release(app.name, app.dir, compose, images_with_pull, volumes, secrets)
 
@@ -130,8 +135,6 @@ def _plan_docker(hp: HostPlan, cfg: AppsConfig, inp: HostInputs) -> None:
     d = inp.docker
     assert d is not None
     settings = docker_settings(cfg)
-    import hashlib
-
     want_sha = hashlib.sha256(render_daemon_json(settings).encode()).hexdigest()
     missing = d.missing()
     if not missing and d.daemon_json_sha == want_sha and d.active:

@@ -1,0 +1,142 @@
+"""Layer 6, apps: glue between the engine and the pure per-host diff (plan.py).
+
+State section "apps": `images` — the pin of every image ref, recorded the first time it is
+pulled (like a pinned host key: every later apply on any host runs exactly that image; `homelab
+apps update` moves it deliberately); `hosts` — which apps homelab deployed on each host, so an
+app that leaves the config is stopped there (its data kept).
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping
+
+from homelab.config.apps import App, AppsConfig
+from homelab.hosts import HostTarget
+from homelab.layers.apps.monitor import app_monitors
+from homelab.layers.apps.pins import ImagePin
+from homelab.layers.apps.plan import HostInputs, build_release, plan_host, refs_of
+from homelab.layers.apps.probes import (
+    AppFacts, app_probe, docker_probe, images_probe, parse_app, parse_docker, parse_images,
+)
+from homelab.layers.base import Layer, Observed, RunContext
+from homelab.model import Change, Health, LayerPlan, Monitor
+from homelab.outputs import HostFacts, MeshAddresses
+from homelab.probe import AnyProbe, ProbeResult
+
+
+def pins_of(section: Mapping[str, Any]) -> dict[str, ImagePin]:
+    return {ref: ImagePin(ref, v["image_id"], v.get("digest", ""))
+            for ref, v in section.get("images", {}).items() if isinstance(v, dict) and "image_id" in v}
+
+
+def _http(cfg: AppsConfig, app: App) -> tuple[int, str] | None:
+    recipe = cfg.recipe_of(app)
+    if recipe.http is None or app.port is None:
+        return None
+    return app.port, recipe.http.health_path
+
+
+class AppsLayer(Layer):
+    name: ClassVar[str] = "apps"
+
+    @staticmethod
+    def config(ctx: RunContext) -> AppsConfig:
+        return ctx.config.get("apps") or AppsConfig()
+
+    def enabled(self, ctx: RunContext) -> bool:
+        return ctx.config.get("apps") is not None or bool(ctx.state.section(self.name).get("hosts"))
+
+    def _on(self, ctx: RunContext, host: str) -> tuple[list[App], list[str]]:
+        """(the config's apps on host, apps homelab deployed there that the config dropped)."""
+        cfg = self.config(ctx)
+        mine = [a for a in cfg.apps if a.machine == host]
+        deployed = ctx.state.section(self.name).get("hosts", {}).get(host, [])
+        return mine, sorted(set(deployed) - {a.name for a in mine})
+
+    def targets(self, ctx: RunContext) -> list[HostTarget]:
+        return [h for h in ctx.live_hosts() if any(self._on(ctx, h.name))]
+
+    def probes(self, ctx: RunContext, host: HostTarget) -> dict[str, AnyProbe]:
+        mine, removed = self._on(ctx, host.name)
+        if not mine and not removed:
+            return {}
+        cfg = self.config(ctx)
+        refs = sorted({r for a in mine for r in refs_of(cfg.recipe_of(a))})
+        out: dict[str, AnyProbe] = {"apps.docker": docker_probe(), "apps.images": images_probe(refs)}
+        for app in mine:
+            out[f"apps.app.{app.name}"] = app_probe(app.name, app.dir, _http(cfg, app))
+        for name in removed:
+            out[f"apps.app.{name}"] = app_probe(name, App(name, name, host.name).dir, None)
+        return out
+
+    def observe(self, ctx: RunContext, probed: Mapping[str, Mapping[str, ProbeResult]]) -> Observed:
+        return Observed(hosts=probed)
+
+    def _inputs(self, ctx: RunContext, observed: Observed, host: HostTarget) -> HostInputs:
+        mine, removed = self._on(ctx, host.name)
+        results = observed.hosts.get(host.name, {})
+        running = {}
+        for name in [a.name for a in mine] + removed:
+            facts = parse_app(results.get(f"apps.app.{name}"))
+            if facts is not None:
+                running[name] = facts
+        facts_out = ctx.outputs.get(HostFacts, host.name)
+        mesh = ctx.outputs.get(MeshAddresses)
+        publish = ["127.0.0.1"]
+        if mesh is not None and host.name in mesh.addresses:
+            publish.append(mesh.addresses[host.name])
+        return HostInputs(
+            host=host.name, apps=tuple(mine), os=facts_out.os if facts_out else "",
+            docker=parse_docker(results.get("apps.docker")) if results else None,
+            have=parse_images(results.get("apps.images")), running=running,
+            pins=pins_of(ctx.state.section(self.name)), removed=tuple(removed),
+            purge=ctx.options.purge_data, publish_on=tuple(publish))
+
+    def diff(self, ctx: RunContext, observed: Observed) -> LayerPlan:
+        cfg = self.config(ctx)
+        changes: list[Change] = []
+        same: list[str] = []
+        warnings: list[str] = []
+        blocked: list[str] = []
+        writes = []
+        for host in self.targets(ctx):
+            hp = plan_host(cfg, self._inputs(ctx, observed, host))
+            changes += hp.changes
+            same += hp.unchanged
+            warnings += hp.warnings
+            blocked += hp.blocked
+            writes += hp.writes
+        for app in cfg.apps:
+            if app.machine not in ctx.hosts:
+                warnings.append(f"{app.name}: machine {app.machine} is not reachable yet; not planned")
+        return LayerPlan(self.name, tuple(changes), tuple(same), tuple(warnings), tuple(blocked),
+                         writes=tuple(writes))
+
+    def status(self, ctx: RunContext, observed: Observed) -> list[Monitor]:
+        cfg = self.config(ctx)
+        pins = pins_of(ctx.state.section(self.name))
+        out: list[Monitor] = []
+        for app in cfg.apps:
+            results = observed.hosts.get(app.machine)
+            if not results:
+                why = ctx.failed_hosts.get(app.machine, "not reachable")
+                out.append(Monitor(self.name, app.name, "running", Health.UNKNOWN, f"{app.machine}: {why}"))
+                continue
+            facts = parse_app(results.get(f"apps.app.{app.name}")) or AppFacts()
+            recipe = cfg.recipe_of(app)
+            try:
+                release = build_release(cfg, app, pins)
+            except KeyError:
+                out.append(Monitor(self.name, app.name, "running", Health.FAIL, "not deployed yet (apply pulls and pins it)"))
+                continue
+            expected = {}
+            ids = {ref: pin.image_id for ref, pin in pins.items()}
+            for svc in recipe.services:
+                img = recipe.image(svc.image or "")
+                if img is not None:
+                    expected[svc.name] = ids.get(f"{img.repository}:{img.tag}", "")
+            out += app_monitors(app.name, expected, facts.states, facts.http,
+                                recipe.http.expect_status if recipe.http and app.port else None)
+            out.append(Monitor(self.name, app.name, "release", Health.OK if facts.release == release.id else Health.WARN,
+                               f"release {facts.release or 'none'}" + ("" if facts.release == release.id
+                                                                       else f", config wants {release.id}")))
+        return out
