@@ -78,8 +78,8 @@ class App:
     requires: tuple[tuple[str, str], ...] = ()  # (alias, app name)
     port: int | None = None  # host port of its HTTP (loopback); None: the recipe serves no HTTP
     anubis: bool = False  # ask ingress to put Anubis in front of it
-    path: str = ""  # "apps.list[2]"
-    machine_at: tuple[int, int] = field(default=(1, 1), compare=False, repr=False)
+    path: str = field(default="", metadata={"internal": True})  # "apps.list[2]"
+    machine_at: tuple[int, int] = field(default=(1, 1), compare=False, repr=False, metadata={"internal": True})
 
     @property
     def dir(self) -> str:
@@ -106,7 +106,7 @@ class AppsConfig:
     recipe_dirs: tuple[Path, ...] = ()
     images: ImageSettings = field(default_factory=ImageSettings)
     apps: tuple[App, ...] = ()
-    recipes: Mapping[str, Recipe] = field(default_factory=dict, compare=False, repr=False)
+    recipes: Mapping[str, Recipe] = field(default_factory=dict, compare=False, repr=False, metadata={"internal": True})
 
     def app(self, name: str) -> App | None:
         return next((a for a in self.apps if a.name == name), None)

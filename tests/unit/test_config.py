@@ -54,8 +54,8 @@ def test_all_problems_reported_with_positions_and_hints() -> None:
 
 
 def test_section_of_unbuilt_layer_is_refused_not_ignored() -> None:
-    got = problems("apps:\n  web: {}\n")
-    assert got == ["c.yaml:1:1: apps: layer 6 (apps) is not supported yet "
+    got = problems("links:\n  web: {}\n")
+    assert got == ["c.yaml:1:1: links: layer 7 (links) is not supported yet "
                    "(hint: remove this section; it will be read once the layer exists)"]
 
 

@@ -15,7 +15,7 @@ YAML_KEY = {"source": "from"}
 def field_names(obj: Any) -> Iterator[str]:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         for f in dataclasses.fields(obj):
-            if f.name.startswith("_") or not f.init:
+            if f.name.startswith("_") or not f.init or f.metadata.get("internal"):  # not a config key
                 continue
             value = getattr(obj, f.name)
             if value is None:

@@ -1,0 +1,49 @@
+"""Step for layer 6 (apps): pick apps from the recipe catalog and place each on a machine.
+
+The recipe field is a pick list of the shipped catalog (name — description, memory), so a
+person browses what exists while choosing; variables keep their recipe defaults (set them in
+config.yaml afterwards: the file documents each one). Validation is the real parser's, as
+everywhere in the wizard.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from homelab.tui.wizard.fields import Field, ListField
+from homelab.tui.wizard.step import WizardStep
+
+
+@lru_cache(maxsize=1)
+def recipe_choices() -> tuple[tuple[str, str], ...]:
+    from homelab.config.recipe_catalog import list_recipes
+
+    try:
+        recipes = list_recipes()
+    except Exception:  # a broken shipped catalog must not stop the wizard; validation will say why
+        return ()
+    return tuple((f"{r.name} — {r.description[:40]} ({r.memory_mb} MB)", r.name) for r in recipes)
+
+
+APPS = ListField(
+    "list", "Apps (from the recipe catalog) and the machine each runs on",
+    (
+        Field("name", "name", placeholder="calendar", width=12),
+        Field("recipe", "recipe", kind="choice", default="radicale", choices=recipe_choices(), width=40),
+        Field("machine", "machine", placeholder="pi-1", width=12),
+    ),
+    comment="Apps homelab runs; each recipe's variables keep their defaults unless set here.",
+    add_label="add an app",
+)
+
+
+class AppsStep(WizardStep):
+    section = "apps"
+    title = "apps"
+    intro = ("Self-hosted apps from recipes: Docker compose (Debian 13 hosts) or a Debian package as a "
+             "hardened service. Each is health-gated and rolls back by itself; its data stays under "
+             "/srv/homelab/<name>.")
+    comment = "the apps (layer 6)"
+    fields = (APPS,)
+
+
+STEP = AppsStep()
