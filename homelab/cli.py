@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-y", "--yes", action="store_true", help="do not ask (needed when not on a terminal)")
     p.add_argument("--confirm-delete", action="store_true",
                    help="also perform planned deletes of servers (never implied by --yes)")
+    p.add_argument("--bundle", metavar="FILE", help="images for hosts that cannot pull (`homelab apps bundle`)")
     p.add_argument("--purge-data", action="store_true",
                    help="also delete the data of apps removed from the config (needs --confirm-delete too)")
     p = sub.add_parser("status", help="live monitors of every layer (exit 1 on FAIL)")
@@ -141,6 +142,7 @@ def _options(args: argparse.Namespace, interactive: bool) -> Any:
         yes=getattr(args, "yes", False),
         confirm_destructive=getattr(args, "confirm_delete", False),
         purge_data=getattr(args, "purge_data", False),
+        bundle=getattr(args, "bundle", None),
         layers=tuple(getattr(args, "layer", []) or ()),
         parallel=max(1, getattr(args, "parallel", 10)),
         api_endpoint=os.environ.get("HOMELAB_HCLOUD_ENDPOINT") or None,

@@ -97,6 +97,22 @@ class Engine:
     def status(self) -> Iterator[Event]:
         return self._run("status")
 
+    def open_host(self, name: str) -> Session:
+        """A session to one host of the config, logged in as a run would (recorded login, pinned
+        key): for commands that talk to one host (`homelab apps rollback`). Caller closes it."""
+        state = State.load(self.config.state_path)
+        ctx = RunContext(self.config, state, self.options)
+        for layer in all_layers():
+            layer.contribute_hosts(ctx)
+        self._use_recorded_logins(ctx)
+        if name not in ctx.hosts:
+            raise UsageError(f"{name} is not a machine or server of {self.config.path}",
+                             f"hosts: {', '.join(sorted(ctx.hosts)) or 'none'}")
+        list(self._connect(ctx, [ctx.hosts[name]]))
+        if name not in self.connections:
+            raise HomelabError(f"cannot reach {name}: {ctx.failed_hosts.get(name, 'connect failed')}")
+        return self.connections.pop(name)
+
     def cancel(self) -> None:
         self.cancelled.set()
         if self._worker is not None:

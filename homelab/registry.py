@@ -69,6 +69,7 @@ LAYERS: tuple[LayerEntry, ...] = (
     LayerEntry("apps", 6, "applications", "Docker compose apps and services from recipes",
                parse="homelab.config.apps:parse_apps", layer="homelab.layers.apps:AppsLayer",
                step="homelab.tui.wizard.steps.apps:STEP", claims="homelab.config.apps:apps_claims",
+               commands=(("apps", "homelab.layers.apps.cli:COMMAND"),),
                destroy="leaves apps running on adopted machines (gone with deleted servers); data is never deleted"),
     LayerEntry("links", 7, "integration", "apps wired to each other, alerts"),
 )

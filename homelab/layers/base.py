@@ -35,6 +35,7 @@ class RunOptions:
     confirm_new_host_key: Callable[[HostTarget, str], bool] | None = None  # interactive prompt
     yes: bool = False
     confirm_destructive: bool = False  # `--confirm-delete`: deletes of servers etc.
+    bundle: str | None = None  # `apply --bundle FILE`: docker images for hosts that cannot pull
     purge_data: bool = False  # `--purge-data`: an app that left the config loses its data (with --confirm-delete)
     layers: tuple[str, ...] = ()  # empty: all
     parallel: int = 10

@@ -101,6 +101,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "apt.packages": apt.packages,
     "apt.update": apt.update,
     "files.put_text": _put_text,
+    "files.put_file": files.put,  # src: a file on the operator's machine (a bundle of images)
     "files.directory": files.directory,
     "files.file": files.file,
     "files.line": files.line,

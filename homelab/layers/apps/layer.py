@@ -7,15 +7,17 @@ app that leaves the config is stopped there (its data kept).
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 from homelab.config.apps import App, AppsConfig
 from homelab.hosts import HostTarget
 from homelab.layers.apps.monitor import app_monitors
 from homelab.layers.apps.pins import ImagePin
-from homelab.layers.apps.plan import HostInputs, build_release, plan_host, refs_of
+from homelab.layers.apps.bundle import read_bundle_ids, sha256_file
+from homelab.layers.apps.plan import Bundle, HostInputs, build_release, plan_host, refs_of
 from homelab.layers.apps.probes import (
-    AppFacts, app_probe, docker_probe, images_probe, parse_app, parse_docker, parse_images,
+    AppFacts, app_probe, docker_probe, images_probe, parse_app, parse_docker, parse_image_ids, parse_images,
 )
 from homelab.layers.base import Layer, Observed, RunContext
 from homelab.model import Change, Health, LayerPlan, Monitor
@@ -61,7 +63,9 @@ class AppsLayer(Layer):
             return {}
         cfg = self.config(ctx)
         refs = sorted({r for a in mine for r in refs_of(cfg.recipe_of(a))})
-        out: dict[str, AnyProbe] = {"apps.docker": docker_probe(), "apps.images": images_probe(refs)}
+        pins = pins_of(ctx.state.section(self.name))
+        ids = sorted({pins[r].image_id for r in refs if r in pins})
+        out: dict[str, AnyProbe] = {"apps.docker": docker_probe(), "apps.images": images_probe(refs, ids)}
         for app in mine:
             out[f"apps.app.{app.name}"] = app_probe(app.name, app.dir, _http(cfg, app))
         for name in removed:
@@ -69,7 +73,11 @@ class AppsLayer(Layer):
         return out
 
     def observe(self, ctx: RunContext, probed: Mapping[str, Mapping[str, ProbeResult]]) -> Observed:
-        return Observed(hosts=probed)
+        bundle = None
+        if ctx.options.bundle:  # `apply --bundle FILE`: what it holds, read once
+            path = Path(ctx.options.bundle).resolve()
+            bundle = Bundle(str(path), sha256_file(path), frozenset(read_bundle_ids(path)))
+        return Observed(hosts=probed, api=bundle)
 
     def _inputs(self, ctx: RunContext, observed: Observed, host: HostTarget) -> HostInputs:
         mine, removed = self._on(ctx, host.name)
@@ -87,7 +95,8 @@ class AppsLayer(Layer):
         return HostInputs(
             host=host.name, apps=tuple(mine), os=facts_out.os if facts_out else "",
             docker=parse_docker(results.get("apps.docker")) if results else None,
-            have=parse_images(results.get("apps.images")), running=running,
+            have=parse_images(results.get("apps.images")), ids=parse_image_ids(results.get("apps.images")),
+            bundle=observed.api, running=running,
             pins=pins_of(ctx.state.section(self.name)), removed=tuple(removed),
             purge=ctx.options.purge_data, publish_on=tuple(publish))
 

@@ -22,6 +22,7 @@ from typing import Mapping
 from homelab.config.apps import App, AppsConfig
 from homelab.config.recipe import Recipe
 from homelab.layers.apps import release as rel
+from homelab.layers.apps.bundle import REMOTE_DIR, render_load_script
 from homelab.layers.apps.docker import DockerSettings, compose_support, render_daemon_json, render_install_script
 from homelab.layers.apps.pins import ImagePin, mirrored, pull_ref, split_ref
 from homelab.layers.apps.probes import AppFacts, DockerFacts
@@ -41,9 +42,18 @@ class HostInputs:
     have: Mapping[str, ImagePin | None] = field(default_factory=dict)  # ref -> what the host has by that name
     running: Mapping[str, AppFacts] = field(default_factory=dict)  # app -> what runs
     pins: Mapping[str, ImagePin] = field(default_factory=dict)  # ref -> pin (state)
+    ids: frozenset[str] = frozenset()  # pinned image ids the host has (under any name)
+    bundle: Bundle | None = None  # `apply --bundle FILE`: images shipped from there
     removed: tuple[str, ...] = ()  # apps homelab deployed here that the config no longer names
     purge: bool = False  # --purge-data
     publish_on: tuple[str, ...] = ("127.0.0.1",)  # where `publish` ports listen (the host's addresses)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: str
+    sha256: str
+    ids: frozenset[str]
 
 
 @dataclass
@@ -177,6 +187,7 @@ def _plan_app(hp: HostPlan, cfg: AppsConfig, inp: HostInputs, app: App) -> None:
         hp.changes.append(Change(LAYER, app.name, "create", f"deploy {app.name} ({recipe.name} {recipe.upstream_version})",
                                  host=h, deferred="needs its images pinned once pulled"))
         return
+    _plan_bundle(hp, inp, app, [pins[r] for r in refs_of(recipe)])
     release = build_release(cfg, app, pins, inp.publish_on)
     facts = inp.running.get(app.name, AppFacts())
     healthy = facts.states and all(s.state == "running" and s.health in ("", "healthy") for s in facts.states.values())
@@ -197,6 +208,26 @@ def _plan_app(hp: HostPlan, cfg: AppsConfig, inp: HostInputs, app: App) -> None:
     hp.changes.append(Change(LAYER, app.name, action, summary,
                              (Op("server.shell", {"commands": [rel.render_release_deploy(release)]}),),
                              host=h, detail=detail))
+
+
+def _plan_bundle(hp: HostPlan, inp: HostInputs, app: App, pins: list[ImagePin]) -> None:
+    """Pinned images the host lacks come from the bundle when one is given (else the deploy
+    pulls them by digest)."""
+    lacking = sorted({p.image_id: p for p in pins if p.image_id not in inp.ids}.values(), key=lambda p: p.ref)
+    if not lacking or inp.bundle is None:
+        return
+    if any(c.target == f"bundle {inp.bundle.sha256[:12]}" for c in hp.changes):
+        return  # one load per host and bundle, for all its apps (the file holds them all)
+    missing = [p.ref for p in lacking if p.image_id not in inp.bundle.ids]
+    if missing:
+        hp.warnings.append(f"{inp.host}: bundle {inp.bundle.path} lacks {', '.join(missing)} (the deploy pulls them)")
+        return
+    remote = f"{REMOTE_DIR}/homelab-bundle-{inp.bundle.sha256[:16]}.tar"
+    hp.changes.append(Change(LAYER, f"bundle {inp.bundle.sha256[:12]}", "update",
+                             f"load {', '.join(p.ref for p in lacking)} from bundle {inp.bundle.path} (no pull)",
+                             (Op("files.put_file", {"src": inp.bundle.path, "dest": remote, "mode": "600"}),
+                              Op("server.shell", {"commands": [render_load_script(remote, inp.bundle.sha256, lacking)]})),
+                             host=inp.host))
 
 
 def _plan_removals(hp: HostPlan, inp: HostInputs) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from homelab.layers.apps.docker import DAEMON_JSON, PACKAGES
 from homelab.layers.apps.monitor import ServiceState, parse_status, render_status_probe, split_sections
@@ -59,11 +59,18 @@ def parse_docker(result: ProbeResult | None) -> DockerFacts | None:
                        sec.get("compose", "").strip())
 
 
-def images_probe(refs: list[str]) -> Probe:
-    """One line per ref: `img REF ID DIGESTS-JSON`, or `none REF`."""
+def images_probe(refs: list[str], ids: Sequence[str] = ()) -> Probe:
+    """One line per ref: `img REF ID DIGESTS-JSON`, or `none REF`; per pinned id: `id ID`
+    when the host has it (under any name)."""
     lines = [f"if x=$(docker image inspect --format '{{{{.Id}}}} {{{{json .RepoDigests}}}}' {shlex.quote(r)} "
              f"2>/dev/null); then echo \"img {r} $x\"; else echo 'none {r}'; fi" for r in refs]
-    return Probe("\n".join(lines) or "true", timeout=20)
+    lines += [f"docker image inspect {shlex.quote(i)} >/dev/null 2>&1 && echo 'id {i}'" for i in ids]
+    return Probe("\n".join(lines + ["true"]), timeout=20)
+
+
+def parse_image_ids(result: ProbeResult | None) -> frozenset[str]:
+    lines = result.out.splitlines() if result is not None and not result.timed_out else []
+    return frozenset(ln.split()[1] for ln in lines if ln.startswith("id "))
 
 
 def parse_images(result: ProbeResult | None) -> dict[str, ImagePin | None]:
