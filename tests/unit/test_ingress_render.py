@@ -6,7 +6,6 @@ review the diff like code.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,8 @@ import pytest
 from homelab.errors import HomelabError
 from homelab.layers.ingress.render import (AnubisPorts, CaddySettings, Site, Upstream, render_anubis_env,
                                            render_caddyfile, render_env_file)
+
+from goldens import golden
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "ingress"
 MESH = {"web-1": "10.100.0.1", "web-2": "10.100.0.2", "pi-1": "10.100.0.3"}
@@ -41,14 +42,6 @@ CASES: dict[str, tuple[list[Site], CaddySettings]] = {
                CaddySettings("h2", {"h2": "10.100.0.2"}, email="ops@lab.test",
                              acme_ca="https://pebble.lab.test:14000/dir", acme_ca_root="/etc/caddy/acme-ca.pem")),
 }
-
-
-def golden(path: Path, text: str) -> None:
-    if os.environ.get("HOMELAB_UPDATE_GOLDEN"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert path.exists(), f"{path} missing: run with HOMELAB_UPDATE_GOLDEN=1"
-    assert text == path.read_text(), f"{path} differs (HOMELAB_UPDATE_GOLDEN=1 rewrites it)"
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
