@@ -12,11 +12,14 @@ Run with LAB_HOSTS=3 (the three hosts are h1-h3).
 from __future__ import annotations
 
 from pathlib import Path
+import time
 from typing import Any
 
 import pytest
 
 from homelab.lab.pebble import fetch_root_command, start_pebble
+from homelab.layers.ingress.monitors import (ingress_monitors, parse_cert_probe, parse_https_probe,
+                                             render_cert_probe, render_https_probe)
 from homelab.layers.ingress.render import CaddySettings, Site, Upstream, render_caddyfile
 from homelab.layers.ingress.scripts import ApplyResult, parse_apply_output, render_apply_script
 
@@ -86,16 +89,29 @@ def test_a_broken_caddyfile_never_replaces_the_live_one(lab: Any, hosts: list[st
     # refused by validate: nothing touched
     invalid = apply(lab, h, second.replace("header_up X-Real-Ip {remote_host}", "lb_policy no_such_policy"))
     assert invalid.status == "invalid" and "no_such_policy" in invalid.message, invalid
-    # validate passes, the reload fails: old file back, old config serving, unit not stuck
+    # validate passes but the port is another process's: refused before Caddy sees it
     busy = apply(lab, h, second + "\nhttp://:9002 {\n\trespond busy\n}\n")
-    assert busy.status == "reload-failed" and "address already in use" in busy.message, busy
-    assert busy.old_config_serving
-    assert sh(lab, h, "cat /etc/caddy/Caddyfile") == second
+    assert (busy.status, busy.message) == ("port-busy", "port 9002 is in use by python3"), busy
+    assert_serving(lab, h, second, get)
+    # validate and the port check pass, the reload fails (no such address here): old file back,
+    # Caddy restarted onto it, so no listener leaked by the failure (caddy#7175) is left
+    gone = apply(lab, h, second + "\nhttp://10.99.99.99:9010 {\n\tbind 10.99.99.99\n\trespond x\n}\n")
+    assert gone.status == "reload-failed" and "10.99.99.99:9010" in gone.message, gone
+    assert gone.old_config_serving
+    assert_serving(lab, h, second, get)
+    # and the next good apply reloads at once (a unit stuck in "reloading" would not)
+    assert apply(lab, h, good) == ApplyResult("applied", "reload")
+    assert_serving(lab, h, good, get)
+
+
+def assert_serving(lab: Any, h: str, live: str, get: str) -> None:
+    """The live file is `live`, the unit is healthy, one :443 listener, and every request answers."""
+    assert sh(lab, h, "cat /etc/caddy/Caddyfile") == live
     assert sh(lab, h, "systemctl show caddy -p ActiveState -p SubState").split() == \
         ["ActiveState=active", "SubState=running"]
-    assert sh(lab, h, get).strip() == "hello-a"
-    # and the next good apply reloads at once (a stuck unit would hang here)
-    assert apply(lab, h, good) == ApplyResult("applied", "reload")
+    assert sh(lab, h, "ss -ltnH '( sport = :443 )' | wc -l").strip() == "1"
+    got = sh(lab, h, f"for i in $(seq 20); do {get} || echo FAILED; done").split()
+    assert got == ["hello-a"] * 20, got
 
 
 def test_acme_with_pebble_seen_from_a_third_host(lab: Any, hosts: list[str]) -> None:
@@ -123,3 +139,9 @@ def test_acme_with_pebble_seen_from_a_third_host(lab: Any, hosts: list[str]) -> 
     # the access log has the real client address of the third host
     log = sh(lab, web, "cat /var/log/caddy/access-app.lab.test.log")
     assert f'"remote_ip":"{lab.address(client)}"' in log
+    # the monitors' probes, run on the ingress host itself, judge the same site healthy
+    certs = parse_cert_probe(sh(lab, web, render_cert_probe(["app.lab.test"])))
+    https = parse_https_probe(sh(lab, web, render_https_probe(["app.lab.test"])))
+    cert, probe = ingress_monitors(["app.lab.test"], certs, https, time.time())
+    assert cert.health.value == "OK" and "Pebble" in cert.reason, cert
+    assert probe.health.value == "OK" and probe.reason.startswith("200 in "), probe

@@ -94,8 +94,11 @@ def anubis_target(site: Site, settings: CaddySettings) -> str:
     return f"http://{LOOPBACK}:{site.anubis.inner}"
 
 
-def _global(settings: CaddySettings) -> list[str]:
+def _global(settings: CaddySettings, internal: bool) -> list[str]:
     lines = ["{", f"\tadmin {settings.admin}"]
+    if internal:
+        # the service user cannot (and should not) add Caddy's root to the system trust store
+        lines.append("\tskip_install_trust")
     if settings.email:
         lines.append(f"\temail {settings.email}")
     if settings.acme_ca:
@@ -151,7 +154,7 @@ def render_caddyfile(sites: list[Site] | tuple[Site, ...], settings: CaddySettin
         if s.hostname in seen:
             raise HomelabError(f"render the Caddyfile: {s.hostname} is routed twice", "every app needs its own hostname")
         seen.add(s.hostname)
-    lines = [HEADER, *_global(settings)]
+    lines = [HEADER, *_global(settings, any(s.internal_tls for s in sites))]
     for site in sorted(sites, key=lambda s: s.hostname):
         lines += _site(site, settings)
     return "\n".join(lines) + "\n"

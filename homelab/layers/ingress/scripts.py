@@ -12,15 +12,25 @@ never says READY=1 when it fails (caddy#7385, fixed upstream in 2026 by PR #7597
 keeps the unit in "reloading" and `systemctl reload` hangs — in the lab for good, systemd
 re-arming its 90 s timeout (systemd#37515). The script runs the unit's own ExecReload command
 (`caddy reload --config /etc/caddy/Caddyfile --force`, as the caddy user), which returns
-Caddy's message at once; after a failure it reloads the restored old file, which succeeds and
-sends the READY=1 that takes the unit out of "reloading".
+Caddy's message at once.
+
+A failed reload is worse than "the old config keeps serving": Caddy 2.6.2 does not close the
+listeners the new config had opened before the failure (caddy#7175, open), so a leaked :443
+socket (SO_REUSEPORT) takes a share of new connections and drops them — measured in the lab,
+about half. Hence:
+- before reloading, every port the new config listens on (`caddy adapt`, plus :80 for the
+  HTTPS redirects) must be free or Caddy's own; a port held by another process is refused
+  (`port-busy`) with nothing touched — the usual cause of a failed reload never reaches Caddy;
+- a reload that still fails (e.g. an address the machine does not have) puts the old file back
+  and *restarts* Caddy onto it: a second or so of refused connections instead of a lasting
+  leak, and the unit leaves the stuck "reloading" state.
 
 The first install from Debian's default Caddyfile restarts instead of reloading: the old
 config's admin API is on localhost:2019 and ours on a unix socket, and `caddy reload` talks
 to the address in the *new* file, where nobody listens yet. Same when Caddy is not running.
 
-Exit codes: 0 applied or unchanged, 3 invalid (nothing touched), 4 reload failed (old file
-back, old config serving), 5 reload failed and restoring failed too.
+Exit codes: 0 applied or unchanged, 3 invalid or port busy (nothing touched), 4 reload failed
+(old file back, Caddy restarted onto it), 5 reload failed and restoring failed too.
 """
 from __future__ import annotations
 
@@ -61,6 +71,14 @@ if ! out=$(runuser -u caddy -- env HOME=/var/lib/caddy caddy validate --adapter 
   echo "$tag: invalid: $(printf '%s\\n' "$out" | caddy_message)"
   exit {EXIT_INVALID}
 fi
+# ports the new config listens on; :443 brings :80 for the automatic HTTPS redirects
+ports=$(caddy adapt --adapter caddyfile --config "$new" 2>/dev/null | grep -o '"listen":\\[[^]]*\\]' |
+  grep -oE ':[0-9]+"' | tr -d ':"' | sort -u)
+case " $(echo $ports) " in *" 443 "*) ports="$ports 80" ;; esac
+for p in $ports; do
+  holder=$(ss -ltnpH "( sport = :$p )" 2>/dev/null | grep -v '(("caddy"' | grep -o 'users:(("[^"]*"' | head -n 1 | cut -d'"' -f2)
+  if [ -n "$holder" ]; then echo "$tag: port-busy: port $p is in use by $holder"; exit {EXIT_INVALID}; fi
+done
 action=reload
 if ! [ -f "$live" ] || ! grep -qxF {header} "$live" || ! systemctl -q is-active caddy; then action=restart; fi
 had_old=0
@@ -73,14 +91,10 @@ else
   if systemctl restart caddy 2>/dev/null; then echo "$tag: applied (restart)"; exit 0; fi
   out=$(journalctl -u caddy -n 30 -o cat --no-pager 2>/dev/null | grep -i -E 'error|fail')
 fi
-msg=$(printf '%s\n' "$out" | caddy_message)
+msg=$(printf '%s\\n' "$out" | caddy_message)
 if [ "$had_old" = 1 ] && mv -f "$old" "$live"; then
-  if [ "$action" = restart ]; then
-    systemctl restart caddy || {{ echo "$tag: restore-failed: $msg"; exit {EXIT_RESTORE_FAILED}; }}
-  else
-    # the old config is still serving; reloading it ends the "reloading" state the failure left
-    reload >/dev/null || {{ echo "$tag: restore-failed: $msg"; exit {EXIT_RESTORE_FAILED}; }}
-  fi
+  # a restart, not a reload of the old file: only that closes the listeners the failure leaked
+  if ! systemctl restart caddy; then echo "$tag: restore-failed: $msg"; exit {EXIT_RESTORE_FAILED}; fi
   echo "$tag: reload-failed: $msg"
   exit {EXIT_RELOAD_FAILED}
 fi
@@ -91,7 +105,7 @@ exit {EXIT_RESTORE_FAILED}
 
 @dataclass(frozen=True)
 class ApplyResult:
-    status: str  # applied | unchanged | invalid | reload-failed | restore-failed | unknown
+    status: str  # applied | unchanged | invalid | port-busy | reload-failed | restore-failed | unknown
     message: str  # Caddy's own words on failure; "reload"/"restart" when applied
 
     @property
@@ -100,11 +114,11 @@ class ApplyResult:
 
     @property
     def old_config_serving(self) -> bool:
-        """Whether the sites still answer as before (nothing or only the file was touched)."""
-        return self.status in ("unchanged", "invalid", "reload-failed")
+        """Whether the sites still answer as before (reload-failed: after a restart onto the old file)."""
+        return self.status in ("unchanged", "invalid", "port-busy", "reload-failed")
 
 
-_LINE = re.compile(rf"^{TAG}: (applied|unchanged|invalid|reload-failed|restore-failed)(?:: (.*)| \((\w+)\))?$")
+_LINE = re.compile(rf"^{TAG}: (applied|unchanged|invalid|port-busy|reload-failed|restore-failed)(?:: (.*)| \((\w+)\))?$")
 
 
 def parse_apply_output(rc: int, stdout: str) -> ApplyResult:
