@@ -145,3 +145,27 @@ def test_acme_with_pebble_seen_from_a_third_host(lab: Any, hosts: list[str]) -> 
     cert, probe = ingress_monitors(["app.lab.test"], certs, https, time.time())
     assert cert.health.value == "OK" and "Pebble" in cert.reason, cert
     assert probe.health.value == "OK" and probe.reason.startswith("200 in "), probe
+
+
+def test_an_app_on_two_machines_keeps_answering_when_one_stops(lab: Any, hosts: list[str]) -> None:
+    one, web, two = hosts
+    for h in (one, two):
+        app_server(lab, h, 8081, f"served-by-{h}", bind="0.0.0.0")
+    # stand-in for the mesh: the lab's own addresses (no WireGuard in this test)
+    mesh = {h: str(lab.address(h)) for h in hosts}
+    site = Site("lb.lab.test", "lb", (Upstream(one, 8081), Upstream(two, 8081)), internal_tls=True)
+    assert apply(lab, web, render_caddyfile([site], CaddySettings(web, mesh))).ok
+    # one line per request: "<body> <status>" (000: no answer)
+    get = ("echo $(curl -s --max-time 10 -w ' %{http_code}' --cacert /var/lib/caddy/.local/share/caddy/pki/"
+           "authorities/local/root.crt --resolve lb.lab.test:443:127.0.0.1 https://lb.lab.test/)")
+    before = sh(lab, web, f"for i in $(seq 50); do {get} | grep -q ' 200$' && break; sleep 0.2; done; "
+                          f"for i in $(seq 6); do {get}; done").splitlines()
+    assert {line for line in before} == {f"served-by-{one} 200", f"served-by-{two} 200"}, before  # round robin
+    # requests every 0.1 s while the app on `two` stops: none may fail
+    lab.run(web, f"( for i in $(seq 40); do {get}; sleep 0.1; done > /tmp/lb.out 2>&1 & )")
+    time.sleep(1.0)
+    sh(lab, two, "systemctl stop app8081")
+    time.sleep(4.5)
+    out = sh(lab, web, "sleep 1; cat /tmp/lb.out").splitlines()
+    assert len(out) == 40 and all(line.endswith(" 200") for line in out), out
+    assert out[-10:] == [f"served-by-{one} 200"] * 10  # the dead upstream is out of the rotation
