@@ -132,13 +132,14 @@ class ZoneStore:
         ttl = int(body.get("ttl") or 3600)
         zid = next(self.api.ids)
         soa = f"{NAMESERVERS[0]} dns.hetzner.com. 2026120101 86400 10800 3600000 3600"
+        rrsets: dict[tuple[str, str], dict[str, Any]] = {
+            ("@", "SOA"): _new_rrset("@", "SOA", None, {}, [{"value": soa}]),
+            ("@", "NS"): _new_rrset("@", "NS", None, {}, [{"value": ns} for ns in NAMESERVERS])}
         z = {"id": zid, "name": name, "created": _now(), "ttl": ttl, "labels": dict(body.get("labels") or {}),
-             "protected": False, "rrsets": {
-                 ("@", "SOA"): _new_rrset("@", "SOA", None, {}, [{"value": soa}]),
-                 ("@", "NS"): _new_rrset("@", "NS", None, {}, [{"value": ns} for ns in NAMESERVERS])}}
+             "protected": False, "rrsets": rrsets}
         for r in body.get("rrsets") or []:
-            key = (r.get("name"), r.get("type"))
-            z["rrsets"][key] = _new_rrset(key[0], key[1], r.get("ttl"), r.get("labels"),
+            key = (str(r.get("name")), str(r.get("type")))
+            rrsets[key] = _new_rrset(key[0], key[1], r.get("ttl"), r.get("labels"),
                                           _records(key[1], r.get("records") or []))
         self.zones[zid] = z
         return 201, {"zone": _zone_json(z), "action": self._action("create_zone", z)}

@@ -7,9 +7,10 @@ types homelab writes. The old DNS console API (dns.hetzner.com) is gone (wave2-f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, cast
 
 from hcloud.zones import Zone, ZoneRecord, ZoneRRSet
+from hcloud.zones.domain import ZoneRRSetType
 
 from homelab.providers.hcloud_api import HcloudApi
 
@@ -37,17 +38,21 @@ class HcloudZones:
     def list_address_rrsets(self, zone: str) -> list[RRSet]:
         found = self.api.call(f"list DNS records of {zone}",
                               lambda: self.zones.get_rrset_all(Zone(name=zone), type=["A", "AAAA"]))
-        return sorted((RRSet(r.name, r.type, tuple(sorted(x.value for x in r.records or [])), r.ttl,
+        return sorted((RRSet(str(r.name), str(r.type), tuple(sorted(x.value for x in r.records or [])), r.ttl,
                              dict(r.labels or {})) for r in found), key=lambda r: (r.name, r.type))
 
     def create(self, zone: str, rrset: RRSet) -> None:
         what = f"create DNS record {rrset.name} {rrset.type} in {zone}"
-        resp = self.api.call(what, lambda: self.zones.create_rrset(
-            Zone(name=zone), name=rrset.name, type=rrset.type, ttl=rrset.ttl, labels=dict(rrset.labels),
-            records=[ZoneRecord(value=v) for v in rrset.values]), idempotent=False,
-            recover=lambda: self._existing(zone, rrset))
-        if resp is not True:
-            self.api.wait_action(what, resp.action.id, ACTION_TIMEOUT)
+
+        def make() -> int:
+            return self.zones.create_rrset(
+                Zone(name=zone), name=rrset.name, type=cast(ZoneRRSetType, rrset.type), ttl=rrset.ttl,
+                labels=dict(rrset.labels), records=[ZoneRecord(value=v) for v in rrset.values]).action.id
+
+        # after an unknown outcome (timeout, 5xx) look first: -1 = it exists, nothing to wait for
+        action_id = self.api.call(what, make, idempotent=False, recover=lambda: -1 if self._exists(zone, rrset) else None)
+        if action_id >= 0:
+            self.api.wait_action(what, action_id, ACTION_TIMEOUT)
 
     def set_records(self, zone: str, rrset: RRSet) -> None:
         """Replace the values (set_records is idempotent), then the TTL if it differs."""
@@ -65,8 +70,5 @@ class HcloudZones:
         resp = self.api.call(what, lambda: self.zones.delete_rrset(ref))
         self.api.wait_action(what, resp.action.id, ACTION_TIMEOUT)
 
-    def _existing(self, zone: str, rrset: RRSet) -> bool | None:
-        """After an unknown outcome: True when the RRSet is there (the create did happen)."""
-        return True if any((r.name, r.type) == (rrset.name, rrset.type) for r in self.list_address_rrsets(zone)) \
-            else None
-
+    def _exists(self, zone: str, rrset: RRSet) -> bool:
+        return any((r.name, r.type) == (rrset.name, rrset.type) for r in self.list_address_rrsets(zone))

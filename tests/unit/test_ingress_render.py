@@ -14,7 +14,7 @@ from homelab.errors import HomelabError
 from homelab.layers.ingress.render import (AnubisPorts, CaddySettings, Site, Upstream, render_anubis_env,
                                            render_caddyfile, render_env_file)
 
-from goldens import golden
+from golden import assert_golden as golden
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "ingress"
 MESH = {"web-1": "10.100.0.1", "web-2": "10.100.0.2", "pi-1": "10.100.0.3"}

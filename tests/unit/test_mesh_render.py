@@ -5,6 +5,7 @@ review the diff like code.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,6 @@ from homelab.layers.mesh.keys import PRIVATE_KEY
 from homelab.layers.mesh.render import render_sync_script, render_wg_conf
 from homelab.layers.mesh.topology import peers_of, route_of
 
-from goldens import golden
 from test_mesh_fixtures import KEYS, interface_for, node
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "mesh"
@@ -33,6 +33,14 @@ CASES = {
     "preshared-keys": ([node("h1", "10.100.0.1", "10.80.0.11"), node("h2", "10.100.0.2", "10.80.0.12"),
                         node("h3", "10.100.0.3", None)], None, True),
 }
+
+
+def golden(path: Path, text: str) -> None:
+    if os.environ.get("HOMELAB_UPDATE_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert path.exists(), f"{path} missing: run with HOMELAB_UPDATE_GOLDEN=1"
+    assert text == path.read_text(), f"{path} differs (HOMELAB_UPDATE_GOLDEN=1 rewrites it)"
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -1,9 +1,9 @@
-"""From route claims to Caddy sites (pure): one site per hostname, its upstreams, TLS and Anubis.
+"""From the apps' HTTP claims to Caddy sites (pure): one site per hostname, upstreams, TLS, Anubis.
 
-A route claim (the layer contract's `Route(owner, path, hostname, host, upstream_port,
-anubis)`) says "app OWNER serves on HOST:PORT". Routes of one app on several machines become
-one load-balanced site. The ingress config adds what the person chose per app: hostname
-(default APP.<domain>), Anubis and its difficulty, and internal or ACME TLS.
+An `HttpService` claim (homelab.claims) says "app APP serves HTTP on PORT of HOSTS". An app
+on several machines becomes one load-balanced site. The ingress config adds what the person
+chose per app: hostname (default APP.<domain>), Anubis and its difficulty, internal or ACME
+TLS. `route_claims` gives the resulting `Route`s (for conflict checks and other layers).
 
 Anubis ports are allocated once and kept (the caller passes what state remembers): a new app
 must not shift the ports of running Anubis instances and restart them.
@@ -11,9 +11,9 @@ must not shift the ports of running Anubis instances and restart them.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Iterable, Mapping, Protocol
+from typing import Iterable, Mapping
 
+from homelab.claims import HttpService, Route
 from homelab.config.ingress import IngressConfig
 from homelab.errors import HomelabError
 from homelab.layers.ingress.render import AnubisPorts, Site, Upstream
@@ -21,26 +21,7 @@ from homelab.layers.ingress.render import AnubisPorts, Site, Upstream
 # Anubis listens on loopback of the ingress machine: slot i uses these bases + i
 ANUBIS_BIND_BASE, ANUBIS_METRICS_BASE, ANUBIS_INNER_BASE = 8900, 9100, 9300
 ANUBIS_SLOTS = 100
-
-
-class RouteClaim(Protocol):
-    owner: str  # the app that serves it
-    hostname: str | None  # None: the ingress config decides
-    host: str  # machine the app runs on
-    upstream_port: int
-    anubis: bool
-
-
-@dataclass(frozen=True)
-class Route:
-    """A route claim as this module reads it (the contract's Route has these fields too)."""
-
-    owner: str
-    host: str
-    upstream_port: int
-    hostname: str | None = None
-    anubis: bool = False
-    path: str = ""
+LAYER = "ingress"
 
 
 def slot_ports(i: int) -> AnubisPorts:
@@ -62,34 +43,41 @@ def allocate_anubis_ports(apps: Iterable[str], previous: Mapping[str, AnubisPort
     return out
 
 
-def plan_sites(routes: Iterable[RouteClaim], cfg: IngressConfig,
+def plan_sites(services: Iterable[HttpService], cfg: IngressConfig,
                previous_ports: Mapping[str, AnubisPorts] | None = None) -> list[Site]:
-    """Sites sorted by hostname. Refuses a hostname claimed by two apps, or an app without one."""
-    by_app: dict[str, list[RouteClaim]] = defaultdict(list)
-    for r in routes:
-        by_app[r.owner].append(r)
+    """Sites sorted by hostname. Refuses a hostname two apps would share, or an app without one."""
+    by_app: dict[str, list[HttpService]] = defaultdict(list)
+    for svc in services:
+        by_app[svc.app].append(svc)
     hostnames: dict[str, str] = {}
-    protected: list[str] = []
-    resolved: dict[str, tuple[str, tuple[Upstream, ...], bool]] = {}
+    resolved: dict[str, tuple[str, tuple[Upstream, ...], bool, str]] = {}
     for app, claims in sorted(by_app.items()):
-        names = {c.hostname for c in claims if c.hostname}
-        if len(names) > 1:
-            raise HomelabError(f"ingress: app {app} claims several hostnames ({', '.join(sorted(names))})",
-                               "one hostname per app; set ingress.apps[].hostname")
-        host = cfg.app(app).hostname or (names.pop() if names else None) or cfg.hostname_of(app)
+        host = cfg.hostname_of(app)
         if host is None:
             raise HomelabError(f"ingress: app {app} has no hostname", "set ingress.domain or ingress.apps[].hostname")
         if host in hostnames:
-            raise HomelabError(f"ingress: {host} is claimed by {hostnames[host]} and {app}",
+            raise HomelabError(f"ingress: {host} would serve both {hostnames[host]} and {app}",
                                "give one of them another hostname in ingress.apps")
         hostnames[host] = app
+        health = {c.health_path for c in claims}
+        if len(health) > 1:
+            raise HomelabError(f"ingress: app {app} names several health paths ({', '.join(sorted(health))})")
+        ups = tuple(sorted({Upstream(h, c.port) for c in claims for h in c.hosts}, key=lambda u: (u.host, u.port)))
         anubis = cfg.app(app).anubis or any(c.anubis for c in claims)
-        if anubis:
-            protected.append(app)
-        ups = tuple(sorted({Upstream(c.host, c.upstream_port) for c in claims}, key=lambda u: (u.host, u.port)))
-        resolved[app] = (host, ups, anubis)
-    ports = allocate_anubis_ports(protected, previous_ports or {})
+        resolved[app] = (host, ups, anubis, health.pop())
+    ports = allocate_anubis_ports([a for a, r in resolved.items() if r[2]], previous_ports or {})
     sites = [Site(host, app, ups, internal_tls=cfg.tls_mode_of(app) == "internal",
-                  anubis=ports.get(app) if anubis else None, difficulty=cfg.app(app).difficulty)
-             for app, (host, ups, anubis) in resolved.items()]
+                  anubis=ports.get(app) if anubis else None, difficulty=cfg.app(app).difficulty, health_uri=health)
+             for app, (host, ups, anubis, health) in resolved.items()]
     return sorted(sites, key=lambda s: s.hostname)
+
+
+def route_claims(sites: Iterable[Site]) -> list[Route]:
+    """The routes ingress serves, one per site and upstream port."""
+    out = []
+    for site in sites:
+        for port in sorted({u.port for u in site.upstreams}):
+            hosts = tuple(sorted({u.host for u in site.upstreams if u.port == port}))
+            out.append(Route(LAYER, f"ingress.apps.{site.app}", site.hostname, hosts, port, site.health_uri,
+                             site.anubis is not None))
+    return out
