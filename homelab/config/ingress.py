@@ -21,12 +21,12 @@ names are checked by whoever knows the apps (layer 6) through `IngressConfig.app
 """
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
 
+from homelab.claims import Claim, OpenPort
 from homelab.config.reader import HOSTNAME, NAME, PATH, Problems, Section
 from homelab.config.yamlpos import Located
 
@@ -226,6 +226,12 @@ def parse_ingress(sec: Section) -> IngressConfig:
                          access_logs=access_logs, apps=tuple(apps))
 
 
-def register(sections: dict[str, Any], compute_extras: dict[str, Callable[..., Any]]) -> None:
-    # for the lead's registry: replace keeps the layer number schema.py owns
-    sections["ingress"] = dataclasses.replace(sections["ingress"], parser=parse_ingress)
+
+def ingress_claims(ingress: IngressConfig, cfg: Any) -> Iterator[Claim]:
+    """What ingress needs of the firewall: HTTP and HTTPS on the ingress machines only (UDP 443
+    for HTTP/3, which Caddy serves by default). Routes come from the apps' HttpService claims."""
+    for i, host in enumerate(ingress.machines):
+        path = f"ingress.machines[{i}]"
+        yield OpenPort("ingress", path, host, "tcp", 80, why="HTTP (ACME http-01, redirect to HTTPS)")
+        yield OpenPort("ingress", path, host, "tcp", 443, why="HTTPS")
+        yield OpenPort("ingress", path, host, "udp", 443, why="HTTP/3")

@@ -6,7 +6,8 @@ from types import SimpleNamespace
 
 import yaml
 
-from homelab.config.ingress import LETS_ENCRYPT, AppIngress, IngressConfig, parse_ingress
+from homelab.claims import OpenPort
+from homelab.config.ingress import LETS_ENCRYPT, AppIngress, IngressConfig, ingress_claims, parse_ingress
 from homelab.config.reader import Problems, Section
 from homelab.config.yamlpos import load_located
 
@@ -126,3 +127,12 @@ def test_the_example_snippet_parses_clean_and_names_every_key() -> None:
     assert keys >= {"machines", "domain", "tls", "dns", "access_logs", "apps", "tls.mode", "tls.email", "tls.ca",
                     "tls.ca_root", "dns.provider", "dns.zone", "dns.ttl", "apps.name", "apps.hostname",
                     "apps.anubis", "apps.difficulty", "apps.tls"}
+
+
+def test_ports_claimed_on_ingress_machines_only() -> None:
+    cfg = ok("ingress:\n  machines: [web-1, web-2]\n  tls: {mode: internal}\n")
+    got = [(c.host, c.proto, c.port, c.path) for c in ingress_claims(cfg, None)]
+    assert got == [("web-1", "tcp", 80, "ingress.machines[0]"), ("web-1", "tcp", 443, "ingress.machines[0]"),
+                   ("web-1", "udp", 443, "ingress.machines[0]"), ("web-2", "tcp", 80, "ingress.machines[1]"),
+                   ("web-2", "tcp", 443, "ingress.machines[1]"), ("web-2", "udp", 443, "ingress.machines[1]")]
+    assert all(isinstance(c, OpenPort) and c.owner == "ingress" for c in ingress_claims(cfg, None))
