@@ -38,7 +38,8 @@ LAB_PACKAGES: dict[str, tuple[str, ...]] = {
         "ca-certificates", "sudo", "openssh-server", "iputils-ping",
     ),
     # bookworm's docker-compose is the old python v1: only trixie gets Compose v2
-    "trixie": ("restic-rest-server", "docker-compose"),
+    # pebble: Let's Encrypt's test ACME server, so ingress proves real ACME in the lab
+    "trixie": ("restic-rest-server", "docker-compose", "pebble"),
 }
 
 # tool -> Debian package providing it, for the one-line "install this" message

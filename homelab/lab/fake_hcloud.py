@@ -1,7 +1,8 @@
 """A stand-in for the Hetzner Cloud API, on 127.0.0.1, for trying cloud configs on lab hosts.
 
 This is NOT Hetzner. It answers the endpoints homelab's `hcloud` calls use (servers,
-ssh_keys, actions, server_types, locations, images, pricing) in the real API's shapes, so
+ssh_keys, actions, server_types, locations, images, pricing, and DNS zones with their RRSets:
+`fake_hcloud_zones`) in the real API's shapes, so
 the real `hcloud` library talks to it unchanged. When a server is "created", a lab host is
 booted (through a HostBackend) and its address is the server's public IPv4; the cloud-init
 user data's `ssh_keys` host key and the project SSH keys are installed on that host before
@@ -230,6 +231,9 @@ class FakeHcloud:
         self.servers: dict[int, dict[str, Any]] = {}
         self.ssh_keys: dict[int, dict[str, Any]] = {}
         self.actions: dict[int, Action] = {}
+        from homelab.lab.fake_hcloud_zones import ZoneStore
+
+        self.dns = ZoneStore(self)  # zones and RRSets
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) for assertions
         self._throttle = 0
         self._slow = 0.0
@@ -388,6 +392,8 @@ class FakeHcloud:
                 return self._ssh_keys(method, parts[1:], q, body)
             if parts[:1] == ["servers"]:
                 return self._servers(method, parts[1:], q, body)
+            if parts[:1] == ["zones"]:
+                return self.dns.handle(method, parts[1:], query, body)
         raise ApiError(404, "not_found", f"{method} /{'/'.join(parts)} is not part of this stand-in")
 
     def _page(self, key: str, items: list[Any], q: dict[str, str]) -> dict[str, Any]:
