@@ -104,9 +104,9 @@ def test_a_removed_app_is_stopped_and_its_data_kept_unless_purged(tmp_path: Path
     running = {"old": AppFacts("abc", "", {"web": ServiceState("web", "running", "")})}
     hp = plan_host(c, inputs(c, apps=(), pins=p, running=running, removed=("old",)))
     assert [ch.summary for ch in hp.changes] == ["old: stop (left the config; data kept in /srv/homelab/old/data)"]
-    assert not hp.changes[0].destructive and "rm -rf" not in hp.changes[0].ops[0].kwargs["commands"][0]
+    assert not hp.changes[0].destructive and "rm -rf" not in " ".join(hp.changes[0].ops[0].kwargs["commands"])
     purge = plan_host(c, inputs(c, apps=(), pins=p, running=running, removed=("old",), purge=True))
-    assert purge.changes[0].destructive and "rm -rf" in purge.changes[0].ops[0].kwargs["commands"][0]
+    assert purge.changes[0].destructive and "rm -rf" in " ".join(purge.changes[0].ops[0].kwargs["commands"])
     stopped = plan_host(c, inputs(c, apps=(), pins=p, removed=("old",)))
     assert stopped.changes == [] and "data kept" in stopped.unchanged[0]
 
@@ -124,3 +124,19 @@ def test_no_secret_value_in_any_op(tmp_path: Path) -> None:
         for op in ch.ops:
             text = " ".join(op.kwargs["commands"])
             assert "HOMELAB_SECRET_" not in text or "/dev/urandom" in text  # generated on the host, never given
+
+
+def test_a_service_kind_app_is_a_hardened_unit_gated_on_its_health(tmp_path: Path) -> None:
+    from homelab.layers.apps.service import unit_sha
+
+    c = cfg(tmp_path, "apps:\n  list:\n    - {name: cal, recipe: radicale-service, machine: pi-1}\n")
+    hp = plan_host(c, inputs(c, docker=DockerFacts(), os="debian 12"))  # no Docker needed, Debian 12 is fine
+    assert len(hp.changes) == 1 and "service): install radicale as homelab-cal.service" in hp.changes[0].summary
+    script = hp.changes[0].ops[0].kwargs["commands"][0]
+    assert "apt-get install -y -q radicale" in script and "systemctl disable --now radicale.service" in script
+    assert "ProtectSystem=strict" in script and "rolled-back" in script and "/.web/" in script
+    app = c.apps[0]
+    seen = {"cal": {"unit": unit_sha(app, c.recipe_of(app)), "active": "active", "http": "200"}}
+    assert plan_host(c, inputs(c, docker=DockerFacts(), services=seen)).changes == []
+    down = {"cal": {**seen["cal"], "http": "000"}}
+    assert "start again" in plan_host(c, inputs(c, docker=DockerFacts(), services=down)).changes[0].summary

@@ -15,6 +15,7 @@ from homelab.hosts import HostTarget
 from homelab.layers.apps.monitor import app_monitors
 from homelab.layers.apps.pins import ImagePin
 from homelab.layers.apps.bundle import read_bundle_ids, sha256_file
+from homelab.layers.apps.service import parse_service, service_monitors, service_probe, unit_state_probe
 from homelab.layers.apps.plan import Bundle, HostInputs, build_release, plan_host, refs_of
 from homelab.layers.apps.probes import (
     AppFacts, app_probe, docker_probe, images_probe, parse_app, parse_docker, parse_image_ids, parse_images,
@@ -67,9 +68,12 @@ class AppsLayer(Layer):
         ids = sorted({pins[r].image_id for r in refs if r in pins})
         out: dict[str, AnyProbe] = {"apps.docker": docker_probe(), "apps.images": images_probe(refs, ids)}
         for app in mine:
-            out[f"apps.app.{app.name}"] = app_probe(app.name, app.dir, _http(cfg, app))
-        for name in removed:
+            recipe = cfg.recipe_of(app)
+            out[f"apps.app.{app.name}"] = (service_probe(app, recipe) if recipe.kind == "service"
+                                           else app_probe(app.name, app.dir, _http(cfg, app)))
+        for name in removed:  # it may have been either kind: look for both
             out[f"apps.app.{name}"] = app_probe(name, App(name, name, host.name).dir, None)
+            out[f"apps.unit.{name}"] = unit_state_probe(name)
         return out
 
     def observe(self, ctx: RunContext, probed: Mapping[str, Mapping[str, ProbeResult]]) -> Observed:
@@ -82,8 +86,16 @@ class AppsLayer(Layer):
     def _inputs(self, ctx: RunContext, observed: Observed, host: HostTarget) -> HostInputs:
         mine, removed = self._on(ctx, host.name)
         results = observed.hosts.get(host.name, {})
+        cfg = self.config(ctx)
         running = {}
+        services = {}
+        for name in removed:
+            services[name] = parse_service(results.get(f"apps.unit.{name}"))
         for name in [a.name for a in mine] + removed:
+            app = cfg.app(name)
+            if app is not None and cfg.recipe_of(app).kind == "service":
+                services[name] = parse_service(results.get(f"apps.app.{name}"))
+                continue
             facts = parse_app(results.get(f"apps.app.{name}"))
             if facts is not None:
                 running[name] = facts
@@ -96,7 +108,7 @@ class AppsLayer(Layer):
             host=host.name, apps=tuple(mine), os=facts_out.os if facts_out else "",
             docker=parse_docker(results.get("apps.docker")) if results else None,
             have=parse_images(results.get("apps.images")), ids=parse_image_ids(results.get("apps.images")),
-            bundle=observed.api, running=running,
+            bundle=observed.api, running=running, services=services,
             pins=pins_of(ctx.state.section(self.name)), removed=tuple(removed),
             purge=ctx.options.purge_data, publish_on=tuple(publish))
 
@@ -130,8 +142,11 @@ class AppsLayer(Layer):
                 why = ctx.failed_hosts.get(app.machine, "not reachable")
                 out.append(Monitor(self.name, app.name, "running", Health.UNKNOWN, f"{app.machine}: {why}"))
                 continue
-            facts = parse_app(results.get(f"apps.app.{app.name}")) or AppFacts()
             recipe = cfg.recipe_of(app)
+            if recipe.kind == "service":
+                out += service_monitors(app.name, recipe, parse_service(results.get(f"apps.app.{app.name}")))
+                continue
+            facts = parse_app(results.get(f"apps.app.{app.name}")) or AppFacts()
             try:
                 release = build_release(cfg, app, pins)
             except KeyError:

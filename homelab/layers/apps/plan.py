@@ -26,7 +26,8 @@ from homelab.layers.apps.bundle import REMOTE_DIR, render_load_script
 from homelab.layers.apps.docker import DockerSettings, compose_support, render_daemon_json, render_install_script
 from homelab.layers.apps.pins import ImagePin, mirrored, pull_ref, split_ref
 from homelab.layers.apps.probes import AppFacts, DockerFacts
-from homelab.layers.apps.render import render_compose, render_secrets_script
+from homelab.layers.apps.render import render_compose, render_secrets_script, unit_name
+from homelab.layers.apps.service import render_service_deploy, render_service_remove, unit_sha
 from homelab.model import Change, Op, StateWrite
 
 LAYER = "apps"
@@ -41,6 +42,7 @@ class HostInputs:
     docker: DockerFacts | None = None  # None: not probed (host down)
     have: Mapping[str, ImagePin | None] = field(default_factory=dict)  # ref -> what the host has by that name
     running: Mapping[str, AppFacts] = field(default_factory=dict)  # app -> what runs
+    services: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # service kind: unit, active, http
     pins: Mapping[str, ImagePin] = field(default_factory=dict)  # ref -> pin (state)
     ids: frozenset[str] = frozenset()  # pinned image ids the host has (under any name)
     bundle: Bundle | None = None  # `apply --bundle FILE`: images shipped from there
@@ -161,7 +163,7 @@ def _plan_app(hp: HostPlan, cfg: AppsConfig, inp: HostInputs, app: App) -> None:
     recipe = cfg.recipe_of(app)
     h = inp.host
     if recipe.kind != "compose":
-        hp.warnings.append(f"{h}: {app.name}: the service kind ({recipe.package}) is not deployed by this version yet")
+        _plan_service(hp, inp, app, recipe)
         return
     pins = dict(inp.pins)
     to_pull: list[str] = []
@@ -210,6 +212,22 @@ def _plan_app(hp: HostPlan, cfg: AppsConfig, inp: HostInputs, app: App) -> None:
                              host=h, detail=detail))
 
 
+def _plan_service(hp: HostPlan, inp: HostInputs, app: App, recipe: Recipe) -> None:
+    seen = inp.services.get(app.name, {})
+    want = unit_sha(app, recipe)
+    code = seen.get("http", "")
+    healthy = recipe.http is None or code == str(recipe.http.expect_status)
+    if seen.get("unit") == want and seen.get("active") == "active" and healthy:
+        hp.unchanged.append(f"{inp.host}: {app.name} ({recipe.package}) runs as {unit_name(app)}, healthy")
+        return
+    what = ("install " + (recipe.package or "") + " as " + unit_name(app)) if not seen.get("unit") else \
+        ("update " + unit_name(app)) if seen.get("unit") != want else "start again (not active and healthy)"
+    hp.changes.append(Change(LAYER, app.name, "create" if not seen.get("unit") else "update",
+                             f"{app.name} ({recipe.package} {recipe.upstream_version}, service): {what}; "
+                             "health-gated, rolls back by itself if it fails",
+                             (Op("server.shell", {"commands": [render_service_deploy(app, recipe)]}),), host=inp.host))
+
+
 def _plan_bundle(hp: HostPlan, inp: HostInputs, app: App, pins: list[ImagePin]) -> None:
     """Pinned images the host lacks come from the bundle when one is given (else the deploy
     pulls them by digest)."""
@@ -233,14 +251,15 @@ def _plan_bundle(hp: HostPlan, inp: HostInputs, app: App, pins: list[ImagePin]) 
 def _plan_removals(hp: HostPlan, inp: HostInputs) -> None:
     for name in inp.removed:
         gone = rel.App(name, ())
+        unit = render_service_remove(name)  # whichever kind it was: both are stopped
         if inp.purge:
             hp.changes.append(Change(LAYER, name, "delete", f"{name}: stop and DELETE its data ({gone.dir})",
-                                     (Op("server.shell", {"commands": [rel.render_remove_script(gone, purge=True)]}),),
+                                     (Op("server.shell", {"commands": [unit, rel.render_remove_script(gone, purge=True)]}),),
                                      host=inp.host, destructive=True,
                                      writes=(StateWrite(("hosts", inp.host), name, discard=True),)))
-        elif inp.running.get(name, AppFacts()).states:
+        elif inp.running.get(name, AppFacts()).states or inp.services.get(name, {}).get("active") == "active":
             hp.changes.append(Change(LAYER, name, "delete", f"{name}: stop (left the config; data kept in {gone.dir}/data)",
-                                     (Op("server.shell", {"commands": [rel.render_remove_script(gone)]}),),
+                                     (Op("server.shell", {"commands": [unit, rel.render_remove_script(gone)]}),),
                                      host=inp.host))
         else:
             hp.unchanged.append(f"{inp.host}: {name} stopped, data kept in {gone.dir}/data "
