@@ -36,6 +36,12 @@ LAB_PACKAGES: dict[str, tuple[str, ...]] = {
         "caddy", "restic", "docker.io", "wireguard-tools", "wireguard-go", "nftables", "iptables",
         "rsync", "jq", "busybox-static", "python3-venv", "tzdata", "unattended-upgrades", "curl",
         "ca-certificates", "sudo", "openssh-server", "iputils-ping",
+        # the lab registry's binary comes from here (homelab/lab/images/registry.py); hosts may run one too
+        "docker-registry",
+        # apps of the service kind (Debian packages run as systemd units), clients for DB checks
+        "syncthing", "radicale", "postgresql-client", "valkey-tools",
+        # ACME test server for the ingress layer (Let's Encrypt's Pebble)
+        "pebble",
     ),
     # bookworm's docker-compose is the old python v1: only trixie gets Compose v2
     # pebble: Let's Encrypt's test ACME server, so ingress proves real ACME in the lab

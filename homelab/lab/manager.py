@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -27,14 +26,16 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 from homelab.lab import cgroups, hosts, network
-from homelab.lab.build import SuiteCache, ensure_suite
+from homelab.lab.build import SuiteCache, ensure_suite, mirror_url
+from homelab.lab.daemon import Daemon
+from homelab.lab.images import registry
 from homelab.lab.config import (
     DEFAULT_SUITE, MAX_HOSTS, SUITES, LabConfig, LabError, host_number, missing_requirements,
 )
 from homelab.lab.hosts import HostDir
 from homelab.lab.system import (
-    Timer, file_lock, is_mounted, kill, mounts_under, pid_alive, proc_cmdline, read_pid, remove_tree, run,
-    umount, wait_gone, write_root_file,
+    Timer, file_lock, is_mounted, make_root_dir, mounts_under, read_pid, remove_tree, run, umount,
+    write_root_file,
 )
 
 log = logging.getLogger("homelab.lab")
@@ -174,6 +175,7 @@ class Lab:
                 network.netns_remove(self.config.host_ns(name))
                 hosts.wipe(hd)
             self._stop_repo_server()
+            self._stop_registry()
             self._sweep()
             self._reap()
             for path in (self.inventory_path, self.ssh_config, self.known_hosts):
@@ -354,6 +356,8 @@ class Lab:
             "instance": c.instance, "dir": str(c.dir), "network": str(c.network), "bridge": c.bridge,
             "bridge_ip": str(c.bridge_ip), "ssh_key": str(self.key), "known_hosts": str(self.known_hosts),
             "ssh_config": str(self.ssh_config), "hosts": host_rows,
+            "registry": f"{registry.REGISTRY_NAME}:{registry.REGISTRY_PORT}",
+            "registry_ca": str(self._registry_paths.ca_cert),
         }
 
     def host_names(self) -> list[str]:
@@ -415,6 +419,9 @@ class Lab:
         hosts.mount_layer(hd, cache.base)
         hosts.write_identity(hd, hosts.render_etc_hosts(name, c.bridge_ip, etc_hosts),
                              f"deb [trusted=yes] {c.repo_url(cache.suite)} ./", self.key.with_suffix(".pub").read_text())
+        # docker on the host trusts the lab registry by its CA (no insecure-registries in daemon.json)
+        make_root_dir(hd.root, str(Path(registry.CERTS_D).parent))
+        write_root_file(hd.root, registry.CERTS_D, registry.ensure_ca(self._registry_paths).decode())
         if name in self.nat_hosts():  # on the NAT bridge: out only through the router
             address = IPv4Interface(f"{c.nat_address(name)}/{c.nat_network.prefixlen}")
             network.netns_attach(c.host_ns(name), c.nat_bridge, address, gateway=c.router_lan.ip)
@@ -440,6 +447,8 @@ class Lab:
         # guard: nothing from the lab is forwarded off its bridge (hosts also get no default route)
         network.guard_up(c.nft_table, [c.bridge])
         self._start_repo_server()
+        registry.ensure_ca(self._registry_paths)
+        self._start_registry(built)
         return {sc.suite: sc for sc in built}
 
     def _ensure_key(self) -> None:
@@ -467,57 +476,79 @@ class Lab:
             if name not in exclude and is_mounted(hd.root):
                 write_root_file(hd.root, "etc/hosts", hosts.render_etc_hosts(name, self.config.bridge_ip, etc_hosts))
 
-    # --------------------------------------------------------- repo server ----
+    # ------------------------------------------------- repo server, registry ----
 
     @property
-    def _repo_pid_file(self) -> Path:
-        return self.run_dir / "repo-http.pid"
+    def _repo_daemon(self) -> Daemon:
+        return Daemon("repo-http", self.run_dir, ("http.server", str(self.config.repo_port)))
 
     def _repo_pid(self) -> int | None:
-        """The recorded server PID, if that process is still our http.server on our port."""
-        pid = read_pid(self._repo_pid_file)
-        if pid and pid_alive(pid):
-            argv = proc_cmdline(pid)
-            if "http.server" in argv and str(self.config.repo_port) in argv:
-                return pid
-        return None
+        return self._repo_daemon.pid()
 
     def _start_repo_server(self) -> None:
         """One `python3 -m http.server` on the bridge address serving every suite's repo."""
-        if self._repo_pid():
-            return
         c = self.config
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        logfile = self.run_dir / "repo-http.log"
         argv = [_python(), "-m", "http.server", "--bind", str(c.bridge_ip), "--directory", str(c.cache / "repo"),
                 str(c.repo_port)]
         # in the lab's cgroup too, so `down` finds it even if its PID file is lost
-        proc, dirs = cgroups.spawn(argv, c.cgroup_name, "repo", logfile)
-        self._procs[proc.pid] = proc
-        self._repo_pid_file.write_text(f"{proc.pid}\n")
-        self._repo_cgroups_file.write_text("".join(f"{d}\n" for d in dirs))
-        deadline = time.monotonic() + 10
-        while not hosts.port_open(c.bridge_ip, c.repo_port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = logfile.read_text(errors="replace").strip().splitlines()[-3:]
-                raise LabError(f"apt repo server on {c.bridge_ip}:{c.repo_port} did not start: " + " | ".join(tail),
-                               f"is port {c.repo_port} taken? (ss -ltnp)")
-            time.sleep(0.05)
-        log.info("apt repo served at http://%s:%d/<suite> (pid %d)", c.bridge_ip, c.repo_port, proc.pid)
-
-    @property
-    def _repo_cgroups_file(self) -> Path:
-        return self.run_dir / "repo-http.cgroups"
+        proc = self._repo_daemon.start(argv, c.cgroup_name, lambda: hosts.port_open(c.bridge_ip, c.repo_port),
+                                       hint=f"is port {c.repo_port} taken? (ss -ltnp)")
+        if proc is not None:
+            self._procs[proc.pid] = proc
+            log.info("apt repo served at http://%s:%d/<suite> (pid %d)", c.bridge_ip, c.repo_port, proc.pid)
 
     def _stop_repo_server(self) -> None:
-        pid = self._repo_pid()
-        if pid:
-            kill(pid, signal.SIGTERM)
-            wait_gone(pid, 5)
-        if self._repo_cgroups_file.exists():  # kills it if SIGTERM did not
-            cgroups.cleanup([Path(p) for p in self._repo_cgroups_file.read_text().split()], self.config.cgroup_name)
-        self._repo_pid_file.unlink(missing_ok=True)
-        self._repo_cgroups_file.unlink(missing_ok=True)
+        self._repo_daemon.stop(self.config.cgroup_name)
+
+    @property
+    def _registry_paths(self) -> registry.RegistryPaths:
+        return registry.RegistryPaths(self.config.cache, self.run_dir)
+
+    @property
+    def _registry_daemon(self) -> Daemon:
+        return Daemon("registry", self.run_dir, ("docker-registry", str(self._registry_paths.config)))
+
+    def registry_client(self) -> registry.RegistryClient:
+        """The lab registry's HTTP API, as the outer machine reaches it (TLS, lab CA)."""
+        c, paths = self.config, self._registry_paths
+        return registry.RegistryClient(f"https://{c.bridge_ip}:{registry.REGISTRY_PORT}",
+                                       registry.ssl_context(paths))
+
+    def _start_registry(self, caches: Iterable[SuiteCache]) -> None:
+        """Debian's docker-registry on the bridge address, serving the shared image storage."""
+        c, paths = self.config, self._registry_paths
+        if self._registry_daemon.pid():
+            return
+        exe = registry.registry_binary(paths, [sc.repo / "pool" for sc in caches])
+        registry.issue_server_cert(paths, [registry.REGISTRY_NAME, "localhost"], [str(c.bridge_ip), "127.0.0.1"])
+        paths.storage.mkdir(parents=True, exist_ok=True)
+        addr = f"{c.bridge_ip}:{registry.REGISTRY_PORT}"
+        paths.config.write_text(registry.render_config(addr, paths.storage, paths.cert, paths.key))
+        client = self.registry_client()
+        proc = self._registry_daemon.start([str(exe), "serve", str(paths.config)], c.cgroup_name, client.ping,
+                                           timeout=15, hint=f"is port {registry.REGISTRY_PORT} taken on "
+                                                            f"{c.bridge_ip}? (ss -ltnp)")
+        if proc is not None:
+            self._procs[proc.pid] = proc
+            log.info("lab registry at %s:%d (https, lab CA %s; pid %d)", registry.REGISTRY_NAME,
+                     registry.REGISTRY_PORT, paths.ca_cert, proc.pid)
+
+    def _stop_registry(self) -> None:
+        self._registry_daemon.stop(self.config.cgroup_name)
+
+    def ensure_images(self, keys: Iterable[str] | None = None) -> dict[str, str]:
+        """Build (once, cached) and push the lab images; returns key -> ref to pull from a host.
+
+        Needs the lab up (its registry runs with it). E.g. {"postgres":
+        "labrepo:5000/library/postgres:17.12", ...}; see homelab/lab/images/catalog.py.
+        """
+        from homelab.lab.images import publish  # the image builder loads only when asked for
+
+        with self._locked():
+            if not self._registry_daemon.pid():
+                raise LabError("the lab registry is not running", "bring the lab up first (homelab lab up N)")
+            return publish.ensure_published(self.config.cache, self.config.mirror or mirror_url(),
+                                            self.registry_client(), list(keys) if keys is not None else None)
 
     # ---------------------------------------------------------------- down ----
 
