@@ -43,6 +43,12 @@ def wait_for(lab: Lab, cmd: str, timeout: float = 60, what: str = "") -> str:
         time.sleep(0.5)
 
 
+def uids(lab: Lab, container: str, match: str) -> set[str]:
+    """The uids of a container's processes whose command line contains `match`."""
+    out = sh(lab, f"docker top {container} -o pid,uid,args")
+    return {line.split()[1] for line in out.splitlines()[1:] if match in line}
+
+
 @pytest.fixture(scope="module")
 def refs(lab: Lab) -> dict[str, str]:
     """Images built and pushed; docker installed and running on the host; all images pulled."""
@@ -83,8 +89,8 @@ def test_syncthing_answers_its_health_endpoint(lab: Lab, refs: dict[str, str]) -
         out = wait_for(lab, "curl -fsS http://127.0.0.1:8384/rest/noauth/health", what="syncthing health")
         assert json.loads(out) == {"status": "OK"}
         # the upstream contract: runs as PUID 1000, its config under the data volume
-        assert sh(lab, "docker exec st sh -c 'id -u; ls /var/syncthing/config/config.xml'").split() == [
-            "1000", "/var/syncthing/config/config.xml"]
+        assert uids(lab, "st", "syncthing") == {"1000"}
+        sh(lab, "docker exec st ls /var/syncthing/config/config.xml")
         assert sh(lab, "stat -c %u /srv/st") == "1000"
         wait_for(lab, "test \"$(docker inspect -f '{{.State.Health.Status}}' st)\" = healthy", timeout=90,
                  what="syncthing docker healthcheck")
@@ -93,14 +99,22 @@ def test_syncthing_answers_its_health_endpoint(lab: Lab, refs: dict[str, str]) -
 
 
 def test_radicale_serves_and_stores_a_calendar(lab: Lab, refs: dict[str, str]) -> None:
-    sh(lab, f"docker run -d --name rad -p 127.0.0.1:5232:5232 -v /srv/rad:/data {refs['radicale']}")
+    # a bind mount docker creates is root's: upstream's TAKE_FILE_OWNERSHIP hands it to radicale
+    sh(lab, f"docker run -d --name rad -p 127.0.0.1:5232:5232 -v /srv/rad:/data -e TAKE_FILE_OWNERSHIP=true "
+            f"{refs['radicale']}")
     try:
         wait_for(lab, "curl -fsS -o /dev/null http://127.0.0.1:5232/.web/", what="radicale web")
-        # auth none (upstream config): any user may create a calendar, stored under /data/collections
-        sh(lab, "curl -fsS -X MKCOL http://127.0.0.1:5232/alice/cal/ -o /dev/null")
-        assert sh(lab, "ls /srv/rad/collections/collection-root/alice") == "cal"
-        assert sh(lab, "docker exec rad sh -c 'cat /proc/1/status' | awk '/^Uid/{print $2}'") == "0"  # tini
-        assert sh(lab, "docker top rad -o uid,args | awk '/radicale --config/{print $1}'") == "2999"
+        # auth none (upstream config): any name logs in (owner_only rights); stored under /data/collections
+        sh(lab, "curl -fsS -u alice:any -X MKCALENDAR http://127.0.0.1:5232/alice/cal/ -o /dev/null")
+        event = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//lab//test//EN\r\nBEGIN:VEVENT\r\nUID:e1\r\n"
+                 "DTSTAMP:20261201T000000Z\r\nDTSTART:20261224T180000Z\r\nSUMMARY:lab\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+        assert lab.run(HOST, "cat > /tmp/e1.ics", input=event).returncode == 0
+        # a sized body: Radicale's WSGI server takes no chunked uploads
+        sh(lab, "curl -fsS -u alice:any -X PUT --data-binary @/tmp/e1.ics -H 'Content-Type: text/calendar' "
+                "http://127.0.0.1:5232/alice/cal/e1.ics")
+        assert sh(lab, "ls /srv/rad/collections/collection-root/alice/cal") == "e1.ics"
+        assert "SUMMARY:lab" in sh(lab, "curl -fsS -u alice:any http://127.0.0.1:5232/alice/cal/e1.ics")
+        assert uids(lab, "rad", "tini") == {"0"} and uids(lab, "rad", "python") == {"2999"}
     finally:
         sh(lab, "docker rm -f rad", check=False)
 
@@ -160,7 +174,7 @@ def test_miniflux_runs_against_postgres(lab: Lab, refs: dict[str, str]) -> None:
         assert wait_for(lab, "curl -fsS http://127.0.0.1:8080/healthcheck", what="miniflux healthcheck") == "OK"
         me = json.loads(sh(lab, f"curl -fsS -u admin:{admin_pw} http://127.0.0.1:8080/v1/me"))
         assert me["username"] == "admin" and me["is_admin"] is True
-        assert sh(lab, "docker top mf -o uid | tail -1") == "65534"  # USER nobody, as upstream
+        assert uids(lab, "mf", "miniflux") == {"65534"}  # USER nobody, as upstream
     finally:
         sh(lab, "docker rm -f mf mfdb >/dev/null; docker network rm mf", check=False)
 
