@@ -5,6 +5,7 @@
     homelab lab ssh h1 [CMD...]
     homelab lab reset h2 [h3 ...]
     homelab lab nat h3 [--off]          # h3 behind a masquerading router, like a home machine
+    homelab lab images [KEY ...]        # build (cached) + push the lab images, print their refs
 
 Exit codes: 0 ok, 1 failure (or a missing requirement, named on one line), 2 usage.
 `ssh` exits with the remote command's status. Progress goes to stderr with timings.
@@ -48,6 +49,9 @@ def add_arguments(subparsers: Any) -> None:
                                      "main bridge, like home machines); they reboot, disks kept")
     nat.add_argument("names", nargs="+", metavar="NAME")
     nat.add_argument("--off", action="store_true", help="move them back onto the main bridge")
+    images = sub.add_parser("images", help="build (once, cached) and push the lab's app images into its "
+                                           "registry (labrepo:5000); prints what hosts pull")
+    images.add_argument("keys", nargs="*", metavar="KEY", help="only these (default: all of the catalog)")
     cfg = sub.add_parser("config", help="print a homelab config adopting the lab's hosts")
     cfg.add_argument("--hosts", nargs="+", metavar="NAME", help="only these hosts (default: all)")
     demo = sub.add_parser("demo", help="the main job on a built-in default: up 3 hosts, write lab.yaml, apply it")
@@ -122,6 +126,7 @@ def cmd_status(lab: Any, args: argparse.Namespace) -> int:
     print(f"lab {st.instance} ({st.dir})")
     print(f"  bridge {st.bridge}: {'up' if st.bridge_up else 'absent'}")
     print(f"  apt repo {st.repo_url}: " + (f"pid {st.repo_pid}" if st.repo_pid else "stopped"))
+    print(f"  registry https://{st.registry}: " + (f"pid {st.registry_pid}" if st.registry_pid else "stopped"))
     if not st.hosts:
         print("  no hosts")
     for h in st.hosts:
@@ -190,7 +195,21 @@ def cmd_demo(lab: Any, args: argparse.Namespace) -> int:
     return 0 if rc == 0 else 1
 
 
+def cmd_images(lab: Any, args: argparse.Namespace) -> int:
+    from homelab.lab.images.catalog import CATALOG
+
+    unknown = [k for k in args.keys if k not in CATALOG]
+    if unknown:
+        raise UsageError(f"images: no lab image {', '.join(unknown)}", f"known: {', '.join(CATALOG)}")
+    refs = lab.ensure_images(args.keys or None)
+    width = max(len(k) for k in refs)
+    for key, ref in refs.items():
+        spec = CATALOG[key]
+        print(f"  {key:<{width}}  {ref:<52} {spec.kind} of {spec.ref}")
+    return 0
+
+
 COMMANDS = {
     "up": cmd_up, "down": cmd_down, "status": cmd_status, "ssh": cmd_ssh, "reset": cmd_reset,
-    "inventory": cmd_inventory, "config": cmd_config, "demo": cmd_demo, "nat": cmd_nat,
+    "inventory": cmd_inventory, "config": cmd_config, "demo": cmd_demo, "nat": cmd_nat, "images": cmd_images,
 }

@@ -64,6 +64,8 @@ class LabStatus:
     repo_url: str
     repo_pid: int | None
     hosts: tuple[HostStatus, ...]
+    registry: str = ""  # "labrepo:5000" as hosts reach it
+    registry_pid: int | None = None
 
 
 def _parallel(fn: Callable[[str], T], names: Iterable[str]) -> list[T]:
@@ -198,7 +200,8 @@ class Lab:
 
         c = self.config
         return LabStatus(c.instance, str(c.dir), c.bridge, network.link_exists(c.bridge),
-                         f"http://{c.bridge_ip}:{c.repo_port}/", self._repo_pid(), tuple(_parallel(one, names)))
+                         f"http://{c.bridge_ip}:{c.repo_port}/", self._repo_pid(), tuple(_parallel(one, names)),
+                         f"{registry.REGISTRY_NAME}:{registry.REGISTRY_PORT}", self._registry_daemon.pid())
 
     def reset(self, *names: str) -> None:
         """Replace hosts by pristine ones: same name, suite and address; new disk and host keys."""

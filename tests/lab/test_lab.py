@@ -204,7 +204,7 @@ def test_down_leaves_nothing_behind(lab: Lab) -> None:
     assert mounts_under(c.dir) == []
     assert find_group_dirs(c.cgroup_name) == []
     assert not [pid for pid in pids if pid_alive(pid)]
-    assert lab.status().repo_pid is None
+    assert lab.status().repo_pid is None and lab.status().registry_pid is None
     assert not lab.inventory_path.exists() and lab.host_names() == []
     lab.down()  # idempotent
     items = list(layout.items())

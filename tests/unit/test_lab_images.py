@@ -321,3 +321,23 @@ def test_standin_healthcheck_flag(standin: tuple[int, int, str]) -> None:
 
 def test_standin_module_docstring_says_stand_in() -> None:
     assert "STAND-IN" in STANDIN.read_text().split('"""')[1]
+
+
+def test_standin_page_script_hashes_like_sha256(tmp_path: Path) -> None:
+    """The page's own solver (for real browsers) computes SHA-256 right; checked with node."""
+    import shutil
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    sys.path.insert(0, str(STANDIN.parent))
+    try:
+        import anubis_standin  # type: ignore[import-not-found]
+    finally:
+        sys.path.pop(0)
+    samples = ["", "abc", "a" * 55, "b" * 64, "9f" * 64 + "12345", "ünï"]
+    script = tmp_path / "t.js"
+    script.write_text(anubis_standin.SOLVER_JS + "\nconsole.log(JSON.stringify(" + json.dumps(samples)
+                      + ".map(globalThis.anubisStandinSha256)));\n")
+    out = json.loads(subprocess.run([node, str(script)], capture_output=True, text=True, check=True).stdout)
+    assert out == [hashlib.sha256(s.encode()).hexdigest() for s in samples]
