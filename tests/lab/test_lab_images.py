@@ -98,10 +98,26 @@ def test_syncthing_answers_its_health_endpoint(lab: Lab, refs: dict[str, str]) -
         sh(lab, "docker rm -f st", check=False)
 
 
-def test_radicale_serves_and_stores_a_calendar(lab: Lab, refs: dict[str, str]) -> None:
+def test_radicale_kozea_runs_the_recipes_command_line(lab: Lab, refs: dict[str, str]) -> None:
+    # the shipped recipe's command and user (recipes/radicale.yaml), read-only root as there
+    sh(lab, "install -d -o 1000 -g 1000 /srv/radk /srv/radk-etc && touch /srv/radk-etc/users")
+    sh(lab, f"docker run -d --name radk --read-only --user 1000:1000 -p 127.0.0.1:5233:5232 "
+            f"-v /srv/radk:/var/lib/radicale -v /srv/radk-etc:/etc/radicale {refs['radicale']} "
+            "--hosts 0.0.0.0:5232 --storage-filesystem-folder /var/lib/radicale/collections --auth-type none")
+    try:
+        wait_for(lab, "docker exec radk curl --fail --silent -o /dev/null http://localhost:5232/.web/",
+                 what="radicale (kozea) health, the recipe's check")
+        sh(lab, "curl -fsS -u bob:any -X MKCALENDAR http://127.0.0.1:5233/bob/cal/ -o /dev/null")
+        assert sh(lab, "ls /srv/radk/collections/collection-root/bob") == "cal"
+        assert uids(lab, "radk", "radicale") == {"1000"}
+    finally:
+        sh(lab, "docker rm -f radk", check=False)
+
+
+def test_radicale_tomsquest_serves_and_stores_a_calendar(lab: Lab, refs: dict[str, str]) -> None:
     # a bind mount docker creates is root's: upstream's TAKE_FILE_OWNERSHIP hands it to radicale
     sh(lab, f"docker run -d --name rad -p 127.0.0.1:5232:5232 -v /srv/rad:/data -e TAKE_FILE_OWNERSHIP=true "
-            f"{refs['radicale']}")
+            f"{refs['radicale-tomsquest']}")
     try:
         wait_for(lab, "curl -fsS -o /dev/null http://127.0.0.1:5232/.web/", what="radicale web")
         # auth none (upstream config): any name logs in (owner_only rights); stored under /data/collections

@@ -54,7 +54,9 @@ def test_parse_ref_normalises_like_docker() -> None:
 
 
 def test_catalog_names_each_image_and_its_tags() -> None:
-    assert set(CATALOG) == {"syncthing", "radicale", "postgres", "valkey", "miniflux", "anubis"}
+    assert set(CATALOG) == {"syncthing", "radicale", "radicale-tomsquest", "postgres", "valkey", "miniflux", "anubis"}
+    assert lab_ref(spec("radicale")) == "labrepo:5000/ghcr.io/kozea/radicale:3.7.8"
+    assert spec("miniflux").also_as == ("docker.io/miniflux/miniflux",)
     assert spec("postgres").ref == "docker.io/library/postgres:17.12"
     assert lab_ref(spec("postgres")) == "labrepo:5000/library/postgres:17.12"
     assert lab_ref(spec("anubis")) == "labrepo:5000/ghcr.io/techarohq/anubis:v1.27.0"
@@ -84,7 +86,11 @@ def test_upstream_interfaces_are_kept() -> None:
     st = spec("syncthing")
     assert st.entrypoint[:2] == ("/bin/entrypoint.sh", "/bin/syncthing") and "8384/tcp" in st.ports
     assert dict(st.env)["STGUIADDRESS"] == "0.0.0.0:8384"
-    assert spec("radicale").volumes == ("/config", "/data") and spec("radicale").users[0].uid == 2999
+    tq = spec("radicale-tomsquest")
+    assert tq.volumes == ("/config", "/data") and tq.users[0].uid == 2999
+    kz = spec("radicale")
+    assert kz.entrypoint == ("/app/bin/python", "/app/bin/radicale") and kz.user == "radicale"
+    assert kz.users[0].uid == 1000 and kz.volumes == ("/var/lib/radicale",)
     assert spec("miniflux").user == "65534" and dict(spec("miniflux").env)["LISTEN_ADDR"] == "0.0.0.0:8080"
     assert spec("valkey").workdir == "/data" and spec("valkey").cmd == ("valkey-server",)
     assert dict(spec("anubis").env)["BIND"] == ":8923" and dict(spec("anubis").env)["METRICS_BIND"] == ":9090"

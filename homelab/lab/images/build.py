@@ -278,7 +278,8 @@ def _install(root: Path, spec: ImageSpec, logfile: Path) -> None:
         if outer_ca.is_file():
             shutil.copy2(outer_ca, root / "tmp/outer-ca.crt")
             cert = "PIP_CERT=/tmp/outer-ca.crt "
-        _chroot_sh(root, f"python3 -m venv /venv && {cert}/venv/bin/pip install -q --no-cache-dir "
+        venv = shlex.quote(spec.pip_venv)
+        _chroot_sh(root, f"python3 -m venv {venv} && {cert}{venv}/bin/pip install -q --no-cache-dir "
                    "--disable-pip-version-check " + " ".join(map(shlex.quote, spec.pip)),
                    logfile, f"{spec.key}: pip install")
     for name, dest, mode in spec.files:

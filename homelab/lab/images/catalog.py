@@ -40,13 +40,15 @@ class ImageSpec:
     upstream: str  # the upstream repository, e.g. "docker.io/library/postgres"
     tag: str  # the pinned upstream tag recipes use
     aliases: tuple[str, ...]  # more tags pushed for the same manifest (e.g. the major)
+    also_as: tuple[str, ...] = field(default=(), kw_only=True)  # other repositories upstream publishes it to
     kind: str  # "lab build" (real app, rebuilt here) | "stand-in" (our own code, same contract)
     source: str  # where the software comes from, for people
     apt: tuple[str, ...] = ()  # Debian packages (--no-install-recommends)
     # Debian package whose version must start with `version` (guards against a silent bump)
     version_package: str = ""
     version: str = ""
-    pip: tuple[str, ...] = ()  # PyPI requirements, installed into /venv
+    pip: tuple[str, ...] = ()  # PyPI requirements, installed into `pip_venv`
+    pip_venv: str = "/venv"
     users: tuple[User, ...] = ()
     pre: tuple[str, ...] = ()  # shell commands run in the image root before apt (e.g. debconf-like settings)
     files: tuple[tuple[str, str, int], ...] = ()  # (files/ name, path in image, mode)
@@ -89,7 +91,20 @@ SYNCTHING = ImageSpec(
 )
 
 RADICALE = ImageSpec(
-    key="radicale", upstream="docker.io/tomsquest/docker-radicale", tag="3.8.1.1", aliases=(),
+    key="radicale", upstream="ghcr.io/kozea/radicale", tag="3.7.8", aliases=(),
+    kind="lab build", source="PyPI `radicale==3.7.8` in a venv (/app) on Debian trixie's python3",
+    apt=("python3", "python3-venv", "ca-certificates", "curl"), pip=("radicale==3.7.8", "passlib[bcrypt]"),
+    pip_venv="/app", users=(User("radicale", 1000, "/var/lib/radicale"),),
+    setup=("mkdir -p /var/lib/radicale && chown 1000:1000 /var/lib/radicale /app",),
+    entrypoint=("/app/bin/python", "/app/bin/radicale"), cmd=("--hosts", "0.0.0.0:5232,[::]:5232"),
+    ports=("5232/tcp",), volumes=("/var/lib/radicale",), user="radicale", workdir="/app",
+    health="GET :5232/.web/ -> 200 (curl is in the image, as upstream's)",
+    notes=("upstream (Kozea's official image) is python:3-alpine with the venv copied to /app; "
+           "here a venv at /app on Debian's python3",),
+)
+
+RADICALE_TOMSQUEST = ImageSpec(
+    key="radicale-tomsquest", upstream="docker.io/tomsquest/docker-radicale", tag="3.8.1.1", aliases=(),
     kind="lab build", source="PyPI `radicale==3.8.1` in a venv on Debian trixie's python3",
     apt=("python3", "python3-venv", "tini", "ca-certificates"), pip=("radicale==3.8.1", "passlib[bcrypt]"),
     users=(User("radicale", 2999),),
@@ -151,6 +166,7 @@ MINIFLUX = ImageSpec(
     key="miniflux", upstream="ghcr.io/miniflux/miniflux", tag="2.2.6", aliases=(),
     kind="lab build", source="Debian trixie `miniflux` 2.2.6",
     apt=("miniflux", "ca-certificates", "tzdata"), version_package="miniflux", version="2.2.6",
+    also_as=("docker.io/miniflux/miniflux",),  # upstream publishes the same image to both
     cmd=("/usr/bin/miniflux",), env=(("LISTEN_ADDR", "0.0.0.0:8080"),), ports=("8080/tcp",),
     user="65534",  # upstream: USER nobody
     health="GET :8080/healthcheck -> OK (needs DATABASE_URL; RUN_MIGRATIONS=1, CREATE_ADMIN=1, "
@@ -172,7 +188,8 @@ ANUBIS = ImageSpec(
            "cookie is challenged",),
 )
 
-CATALOG: dict[str, ImageSpec] = {s.key: s for s in (SYNCTHING, RADICALE, POSTGRES, VALKEY, MINIFLUX, ANUBIS)}
+CATALOG: dict[str, ImageSpec] = {s.key: s for s in (SYNCTHING, RADICALE, RADICALE_TOMSQUEST, POSTGRES, VALKEY,
+                                                    MINIFLUX, ANUBIS)}
 
 
 def spec(key: str) -> ImageSpec:

@@ -33,15 +33,19 @@ def ensure_published(cache: Path, mirror: str, client: RegistryClient, keys: lis
 
 
 def push(ic: ImageCache, client: RegistryClient, spec: ImageSpec, image: BuiltImage) -> bool:
-    """Upload blobs and tag the manifest, unless every tag already points at it; True if it pushed."""
-    repo = mirror_path(spec.ref)
-    if all(client.manifest_digest(repo, tag, oci.MANIFEST_TYPE) == image.manifest for tag in spec.tags):
-        return False
-    for digest in (image.config, *image.layers):
-        client.upload_blob(repo, digest, ic.blob(digest))
-    data = ic.blob(image.manifest).read_bytes()
-    for tag in spec.tags:
-        got = client.put_manifest(repo, tag, data, oci.MANIFEST_TYPE)
-        if got and got != image.manifest:
-            raise LabError(f"registry stored {repo}:{tag} as {got}, built {image.manifest}")
-    return True
+    """Upload blobs and tag the manifest in each of its repositories, unless every tag already
+    points at it; True if it pushed."""
+    pushed = False
+    for upstream in (spec.upstream, *spec.also_as):
+        repo = mirror_path(f"{upstream}:{spec.tag}")
+        if all(client.manifest_digest(repo, tag, oci.MANIFEST_TYPE) == image.manifest for tag in spec.tags):
+            continue
+        for digest in (image.config, *image.layers):
+            client.upload_blob(repo, digest, ic.blob(digest))
+        data = ic.blob(image.manifest).read_bytes()
+        for tag in spec.tags:
+            got = client.put_manifest(repo, tag, data, oci.MANIFEST_TYPE)
+            if got and got != image.manifest:
+                raise LabError(f"registry stored {repo}:{tag} as {got}, built {image.manifest}")
+        pushed = True
+    return pushed
