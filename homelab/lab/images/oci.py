@@ -86,7 +86,7 @@ def write_layer(root: Path, dest: Path, *, overlay_upper: bool, skip: frozenset[
     tmp = dest.with_name(dest.name + ".tmp")
     with open(tmp, "wb") as raw:
         blob_hash = _HashingWriter(raw)
-        with gzip.GzipFile(fileobj=blob_hash, mode="wb", compresslevel=1, mtime=0) as gz:  # type: ignore[arg-type]
+        with gzip.GzipFile(fileobj=blob_hash, mode="wb", compresslevel=1, mtime=0) as gz:
             diff_hash = _HashingWriter(gz)  # type: ignore[arg-type]
             with tarfile.open(fileobj=diff_hash, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
                 _add_tree(tar, root, overlay_upper, skip)

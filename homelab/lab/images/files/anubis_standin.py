@@ -401,7 +401,7 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 return self._error(500, "invalid response")
             want = hashlib.sha256(f"{chall['randomData']}{nonce}".encode()).hexdigest()
-            if not hmac.compare_digest(response, want) or not response.startswith("0" * int(chall["difficulty"])):  # type: ignore[arg-type]
+            if not hmac.compare_digest(response, want) or not response.startswith("0" * int(str(chall["difficulty"]))):
                 state.count("failed")
                 log("challenge failed", challenge=chall["id"])
                 return self._send(403, b"<!doctype html><p>invalid response</p>\n",
