@@ -135,28 +135,37 @@ def test_radicale_tomsquest_serves_and_stores_a_calendar(lab: Lab, refs: dict[st
         sh(lab, "docker rm -f rad", check=False)
 
 
+def put_secret_file(lab: Lab, path: str, text: str) -> None:
+    """A 0600 file on the host, written from stdin: generated passwords stay out of every argv."""
+    r = lab.run(HOST, f"umask 077 && cat > {shlex.quote(path)}", input=text)
+    assert r.returncode == 0, r.stderr
+
+
 def test_postgres_initialises_accepts_the_password_and_dumps(lab: Lab, refs: dict[str, str]) -> None:
     password = secrets.token_hex(12)
-    env = f"-e POSTGRES_USER=app -e POSTGRES_DB=appdb -e POSTGRES_PASSWORD={password}"
-    sh(lab, f"docker run -d --name pg -p 127.0.0.1:5432:5432 -v /srv/pg:/var/lib/postgresql/data {env} "
-            f"{refs['postgres']}")
+    put_secret_file(lab, "/root/pg.env", f"POSTGRES_USER=app\nPOSTGRES_DB=appdb\nPOSTGRES_PASSWORD={password}\n")
+    put_secret_file(lab, "/root/pgpass", f"127.0.0.1:5432:appdb:app:{password}\n")
+    put_secret_file(lab, "/root/pgpass-wrong", "127.0.0.1:5432:appdb:app:wrong\n")
+    sh(lab, f"docker run -d --name pg -p 127.0.0.1:5432:5432 -v /srv/pg:/var/lib/postgresql/data "
+            f"--env-file /root/pg.env {refs['postgres']}")
     try:
         wait_for(lab, "docker exec pg pg_isready -U app -d appdb -h 127.0.0.1", what="pg_isready")
         wait_for(lab, "docker logs pg 2>&1 | grep -q 'init process complete'", what="init")
         # over TCP from outside the container: scram-sha-256 with POSTGRES_PASSWORD
-        login = "psql -h 127.0.0.1 -U app -d appdb -tAc"
-        sh(lab, f"PGPASSWORD={password} {login} 'create table notes(t text); insert into notes values (42)'")
-        assert sh(lab, f"PGPASSWORD={password} {login} 'select t from notes'") == "42"
-        wrong = lab.run(HOST, f"PGPASSWORD=wrong {login} 'select 1'")
+        login = "PGPASSFILE=/root/pgpass psql -h 127.0.0.1 -U app -d appdb -w -tAc"
+        sh(lab, f"{login} 'create table notes(t text); insert into notes values (42)'")
+        assert sh(lab, f"{login} 'select t from notes'") == "42"
+        wrong = lab.run(HOST, "PGPASSFILE=/root/pgpass-wrong psql -h 127.0.0.1 -U app -d appdb -w -tAc 'select 1'")
         assert wrong.returncode != 0 and "password authentication failed" in wrong.stderr
         dump = sh(lab, "docker exec pg pg_dump -U app appdb")
         assert "CREATE TABLE public.notes" in dump and "42" in dump
         assert sh(lab, "stat -c %u /srv/pg") == "999"
+        assert password not in sh(lab, "docker logs pg 2>&1")
         # a restart finds the database and does not initialise again
         sh(lab, "docker restart pg")
         wait_for(lab, "docker exec pg pg_isready -U app -d appdb -h 127.0.0.1", what="pg_isready after restart")
         assert "Skipping initialization" in sh(lab, "docker logs pg 2>&1")
-        assert sh(lab, f"PGPASSWORD={password} {login} 'select t from notes'") == "42"
+        assert sh(lab, f"{login} 'select t from notes'") == "42"
     finally:
         sh(lab, "docker rm -f pg", check=False)
 
@@ -179,16 +188,18 @@ def test_valkey_answers_ping_from_outside_the_container(lab: Lab, refs: dict[str
 
 def test_miniflux_runs_against_postgres(lab: Lab, refs: dict[str, str]) -> None:
     db_pw, admin_pw = secrets.token_hex(12), secrets.token_hex(12)
+    put_secret_file(lab, "/root/mfdb.env", f"POSTGRES_USER=miniflux\nPOSTGRES_PASSWORD={db_pw}\n")
+    put_secret_file(lab, "/root/mf.env", f"DATABASE_URL=postgres://miniflux:{db_pw}@mfdb/miniflux?sslmode=disable\n"
+                    f"RUN_MIGRATIONS=1\nCREATE_ADMIN=1\nADMIN_USERNAME=admin\nADMIN_PASSWORD={admin_pw}\n")
+    put_secret_file(lab, "/root/mf.curl", f'user = "admin:{admin_pw}"\n')
     sh(lab, "docker network create mf >/dev/null")
     try:
-        sh(lab, f"docker run -d --name mfdb --network mf -e POSTGRES_USER=miniflux -e POSTGRES_PASSWORD={db_pw} "
-                f"{refs['postgres']}")
+        sh(lab, f"docker run -d --name mfdb --network mf --env-file /root/mfdb.env {refs['postgres']}")
         wait_for(lab, "docker exec mfdb pg_isready -U miniflux -h 127.0.0.1", what="miniflux db")
-        env = (f"-e DATABASE_URL=postgres://miniflux:{db_pw}@mfdb/miniflux?sslmode=disable -e RUN_MIGRATIONS=1 "
-               f"-e CREATE_ADMIN=1 -e ADMIN_USERNAME=admin -e ADMIN_PASSWORD={admin_pw}")
-        sh(lab, f"docker run -d --name mf --network mf -p 127.0.0.1:8080:8080 {env} {refs['miniflux']}")
+        sh(lab, f"docker run -d --name mf --network mf -p 127.0.0.1:8080:8080 --env-file /root/mf.env "
+                f"{refs['miniflux']}")
         assert wait_for(lab, "curl -fsS http://127.0.0.1:8080/healthcheck", what="miniflux healthcheck") == "OK"
-        me = json.loads(sh(lab, f"curl -fsS -u admin:{admin_pw} http://127.0.0.1:8080/v1/me"))
+        me = json.loads(sh(lab, "curl -fsS -K /root/mf.curl http://127.0.0.1:8080/v1/me"))
         assert me["username"] == "admin" and me["is_admin"] is True
         assert uids(lab, "mf", "miniflux") == {"65534"}  # USER nobody, as upstream
     finally:
