@@ -1,7 +1,9 @@
 """A config for lab hosts, and `homelab lab demo`: lab up 3, write lab.yaml, apply it.
 
 The main job on a built-in default: what a person runs first to see homelab work, without
-any machine of their own.
+any machine of their own — every built layer: the WireGuard mesh, an operator user with
+hardened sshd and the firewall, and apps from the shipped recipes (radicale, miniflux on
+PostgreSQL, Radicale from Debian's package), their images from the lab registry.
 """
 from __future__ import annotations
 
@@ -37,3 +39,35 @@ def render_lab_config(inventory: Mapping[str, Any], hosts: Sequence[str] | None 
 def write_lab_config(path: Path, inventory: Mapping[str, Any], **kwargs: Any) -> Path:
     path.write_text(render_lab_config(inventory, **kwargs))
     return path
+
+
+DEMO_LAYERS = """\
+billing:
+  # no cloud servers here: the bill is 0, and a budget shows where it would stop a plan
+  budget: 20
+mesh:
+  nodes:
+{mesh_nodes}
+permissions:
+  users:
+    - name: ops
+      sudo: true
+  revert_after: 30
+apps:
+  # the lab serves lab builds of the recipes' upstream images (and nothing is pulled from the internet)
+  images: {{mirror: "labrepo:5000"}}
+  list:
+    - {{name: cal, recipe: radicale, machine: {first}, variables: {{auth_type: none}}}}
+    - {{name: feeds-db, recipe: postgres, machine: {first}, variables: {{database: feeds, user: feeds}}}}
+    - {{name: feeds, recipe: miniflux, machine: {first}, requires: {{db: feeds-db}}, variables: {{base_url: "http://feeds.lab/"}}}}
+{service_app}"""
+
+
+def render_demo_config(inventory: Mapping[str, Any]) -> str:
+    """Pure: the lab config plus every built layer, for `homelab lab demo`."""
+    names = [h["name"] for h in inventory["hosts"] if h.get("suite", "trixie") == "trixie"] or \
+        [h["name"] for h in inventory["hosts"]]
+    nodes = "\n".join(f"    - {{name: {n}, endpoint: auto}}" for n in [h["name"] for h in inventory["hosts"]])
+    second = names[1] if len(names) > 1 else names[0]
+    service = f"    - {{name: dav, recipe: radicale-service, machine: {second}, variables: {{auth_type: none}}}}\n"
+    return render_lab_config(inventory) + DEMO_LAYERS.format(mesh_nodes=nodes, first=names[0], service_app=service)
