@@ -120,6 +120,10 @@ def test_second_pass_writes_env_and_htpasswd_then_nothing_is_left() -> None:
     htp = next(op for c in plans[1].changes for op in c.ops if op.kwargs.get("dest") == restserver.HTPASSWD)
     line = htp.kwargs["content"].splitlines()[-1]
     assert line == "h2:" + restserver.stable_hash(CRED, "h2")
+    # rest-server reads a changed htpasswd only at its next periodic check: restarted with it
+    server = next(c for c in plans[1].changes if c.host == "h1")
+    assert server.ops[-1].kwargs == {"service": "restic-rest-server.service", "running": True, "enabled": True,
+                                     "restarted": True}
     assert plans[2].empty, summaries(plans[2])
     assert "h2: backup web -> nas: 13 files as wanted" in plans[2].unchanged
     # and the same credential gives the same htpasswd line on every plan (a reviewed plan matches)

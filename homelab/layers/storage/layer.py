@@ -67,11 +67,11 @@ class StorageLayer(Layer):
         credentials: dict[tuple[str, str], Secret] = {}
         for name, view in views.items():
             for path, value in view.credentials.items():
-                repo = path.removeprefix(f"{ETC}/").removesuffix(CREDENTIAL_SUFFIX)
+                repo_name = path.removeprefix(f"{ETC}/").removesuffix(CREDENTIAL_SUFFIX)
                 if value:
                     secret = Secret(value)
                     ctx.add_secret(secret)  # redacted from every event, log line and worker output
-                    credentials[(name, repo)] = secret
+                    credentials[(name, repo_name)] = secret
             # the parsed view keeps no credential text (only the Secrets above do)
             views[name] = dataclasses.replace(view, credentials={})
         passwords: dict[str, Secret] = {}

@@ -413,7 +413,9 @@ def plan_storage(inputs: StorageInputs) -> LayerPlan:
             wanted = [f for f in wanted if f.path != restserver.HTPASSWD]
             h.defer(f"rest-server {repo.name}: htpasswd", "needs the credentials generated on "
                     f"{', '.join(sorted(set(pending[repo.name])))} in this apply")
-        restart_on = (restserver.DEFAULTS_FILE, restserver.DROPIN)
+        # rest-server notices a changed htpasswd only at its next periodic check (seen in the lab:
+        # 401 for the new host right after the apply); a restart makes it hold when the apply ends
+        restart_on = (restserver.DEFAULTS_FILE, restserver.DROPIN, restserver.HTPASSWD)
         h.group(f"rest-server {repo.name}", wanted, timers=[f"homelab-prune-{repo.name}.timer"],
                 start=[restserver.SERVICE], restart_on=restart_on)
 

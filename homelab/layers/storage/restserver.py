@@ -10,8 +10,9 @@ them; rest-server still lets them remove lock files) and `--private-repos` (user
 open /h2/...). `$ARGS` is split on whitespace by systemd, so no value in it may hold a space.
 
 htpasswd: rest-server 0.13 accepts bcrypt (`$2a$`/`$2b$`/`$2y$`) and `{SHA}` entries and
-re-reads the file when its mtime or size changes (htpasswd.go ReloadCheck), so adding a host
-needs no restart. The package ships it as root:restic-rest-server 0640, which we keep.
+re-reads the file when its mtime or size changes (htpasswd.go ReloadCheck), but only at its
+next periodic check: a host added by an apply got 401 right after it in the lab, so the layer
+restarts rest-server when the file changed. The package ships it as root:restic-rest-server 0640, which we keep.
 """
 from __future__ import annotations
 
