@@ -241,9 +241,9 @@ def test_claims_packages_and_the_port_only_without_a_mesh() -> None:
 def test_probes_batch_with_short_timeouts_and_parse_back() -> None:
     cfg = config()
     lay = probe_layout(cfg.get("storage"), tuple(cfg.claims.of(BackupPath)), "h2")
-    probes = storage_probes(lay["dirs"], lay["units"], lay["space"], lay["disks"], lay["append_only"], False)  # type: ignore[arg-type]
-    assert all(p.timeout <= 20 for p in probes.values())
-    assert lay["units"] == ["homelab-backup-web-nas.timer", "homelab-drill-web-nas.timer", "homelab-check-web-nas.timer"]
+    probes = storage_probes(lay)
+    assert all(p.timeout <= 20 for p in probes.values()) and "storage.htpasswd" not in probes
+    assert lay.units == ("homelab-backup-web-nas.timer", "homelab-drill-web-nas.timer", "homelab-check-web-nas.timer")
     render_probe_script(probes)  # keys are valid probe keys
     view = parse_view({
         "storage.files": ProbeResult(0, "/etc/homelab/storage\t700 root root\t-\n/etc/homelab/storage/nas.password\t600 root root\tab12"),
@@ -302,3 +302,55 @@ def test_cli_summaries() -> None:
     snaps = json.dumps([{"short_id": "ab12", "time": "2026-01-01T03:00:00.1Z", "tags": ["homelab", "files"], "paths": ["/srv/x"]}])
     assert cli.summarize("list", job, 0, snaps)[1] == ["web -> nas (h2): 1 snapshots",
                                                        "  ab12  2026-01-01T03:00:00  homelab,files  /srv/x"]
+
+
+def test_the_dashboard_gets_a_storage_pane_from_the_registry() -> None:
+    from homelab.events import LayerStatus
+    from homelab.model import Monitor
+    from homelab.tui.sources import EngineSource
+    from homelab.tui.view_state import LayersKnown, RunView, reduce_all
+
+    layers = EngineSource("c.yaml").layers()
+    assert ("storage", 4) in [(li.name, li.number) for li in layers]
+    mon = Monitor("storage", "web->nas", "backup", Health.FAIL, "no backup has run yet")
+    view = reduce_all(RunView(), [LayersKnown(layers), LayerStatus("storage", (mon,))])
+    pane = view.layer("storage")
+    assert pane is not None and pane.health is Health.FAIL and pane.monitors == (mon,)
+
+
+def test_the_engine_runs_a_destructive_host_change_only_with_confirm_delete(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from fake_transport import FakeTransport
+
+    from homelab.config import load_config
+    from homelab.engine import Engine
+    from homelab.events import ChangeFailed
+    from homelab.hosts import HostTarget
+    from homelab.layers.base import Layer, Observed, RunContext, RunOptions
+    from homelab.model import Op
+
+    class Formats(Layer):
+        name = "storage"
+
+        def contribute_hosts(self, ctx: RunContext) -> None:
+            ctx.add_host(HostTarget("a", "127.0.0.1"))
+
+        def diff(self, ctx: RunContext, observed: Observed) -> LayerPlan:
+            return LayerPlan("storage", (
+                Change("storage", "a", "create", "disk d: erase ext4 and format", host="a", destructive=True,
+                       ops=(Op("server.shell", {"commands": ["mkfs"]}),)),
+                Change("storage", "a", "create", "directories: 1", host="a",
+                       ops=(Op("files.directory", {"path": "/srv"}),))))
+
+    monkeypatch.setattr("homelab.engine.all_layers", lambda: [Formats()])
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("version: 1\n")
+    for confirm, ran in ((False, ["files.directory"]), (True, ["server.shell", "files.directory"])):
+        transport = FakeTransport()
+        events = list(Engine(load_config(cfg), RunOptions(yes=True, confirm_destructive=confirm),
+                             transport=transport).apply())
+        assert [name for _, name, _ in transport.ran] == ran
+        refused = [e for e in events if isinstance(e, ChangeFailed)]
+        assert [e.change.summary for e in refused] == ([] if confirm else ["disk d: erase ext4 and format"])
+        if not confirm:
+            assert "--confirm-delete" in refused[0].hint

@@ -1,10 +1,9 @@
 """`homelab backup CONFIG run|list|restore|drill [APP]`: backups and restores on demand.
 
-These run through the layer's own small runner over SSH (`homelab.transport.SshTransport`, host
-keys pinned by an earlier apply, the login that apply recorded), not through the Engine: they
-are one command on one or two hosts (start a unit, run a restore script), not a walk of the
-layers with a plan, and their output is restic's, streamed once at the end. The engine stays
-plan/apply/status. What runs on the hosts is what `apply` installed there: the backup/drill
+These are not a walk of the layers (no plan, nothing to review): one command per app on its
+host (start a unit, run a restore script). So they take a session from `Engine.open_host`
+(logged in as a run would, host key pinned by an earlier apply) and run there; the engine
+gains nothing for it. What runs on the hosts is what `apply` installed there: the backup/drill
 units, and `restic-<app>-<repo>` (restic with that repository's 0600 password and credential
 files): no secret crosses the connection or appears in a command line.
 
@@ -103,30 +102,13 @@ def remote_command(action: str, job: Job, snapshot: str = "latest", to: str | No
 
 
 def sessions(config: Any, hosts: set[str]) -> Iterator[tuple[str, Any]]:
-    """A connection to each host, logged in the way the last apply left it; keys must be pinned."""
-    from homelab.layers import all_layers
-    from homelab.layers.base import RunContext
-    from homelab.state import State
-    from homelab.transport import SshTransport
+    """A session to each host, logged in as a run would (`Engine.open_host`: recorded login,
+    pinned host key, no new key accepted)."""
+    from homelab.engine import Engine
 
-    state = State.load(config.state_path)
-    ctx = RunContext(config, state)
-    for layer in all_layers():
-        layer.contribute_hosts(ctx)
+    engine = Engine(config)
     for name in sorted(hosts):
-        target = ctx.hosts.get(name)
-        if target is None:
-            raise UsageError(f"{name}: not a machine of this config")
-        info = state.host(name)
-        if info.get("login_user") or info.get("login_port"):
-            import dataclasses
-
-            target = dataclasses.replace(target, user=info.get("login_user") or target.user,
-                                         port=info.get("login_port") or target.port)
-        pinned = info.get("host_key")
-        if not pinned:
-            raise UsageError(f"{name}: its host key is not pinned yet", "run `homelab apply` first")
-        conn, _ = SshTransport().connect(target, pinned, None, config.privilege.use_agent)
+        conn = engine.open_host(name)
         try:
             yield name, conn
         finally:

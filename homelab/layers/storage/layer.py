@@ -53,12 +53,10 @@ class StorageLayer(Layer):
         involved = self._involved(ctx)
         return [h for h in ctx.live_hosts() if h.name in involved]
 
-    def probes(self, ctx: RunContext, host: HostTarget) -> dict[str, Probe]:  # type: ignore[override]
+    def probes(self, ctx: RunContext, host: HostTarget) -> dict[str, Probe]:
         if host.name not in self._involved(ctx):
             return {}
-        lay = probe_layout(self._config(ctx), self._backups(ctx), host.name)
-        return storage_probes(lay["dirs"], lay["units"], lay["space"], lay["disks"],  # type: ignore[arg-type]
-                              lay["append_only"], bool(lay["server"]))  # type: ignore[arg-type]
+        return storage_probes(probe_layout(self._config(ctx), self._backups(ctx), host.name))
 
     def observe(self, ctx: RunContext, probed: Mapping[str, Mapping[str, ProbeResult]]) -> Observed:
         cfg = self._config(ctx)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from homelab.claims import BackupPath
-from homelab.config.storage import CLIENT_PACKAGES, SERVER_PACKAGES, Repository, StorageConfig
+from homelab.config.storage import CLIENT_PACKAGES, SERVER_PACKAGES, Disk, Repository, StorageConfig
 from homelab.host_secrets import generate_command
 from homelab.layers.storage import disks as diskmod
 from homelab.layers.storage import files as filemod
@@ -118,8 +118,19 @@ def wanted_dirs(cfg: StorageConfig, backups: Sequence[BackupPath], host: str) ->
     return out
 
 
-def probe_layout(cfg: StorageConfig, backups: Sequence[BackupPath], host: str) -> dict[str, object]:
-    """What the probes of `host` need to know (no address, no secret)."""
+@dataclass(frozen=True)
+class ProbeLayout:
+    """What the probes of one host need to know (no address, no secret)."""
+
+    dirs: tuple[str, ...] = ()
+    units: tuple[str, ...] = ()
+    space: tuple[str, ...] = ()  # paths whose free space the monitors show
+    disks: tuple[Disk, ...] = ()
+    append_only: tuple[tuple[str, str, str], ...] = ()  # (target key, its backup script, its env file)
+    server: bool = False  # runs rest-server
+
+
+def probe_layout(cfg: StorageConfig, backups: Sequence[BackupPath], host: str) -> ProbeLayout:
     mine = [c for c in backups if c.host == host]
     append_only = []
     space = [cfg.data_root] if mine else []
@@ -132,9 +143,9 @@ def probe_layout(cfg: StorageConfig, backups: Sequence[BackupPath], host: str) -
                 space.append(repo.path)
     servers = [r for r in cfg.repositories if r.type == "rest" and r.machine == host]
     space += [r.path for r in servers if r.path]
-    return {"dirs": sorted(wanted_dirs(cfg, backups, host)), "units": unit_names(cfg, backups, host),
-            "space": list(dict.fromkeys(space)), "disks": [d for d in cfg.disks if d.machine == host],
-            "append_only": append_only, "server": bool(servers)}
+    return ProbeLayout(tuple(sorted(wanted_dirs(cfg, backups, host))), tuple(unit_names(cfg, backups, host)),
+                       tuple(dict.fromkeys(space)), tuple(d for d in cfg.disks if d.machine == host),
+                       tuple(append_only), bool(servers))
 
 
 # ------------------------------------------------------------------ diff ----

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from homelab.config.storage import CLIENT_PACKAGES, SERVER_PACKAGES, Disk
 from homelab.layers.storage import restserver
@@ -117,18 +117,19 @@ def disk_probe(disk: Disk) -> Probe:
     return Probe(cmd, SHORT, parse_disk)
 
 
-def storage_probes(dirs: Sequence[str], units: Sequence[str], space: Sequence[str], disks: Sequence[Disk],
-                   append_only: Sequence[tuple[str, str, str]], server: bool) -> dict[str, Probe]:
+def storage_probes(layout: Any) -> dict[str, Probe]:
+    """Every probe of one host (`layout`: plan.ProbeLayout, which needs this module's parsers)."""
+    units, disks, append_only = layout.units, layout.disks, layout.append_only
     probes = {
-        PREFIX + "files": files_probe(dirs),
+        PREFIX + "files": files_probe(layout.dirs),
         PREFIX + "packages": packages([*dict.fromkeys([*CLIENT_PACKAGES, *SERVER_PACKAGES])], SHORT),
         PREFIX + "credentials": credentials_probe(),
         PREFIX + "status": status_probe(),
-        PREFIX + "space": space_probe(space),
+        PREFIX + "space": space_probe(layout.space),
     }
     if units:
         probes[PREFIX + "units"] = unit_states(units, SHORT)
-    if server:
+    if layout.server:
         probes[PREFIX + "htpasswd"] = htpasswd_probe()
     for disk in disks:
         probes[f"{PREFIX}disk.{disk.name}"] = disk_probe(disk)
