@@ -354,3 +354,16 @@ def test_the_engine_runs_a_destructive_host_change_only_with_confirm_delete(tmp_
         assert [e.change.summary for e in refused] == ([] if confirm else ["disk d: erase ext4 and format"])
         if not confirm:
             assert "--confirm-delete" in refused[0].hint
+
+
+def test_the_wizard_step_writes_a_section_the_parser_reads() -> None:
+    from homelab.tui.wizard.steps.storage import STEP
+    from homelab.tui.wizard.yaml_text import emit
+
+    answers = dict(STEP.defaults())
+    assert STEP.render(answers) == ()  # no repository: no section
+    answers["repositories"] = ({"name": "nas", "type": "rest", "machine": "h1", "target": "", "path": ""},)
+    text = BASE.split("storage:")[0] + "\n".join(emit(STEP.render(answers))) + "\n"
+    storage = parse_config(text, Path("/tmp/w.yaml")).get("storage")
+    assert storage.repositories[0].machine == "h1" and storage.password.env == "RESTIC_PASSWORD"
+    assert STEP.extra_problems({**answers, "password_source": "Xk29dLq81mZp0Qw7Rt5Yv3Bn6Cs4Df2G"})

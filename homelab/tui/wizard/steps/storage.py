@@ -46,8 +46,9 @@ class StorageStep(WizardStep):
     )
 
     def entries(self, answers: Answers) -> tuple[Entry, ...]:
-        if not answers.get("enabled", True):
-            return ()
+        repos = next(f for f in self.fields if isinstance(f, ListField))
+        if not answers.get("enabled", True) or not field_entries(repos, answers.get("repositories")):
+            return ()  # no repository, no backups: the section would only restate defaults
         out: list[Entry] = []
         for f in self.fields:
             if isinstance(f, Field) and f.wizard_only:
@@ -60,7 +61,6 @@ class StorageStep(WizardStep):
             kind = str(answers.get("password_from", "env"))
             out.append(Entry("password", f"{{{kind}: {scalar('text', source)}}}",
                              "The repository password: where to read it, never the password itself."))
-        repos = next(f for f in self.fields if isinstance(f, ListField))
         out.extend(field_entries(repos, answers.get("repositories")))
         return nest(out)
 
