@@ -445,6 +445,12 @@ class Engine:
             except HomelabError as exc:
                 log.warning("%s failed: %s", change.summary, exc.message)
                 yield ChangeFailed(change, exc.message, exc.hint)
+        if not self.options.confirm_destructive:
+            # a host change that erases something (a disk format) needs the same confirmation
+            for change in (c for c in host_changes if c.destructive):
+                yield ChangeFailed(change, f"{change.summary}: not confirmed",
+                                   "erasing data needs --confirm-delete in addition to --yes")
+            host_changes = [c for c in host_changes if not c.destructive]
         if host_changes:
             yield from self._run_host_changes(ctx, layer, host_changes)
 

@@ -11,15 +11,17 @@ Pure parsing with located problems, like every section. What is checked here, an
   expected in, which the shorthands (daily, weekly, ...) give; any other expression needs
   `every:` as well.
 
-Not registered in config/schema.py here (the layer registry does that); `parse_storage` is
-the entry point.
+The layer registry names `parse_storage` (the section) and `storage_claims` (what storage needs
+of the other layers).
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
+from homelab.claims import Claim, NeedsPackage, OpenPort
 from homelab.config.reader import HOSTNAME, NAME, USER, Problems, Section
 from homelab.config.yamlpos import Located, locate
 from homelab.secrets import SecretRef
@@ -291,3 +293,43 @@ def _named_nodes(sec: Section, key: str, parsed: tuple[Any, ...]) -> list[tuple[
         if name is not None and isinstance(name.value, str) and name.value not in by_name:
             by_name[name.value] = (item, f"{sec.sub(key)}[{i}]")
     return [by_name[obj.name] for obj in parsed]
+
+
+# ----------------------------------------------------------------- claims ----
+SERVER_PACKAGES = ("restic", "restic-rest-server")
+CLIENT_PACKAGES = ("restic", "jq", "curl")  # jq: the drill compares file lists; curl: append-only check
+
+
+def storage_claims(storage: StorageConfig, cfg: Any) -> Iterator[Claim]:
+    """Packages for the rest-server machines, and their port where the mesh does not cover it.
+
+    The port: rest-server listens on the repository machine's mesh address only, and the mesh
+    already claims trust of everything arriving on its interface (WireGuard authenticated it),
+    so a mesh member claims nothing: a rule for the mesh network would repeat the trust, and a
+    port opened on the other interfaces is what we do not want. Without a mesh (or a machine
+    outside it) rest-server listens on the machine's own address, and the port is opened to the
+    homelab's own machines only (one claim per machine with an IP address in compute).
+
+    Clients (the hosts with `BackupPath` claims) are known only once every layer's claims are
+    collected, after this function runs; their packages (`CLIENT_PACKAGES`) are planned by the
+    layer itself from the claims it reads.
+    """
+    mesh = cfg.sections.get("mesh") if hasattr(cfg, "sections") else None
+    members = {n.name for n in mesh.members} if mesh is not None else set()
+    for i, repo in enumerate(storage.repositories):
+        if repo.type != "rest" or repo.machine is None:
+            continue
+        path = f"storage.repositories[{i}]"
+        for package in SERVER_PACKAGES:
+            yield NeedsPackage("storage", path, repo.machine, package)
+        if repo.machine in members:
+            continue
+        for machine in cfg.machines:
+            if machine.name == repo.machine:
+                continue
+            try:
+                net = ipaddress.ip_network(machine.address)
+            except ValueError:
+                continue  # a DNS name: no source rule can name it; the layer's plan says so
+            yield OpenPort("storage", f"{path}.port", repo.machine, "tcp", repo.port or DEFAULT_REST_PORT,
+                           source=str(net), why=f"restic rest-server {repo.name} for {machine.name}")

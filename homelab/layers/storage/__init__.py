@@ -7,5 +7,9 @@
 - `disks`: is this block device the one the config names, and is it empty?
 - `monitors`: backup age, exit 3, drill, check, free space, append-only, from probe output.
 
-The Layer class that wires these in (claims from apps, probes, plan) comes with the layer contract.
+- `probes`: what the layer reads on a host (no restic call, short timeouts); `plan`: the pure
+  diff; `status`: the monitors of a run; `layer`: the glue (`StorageLayer`); `cli`: `homelab backup`.
 """
+from homelab.layers.storage.layer import StorageLayer
+
+__all__ = ["StorageLayer"]

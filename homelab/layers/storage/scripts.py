@@ -249,3 +249,75 @@ hl_write_status "$final" "\\"repository\\":\\"{repo_name}\\",\\"repositories\\":
 rm -f "$HL_ERR"
 exit "$final"
 """
+
+
+def render_restic(target: Target) -> str:
+    """`restic-<app>-<repo>`: restic with this target's repository, password and credentials, for
+    `homelab backup list/restore` (the secrets stay in their 0600 files, read by the host itself)."""
+    return (HEADER + f"# restic for app {target.app} in repository {target.repo.name}\n"
+            "set -u\n" + _env(target) + f"exec {_restic(target)} \"$@\"\n")
+
+
+def render_restore(target: Target, app: AppBackup, restic: str, *, stop: tuple[str, ...] = (),
+                   start: tuple[str, ...] = (), health: tuple[str, ...] = (), snapshot: str = "latest",
+                   health_timeout: int = 120) -> str:
+    """Restore in place: stop the app, move its data aside, restore, start, health-gate; if the
+    restore or the health gate fails, put the moved-aside copy back and start the app again.
+
+    `stop`/`start`/`health` are shell commands (already quoted by the caller); the data paths
+    are the app's backed-up paths (`app.paths`); `restic` is the host's wrapper (render_restic),
+    so this script holds no repository address or secret. The pre-restore copy is a rename on
+    the same filesystem (no second copy of the data), kept until the app is healthy again."""
+    if not app.paths:
+        raise ValueError(f"app {app.app}: no data paths to restore in place")
+    restic = shlex.quote(restic)
+    host = shlex.quote(target.host)
+    paths = " ".join(map(shlex.quote, app.paths))
+    stop_cmds = "\n".join(f"{c} || true" for c in stop) or ":"
+    start_cmds = "\n".join(start) or ":"
+    health_cmds = " && ".join(health) or "true"
+    return HEADER + f"""# restore app {app.app} in place from repository {target.repo.name}
+set -u
+umask 077
+stamp=$(date +%s)
+log() {{ echo "restore {app.app}: $*" >&2; }}
+stop_app() {{
+{stop_cmds}
+}}
+start_app() {{
+{start_cmds}
+}}
+healthy() {{
+  n=0
+  while [ "$n" -lt {health_timeout} ]; do
+    if {health_cmds}; then return 0; fi
+    n=$((n + 2)); sleep 2
+  done
+  return 1
+}}
+rollback() {{
+  log "$1; rolling back to the pre-restore copy"
+  stop_app
+  for p in {paths}; do
+    if [ -e "$p.pre-restore-$stamp" ]; then rm -rf "$p" && mv "$p.pre-restore-$stamp" "$p"; fi
+  done
+  start_app
+  healthy && log "rolled back; the app runs on its old data" || log "rolled back, but the app is not healthy"
+  exit 1
+}}
+snap=$({restic} snapshots --json --host {host} --tag homelab,files {shlex.quote(snapshot)} 2>/dev/null \\
+  | jq -r 'if type == "array" then .[-1].short_id // empty else .short_id // empty end')
+[ -n "$snap" ] || {{ log "no snapshot {snapshot} of the files"; exit 1; }}
+log "stopping the app"
+stop_app
+for p in {paths}; do
+  if [ -e "$p" ]; then mv "$p" "$p.pre-restore-$stamp" || rollback "could not move $p aside"; fi
+done
+log "restoring snapshot $snap"
+{restic} restore "$snap" --target / --verify >/dev/null || rollback "restore failed"
+log "starting the app"
+start_app || rollback "the app did not start"
+healthy || rollback "the app is not healthy after the restore"
+for p in {paths}; do rm -rf "$p.pre-restore-$stamp"; done
+log "restored $snap; the app is healthy"
+"""

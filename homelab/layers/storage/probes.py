@@ -1,0 +1,230 @@
+"""What the storage layer reads on a host, and how it parses it. Pure builders and parsers.
+
+Every probe has its own short timeout: nothing here calls restic (a restic call can hang for
+minutes on a dead repository); the append-only check is one curl with `-m 10`. Which files
+exist is read by globbing homelab's own directories, so the probes need no address that only
+a lower layer's run would tell (the mesh publishes its addresses after the probes ran); the
+append-only check reads its repository URL from the host's own backup script for the same reason.
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from homelab.config.storage import CLIENT_PACKAGES, SERVER_PACKAGES, Disk
+from homelab.layers.storage import restserver
+from homelab.layers.storage.disks import Device, Signature, parse_lsblk, parse_wipefs
+from homelab.layers.storage.monitors import Space
+from homelab.layers.storage.repo import ETC, LIB, STATUS_DIR
+from homelab.layers.storage.scripts import SERVER_STATUS_DIR
+from homelab.layers.storage.units import UNIT_DIR
+from homelab.probe import Probe, ProbeResult, packages, parse_packages, parse_unit_states, unit_states
+
+PREFIX = "storage."
+SHORT = 15.0  # seconds: every storage probe is a local read, or one curl with its own 10 s limit
+CREDENTIAL_SUFFIX = ".rest-password"
+# every file the layer may write lives under one of these (globbed: no list to keep in step)
+FILE_GLOBS = (f"{ETC}/*", f"{LIB}/*", f"{UNIT_DIR}/homelab-*.service", f"{UNIT_DIR}/homelab-*.timer",
+              f"{UNIT_DIR}/*.mount", restserver.DEFAULTS_FILE, restserver.HTPASSWD, restserver.DROPIN)
+SPLIT = "@@homelab-split@@"
+
+
+@dataclass(frozen=True)
+class FileState:
+    mode: int
+    owner: str
+    group: str
+    sha256: str | None  # None: not a regular file (a directory)
+
+
+@dataclass(frozen=True)
+class DiskView:
+    device: Device | None
+    signatures: tuple[Signature, ...] = ()
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class HostView:
+    """One host as the probes saw it."""
+
+    files: Mapping[str, FileState] = field(default_factory=dict)
+    packages: Mapping[str, str | None] = field(default_factory=dict)
+    units: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    credentials: Mapping[str, str] = field(default_factory=dict)  # path -> value (made a Secret by the layer)
+    htpasswd: Mapping[str, str] = field(default_factory=dict)  # user -> bcrypt hash (not secret)
+    disks: Mapping[str, DiskView] = field(default_factory=dict)
+    statuses: Mapping[str, str] = field(default_factory=dict)  # status file -> JSON text
+    space: Mapping[str, Space] = field(default_factory=dict)  # path asked for -> its filesystem
+    append_only: Mapping[str, str] = field(default_factory=dict)  # target key -> HTTP code
+
+
+# ------------------------------------------------------------------ build ---
+def files_probe(dirs: Sequence[str]) -> Probe:
+    paths = " ".join([*FILE_GLOBS, *(shlex.quote(d) for d in dirs)])
+    cmd = (f"for f in {paths}; do [ -e \"$f\" ] || continue; "
+           "if [ -f \"$f\" ]; then h=$(sha256sum <\"$f\" | cut -d' ' -f1); else h=-; fi; "
+           "printf '%s\\t%s\\t%s\\n' \"$f\" \"$(stat -c '%a %U %G' \"$f\")\" \"$h\"; done")
+    return Probe(cmd, SHORT, parse_files)
+
+
+def credentials_probe() -> Probe:
+    """The rest credentials this host made (scope 3: read back only to give rest-server their hash)."""
+    return Probe(f"for f in {ETC}/*{CREDENTIAL_SUFFIX}; do [ -s \"$f\" ] && "
+                 "printf '%s\\t%s\\n' \"$f\" \"$(head -c 256 \"$f\" | tr -d '\\n')\"; done; true", SHORT,
+                 parse_tabbed)
+
+
+def htpasswd_probe() -> Probe:
+    return Probe(f"cat {restserver.HTPASSWD} 2>/dev/null; true", SHORT, parse_htpasswd)
+
+
+def status_probe() -> Probe:
+    return Probe(f"for f in {STATUS_DIR}/*.json {SERVER_STATUS_DIR}/*.json; do [ -f \"$f\" ] && "
+                 "printf '%s\\t%s\\n' \"$f\" \"$(head -c 8000 \"$f\" | tr -d '\\n')\"; done; true", SHORT,
+                 parse_tabbed)
+
+
+def space_probe(paths: Sequence[str]) -> Probe:
+    cmd = " ".join(f"printf '%s\\t' {shlex.quote(p)}; df -P -B1 {shlex.quote(p)} 2>/dev/null | tail -n 1 || echo;"
+                   for p in paths) or "true"
+    return Probe(cmd, SHORT, parse_space)
+
+
+def append_only_probe(key: str, script: str, env_file: str) -> str:
+    """DELETE a key file that does not exist, with this host's own credential (read from its 0600
+    env file into curl's config on stdin: on no command line). The URL comes from the backup
+    script. Prints `key code` (see monitors.append_only_monitor)."""
+    q = shlex.quote
+    return (f"url=$(sed -n 's/^export RESTIC_REPOSITORY=rest://p' {q(script)} | tr -d \"'\"); "
+            f"if [ -z \"$url\" ] || [ ! -f {q(env_file)} ]; then echo {q(key)} none; else "
+            f"(set -a; . {q(env_file)}; set +a; "
+            "printf 'user = \"%s:%s\"\\n' \"$RESTIC_REST_USERNAME\" \"$RESTIC_REST_PASSWORD\" | "
+            f"printf '%s %s\\n' {q(key)} \"$(curl -s -o /dev/null -m 10 -w '%{{http_code}}' -X DELETE -K - "
+            "\"${url%/}/keys/" + "0" * 64 + "\")\"); fi")
+
+
+def disk_probe(disk: Disk) -> Probe:
+    """lsblk and `wipefs --no-act` of the disk the config names (by id, or found by serial)."""
+    if disk.by_id:
+        find = f"dev={shlex.quote(disk.by_id)}; [ -e \"$dev\" ] || dev="
+    else:
+        find = f"dev=$(lsblk -ndo PATH,SERIAL | awk -v s={shlex.quote(disk.serial or '')} '$2 == s {{print $1; exit}}')"
+    cmd = (f"{find}; [ -n \"$dev\" ] || exit 0; "
+           "lsblk -J -b -o PATH,SERIAL,WWN,SIZE,TYPE,FSTYPE,PTTYPE,UUID,MOUNTPOINTS \"$dev\"; "
+           f"echo {SPLIT}; wipefs -n -J \"$dev\"")
+    return Probe(cmd, SHORT, parse_disk)
+
+
+def storage_probes(layout: Any) -> dict[str, Probe]:
+    """Every probe of one host (`layout`: plan.ProbeLayout, which needs this module's parsers)."""
+    units, disks, append_only = layout.units, layout.disks, layout.append_only
+    probes = {
+        PREFIX + "files": files_probe(layout.dirs),
+        PREFIX + "packages": packages([*dict.fromkeys([*CLIENT_PACKAGES, *SERVER_PACKAGES])], SHORT),
+        PREFIX + "credentials": credentials_probe(),
+        PREFIX + "status": status_probe(),
+        PREFIX + "space": space_probe(layout.space),
+    }
+    if units:
+        probes[PREFIX + "units"] = unit_states(units, SHORT)
+    if layout.server:
+        probes[PREFIX + "htpasswd"] = htpasswd_probe()
+    for disk in disks:
+        probes[f"{PREFIX}disk.{disk.name}"] = disk_probe(disk)
+    if append_only:
+        cmd = "; ".join(append_only_probe(k, s, e) for k, s, e in append_only)
+        probes[PREFIX + "append_only"] = Probe(cmd, SHORT + 5 * len(append_only))
+    return probes
+
+
+# ------------------------------------------------------------------ parse ---
+def parse_files(result: ProbeResult) -> dict[str, FileState]:
+    out: dict[str, FileState] = {}
+    for line in result.lines():
+        parts = line.split("\t")
+        if len(parts) != 3:
+            continue
+        path, meta, digest = parts
+        mode, owner, group = (meta.split() + ["", "", ""])[:3]
+        try:
+            out[path] = FileState(int(mode, 8), owner, group, None if digest == "-" else digest)
+        except ValueError:
+            continue
+    return out
+
+
+def parse_tabbed(result: ProbeResult) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in result.out.splitlines():
+        key, sep, value = line.partition("\t")
+        if sep:
+            out[key] = value
+    return out
+
+
+def parse_htpasswd(result: ProbeResult) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in result.lines():
+        user, sep, hashed = line.partition(":")
+        if sep and not user.startswith("#"):
+            out[user.strip()] = hashed.strip()
+    return out
+
+
+def parse_space(result: ProbeResult) -> dict[str, Space]:
+    out: dict[str, Space] = {}
+    for line in result.out.splitlines():
+        path, _, df = line.partition("\t")
+        parts = df.split()
+        if len(parts) >= 6 and parts[1].isdigit() and parts[3].isdigit():
+            out[path] = Space(" ".join(parts[5:]), int(parts[1]), int(parts[3]))
+    return out
+
+
+def parse_append_only(result: ProbeResult | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in (result.lines() if result is not None else []):
+        key, _, code = line.partition(" ")
+        out[key] = code.strip()
+    return out
+
+
+def parse_disk(result: ProbeResult) -> DiskView:
+    text = result.out
+    if not text.strip():
+        return DiskView(None)
+    lsblk, _, wipefs = text.partition(SPLIT)
+    try:
+        return DiskView(parse_lsblk(lsblk), parse_wipefs(wipefs))
+    except ValueError as exc:  # json errors are ValueErrors
+        return DiskView(None, (), f"unreadable lsblk/wipefs output: {exc}")
+
+
+def parse_view(results: Mapping[str, ProbeResult]) -> HostView:
+    """Everything the probes of one host said (missing probes read as empty)."""
+    def get(key: str) -> ProbeResult | None:
+        r = results.get(PREFIX + key)
+        return None if r is None or r.timed_out else r
+
+    files = get("files")
+    pkgs = get("packages")
+    units = get("units")
+    creds = get("credentials")
+    htp = get("htpasswd")
+    status = get("status")
+    space = get("space")
+    disks = {k[len(PREFIX + "disk."):]: parse_disk(r) for k, r in results.items()
+             if k.startswith(PREFIX + "disk.") and not r.timed_out}
+    return HostView(
+        files=parse_files(files) if files else {},
+        packages=parse_packages(pkgs, [*CLIENT_PACKAGES, *SERVER_PACKAGES]) if pkgs else {},
+        units=parse_unit_states(units) if units else {},
+        credentials=parse_tabbed(creds) if creds else {},
+        htpasswd=parse_htpasswd(htp) if htp else {},
+        disks=disks,
+        statuses=parse_tabbed(status) if status else {},
+        space=parse_space(space) if space else {},
+        append_only=parse_append_only(get("append_only")),
+    )
