@@ -26,6 +26,7 @@ from homelab.errors import ConfigError, Problem, UsageError
 MAX_BYTES = 256 * 1024  # a config is a few KB; PyYAML reads ~300 KB/s here, so this stays ~1 s
 MAX_NODES = 100_000  # values after alias expansion
 MAX_DEPTH = 64
+_ODD_BREAK = re.compile("[\x85\u2028\u2029]")
 SHOW_CHARS = 40  # values quoted in messages are cut to this many characters
 
 HOW_TO_START = "start from config.example.yaml, or run `homelab` on a terminal: its wizard writes one"
@@ -218,6 +219,14 @@ def load_located(text: str, filename: str) -> Located:
     if len(text.encode("utf-8", "replace")) > MAX_BYTES:
         raise ConfigError([Problem(filename, 1, 1, "", f"file is larger than {MAX_BYTES // 1024} KiB",
                                    "is this the right file?")])
+    odd = _ODD_BREAK.search(text)
+    if odd is not None:
+        # YAML counts these as line breaks, editors mostly do not: positions would disagree
+        line, col = _position(text, odd.start())
+        name = {"\x85": "NEL (U+0085)", "\u2028": "LINE SEPARATOR (U+2028)",
+                "\u2029": "PARAGRAPH SEPARATOR (U+2029)"}[odd.group()]
+        raise ConfigError([Problem(filename, line, col, "", f"a {name} line break is not allowed",
+                                   "use a plain newline (it was probably pasted from a web page or a word processor)")])
     try:
         node = yaml.compose(text, Loader=_Loader)
     except _TooDeep as exc:
