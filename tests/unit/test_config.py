@@ -87,9 +87,9 @@ def test_billion_laughs_is_rejected_fast() -> None:
     for i, name in enumerate("bcdefghi"):
         prev = "abcdefghi"[i]
         lines.append(f"{name}: &{name} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]")
-    t0 = time.monotonic()
+    t0 = time.process_time()  # CPU seconds: other work on a shared machine must not fail this
     got = problems("\n".join(lines) + "\n")
-    assert time.monotonic() - t0 < 1.0
+    assert time.process_time() - t0 < 1.0
     assert "too many values" in got[0]
 
 

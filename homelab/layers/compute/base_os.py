@@ -6,24 +6,23 @@ timezone link that points into them.
 """
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from typing import Mapping
 
 from homelab.config.compute import BaseSettings
 from homelab.model import Change, Health, Monitor, Op
-from homelab.probe import ProbeResult
+from homelab.probe import AnyProbe, ProbeResult, parse_packages
+from homelab.probe import packages as probe_packages
 
 LAYER = "compute"
 
 
-def base_probes(packages: tuple[str, ...]) -> dict[str, str]:
-    pkgs = " ".join(shlex.quote(p) for p in packages)
+def base_probes(packages: tuple[str, ...]) -> dict[str, AnyProbe]:
     return {
         "compute.facts": ". /etc/os-release; echo \"$ID\"; echo \"$VERSION_ID\"; uname -m; "
                          "cat /etc/hostname; hostname",
         "compute.timezone": "readlink /etc/localtime || true; cat /etc/timezone 2>/dev/null || true",
-        "compute.packages": f"dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}}\\n' {pkgs} 2>/dev/null || true",
+        "compute.packages": probe_packages(packages),
     }
 
 
@@ -48,14 +47,10 @@ def parse_facts(result: ProbeResult | None) -> Facts | None:
 
 
 def installed_packages(result: ProbeResult | None) -> set[str]:
+    """The shared parser (homelab.probe): names of packages that are installed."""
     if result is None:
         return set()
-    out = set()
-    for line in result.lines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[1].startswith("ii"):
-            out.add(parts[0].split(":")[0])
-    return out
+    return {name for name, version in parse_packages(result).items() if version is not None}
 
 
 def current_timezone(result: ProbeResult | None) -> str | None:

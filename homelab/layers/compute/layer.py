@@ -20,7 +20,7 @@ from homelab.layers.compute.hetzner import (
 )
 from homelab.model import Change, Health, LayerPlan, Monitor
 from homelab.outputs import HostFacts
-from homelab.probe import ProbeResult
+from homelab.probe import AnyProbe, ProbeResult
 
 
 def operator_key_path(ctx: RunContext, explicit: str | None) -> str | None:
@@ -85,7 +85,7 @@ class ComputeLayer(Layer):
             if info and info.get("ipv4"):
                 ctx.add_host(host_target(ctx, want.name, info["ipv4"], operator_key_path(ctx, None)))
 
-    def probes(self, ctx: RunContext, host: HostTarget) -> dict[str, str]:
+    def probes(self, ctx: RunContext, host: HostTarget) -> dict[str, AnyProbe]:
         return base_probes(ctx.config.compute.base.packages)
 
     def observe(self, ctx: RunContext, probed: Mapping[str, Mapping[str, ProbeResult]]) -> Observed:
