@@ -136,15 +136,20 @@ class Callbacks(BaseStateCallback):
     def operation_host_error(self, state: State, host: Any, op_hash: str, retry_count: int = 0,  # type: ignore[override]
                              max_retries: int = 0) -> None:
         meta = state.ops[host][op_hash].operation_meta
-        lines: list[str] = []
+        out: list[str] = []
+        err: list[str] = []
         try:
-            lines = [*meta.stdout_lines, *meta.stderr_lines][-20:]
+            out, err = list(meta.stdout_lines), list(meta.stderr_lines)
         except Exception:  # output is missing when the command never ran
             pass
-        for line in lines:
+        # the cause is usually the first thing a failing script says on stderr, the outcome its
+        # last lines: keep both ends when there is much of it
+        shown = err if len(err) <= 30 else [*err[:15], f"... ({len(err) - 30} lines, see the run log)", *err[-15:]]
+        for line in [*out[-5:], *shown]:
             emit(event="output", host=host.name, line=line)
         idx = self._index(host, op_hash)
-        error = CALLBACK_ERRORS.pop(host.name, None) or (lines[-1] if lines else "operation failed")
+        first = next((ln for ln in err if ln.strip()), None)
+        error = CALLBACK_ERRORS.pop(host.name, None) or first or (out[-1] if out else "operation failed")
         emit(event="op_error", host=host.name, index=idx, error=error)
 
     def _index(self, host: Any, op_hash: str) -> int | None:
