@@ -84,7 +84,7 @@ class Repository:
     port: int | None = None  # rest: rest-server port; sftp: ssh port
     path: str | None = None  # rest: BACKUP_DIR; sftp: remote path; local: directory; s3: prefix
     user: str | None = None  # sftp
-    host: str | None = None  # sftp
+    host: str | None = field(default=None, metadata={"internal": True})  # sftp: from `target`
     endpoint: str | None = None  # s3
     bucket: str | None = None  # s3
     access_key: SecretRef | None = None  # s3
