@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import secrets
 import subprocess
 import sys
 from typing import Any, Callable
@@ -192,8 +193,13 @@ def cmd_demo(lab: Any, args: argparse.Namespace) -> int:
     lab.up(args.n)
     print("building the lab's app images (minutes the first time, cached after) ...", file=sys.stderr)
     lab.ensure_images()
-    path = Path(args.output)
-    path.write_text(render_demo_config(lab.inventory()))
+    path = Path(args.output).resolve()
+    secret = path.with_name(path.stem + ".restic-password")
+    if not secret.exists():  # the backup repository password: made once, kept by you (0600)
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(32) + "\n")
+    path.write_text(render_demo_config(lab.inventory(), str(secret)))
     print(f"wrote {path}; applying it", file=sys.stderr)
     rc = homelab_main(["apply", str(path), "--yes", "--accept-new-host-keys"])
     if rc != 0:

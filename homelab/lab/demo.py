@@ -53,6 +53,12 @@ permissions:
     - name: ops
       sudo: true
   revert_after: 30
+storage:
+  # every app's data is backed up (restic) over the mesh to rest-server on {last}, append-only
+  repositories:
+    - {{name: backup, type: rest, machine: {last}}}
+  # the repository password stays yours: here a file beside lab.yaml (0600), read by a command
+  password: {{command: "cat {password_file}"}}
 apps:
   # the lab serves lab builds of the recipes' upstream images (and nothing is pulled from the internet)
   images: {{mirror: "labrepo:5000"}}
@@ -63,11 +69,13 @@ apps:
 {service_app}"""
 
 
-def render_demo_config(inventory: Mapping[str, Any]) -> str:
+def render_demo_config(inventory: Mapping[str, Any], password_file: str = "lab.restic-password") -> str:
     """Pure: the lab config plus every built layer, for `homelab lab demo`."""
     names = [h["name"] for h in inventory["hosts"] if h.get("suite", "trixie") == "trixie"] or \
         [h["name"] for h in inventory["hosts"]]
     nodes = "\n".join(f"    - {{name: {n}, endpoint: auto}}" for n in [h["name"] for h in inventory["hosts"]])
     second = names[1] if len(names) > 1 else names[0]
     service = f"    - {{name: dav, recipe: radicale-service, machine: {second}, variables: {{auth_type: none}}}}\n"
-    return render_lab_config(inventory) + DEMO_LAYERS.format(mesh_nodes=nodes, first=names[0], service_app=service)
+    last = inventory["hosts"][-1]["name"]
+    return render_lab_config(inventory) + DEMO_LAYERS.format(mesh_nodes=nodes, first=names[0], service_app=service,
+                                                             last=last, password_file=password_file)
