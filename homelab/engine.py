@@ -79,6 +79,7 @@ class Engine:
         self.cancelled = threading.Event()
         self._worker: OpsRun | None = None
         self.reviewed: ReviewedPlan | None = None
+        self._unreachable: set[str] = set()  # hosts never connected to or probed (vs. failed while applying)
         self._probe_owner: dict[str, tuple[str, float]] = {}  # probe key -> (layer, its timeout)
         self._configured: dict[str, HostTarget] = {}  # hosts as configured, where a recorded login differs
         self.remote_commands = 0  # benchmarks read this
@@ -287,7 +288,7 @@ class Engine:
         if command == "apply":
             ctx.state.save()
         summary = tuple(
-            HostSummary(name, "unreachable" if name in ctx.failed_hosts and name not in changed_hosts else
+            HostSummary(name, "unreachable" if name in self._unreachable else
                         ("failed" if name in ctx.failed_hosts else ("changed" if changed_hosts.get(name) else "ok")),
                         changed_hosts.get(name, 0), ctx.failed_hosts.get(name, ""))
             for name in sorted(ctx.hosts))
@@ -359,6 +360,7 @@ class Engine:
             if conn is None:
                 message, _, hint = err.partition("\n")
                 ctx.failed_hosts[target.name] = message
+                self._unreachable.add(target.name)
                 yield HostFailed(target.name, "connect", message, hint)
             else:
                 self.connections[target.name] = conn
@@ -398,6 +400,7 @@ class Engine:
         for name, res, err in results:
             if res is None:
                 ctx.failed_hosts[name] = err
+                self._unreachable.add(name)
             else:
                 out[name] = res
         return out

@@ -121,6 +121,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
 class Callbacks(BaseStateCallback):
     def __init__(self, index: dict[str, tuple[str, int]]) -> None:
         self.index = index  # op_hash -> (host, op index)
+        self.failed: list[tuple[Any, str]] = []  # (host, op_hash) in the order they failed
 
     @staticmethod
     def host_connect_error(state: State, host: Any, error: Any) -> None:
@@ -135,22 +136,28 @@ class Callbacks(BaseStateCallback):
 
     def operation_host_error(self, state: State, host: Any, op_hash: str, retry_count: int = 0,  # type: ignore[override]
                              max_retries: int = 0) -> None:
-        meta = state.ops[host][op_hash].operation_meta
-        out: list[str] = []
-        err: list[str] = []
-        try:
-            out, err = list(meta.stdout_lines), list(meta.stderr_lines)
-        except Exception:  # output is missing when the command never ran
-            pass
-        # the cause is usually the first thing a failing script says on stderr, the outcome its
-        # last lines: keep both ends when there is much of it
-        shown = err if len(err) <= 30 else [*err[:15], f"... ({len(err) - 30} lines, see the run log)", *err[-15:]]
-        for line in [*out[-5:], *shown]:
-            emit(event="output", host=host.name, line=line)
-        idx = self._index(host, op_hash)
-        first = next((ln for ln in err if ln.strip()), None)
-        error = CALLBACK_ERRORS.pop(host.name, None) or first or (out[-1] if out else "operation failed")
-        emit(event="op_error", host=host.name, index=idx, error=error)
+        # pyinfra completes the op's meta (its output) only after this callback: report the
+        # failure once the run is over (`report_errors`), with what the command printed
+        self.failed.append((host, op_hash))
+
+    def report_errors(self, state: State) -> None:
+        for host, op_hash in self.failed:
+            out: list[str] = []
+            err: list[str] = []
+            try:
+                meta = state.ops[host][op_hash].operation_meta
+                out, err = list(meta.stdout_lines), list(meta.stderr_lines)
+            except Exception:  # output is missing when the command never ran
+                pass
+            # the cause is usually the first thing a failing script says on stderr, the outcome
+            # its last lines: keep both ends when there is much of it
+            shown = err if len(err) <= 30 else [*err[:15], f"... ({len(err) - 30} lines, see the run log)", *err[-15:]]
+            for line in [*out[-5:], *shown]:
+                emit(event="output", host=host.name, line=line)
+            first = next((ln for ln in err if ln.strip()), None)
+            error = CALLBACK_ERRORS.pop(host.name, None) or first or (out[-1] if out else "operation failed")
+            emit(event="op_error", host=host.name, index=self._index(host, op_hash), error=error)
+        self.failed.clear()
 
     def _index(self, host: Any, op_hash: str) -> int | None:
         entry = self.index.get(f"{host.name}:{op_hash}")
@@ -205,8 +212,10 @@ def run(job: dict[str, Any]) -> int:
         try:
             run_ops(state)
         except PyinfraError as exc:  # "No hosts remaining!" once every host failed
+            callbacks.report_errors(state)
             emit(event="run_error", error=str(exc))
         finally:
+            callbacks.report_errors(state)
             disconnect_all(state)
     emit(event="done")
     return 0

@@ -134,8 +134,9 @@ def test_an_update_that_fails_its_health_check_rolls_back_by_itself(run: Run) ->
     (recipes / "radicale.yaml").write_text(broken)
     run.write(APPS.replace("apps:\n", f"apps:\n  recipe_dirs: [{recipes}]\n", 1))
     out = run.homelab("apply", str(run.cfg), "--yes", timeout=900)
+    (run.tmp / "rollback.out").write_text(out.stdout + out.stderr)
     assert out.returncode == 1, out.stdout + out.stderr
-    assert "failed its health gate" in out.stdout + out.stderr
+    assert "failed its health gate" in out.stdout + out.stderr, (out.stdout + out.stderr)[-4000:]
     # the old release runs again and still answers
     assert run.sh("h1", f"curl -s -o /dev/null -w '%{{http_code}}' http://127.0.0.1:{run.port('cal')}/.web/") == "200"
     run.write(APPS)

@@ -292,7 +292,8 @@ def test_bundle_scripts() -> None:
     load = bundle.render_load_script("/var/tmp/x.tar", "ab" * 32, [PG])
     for s in (save, load):
         sh_syntax_ok(s)
-    assert save.strip().endswith("docker save -o /var/tmp/x.tar ghcr.io/miniflux/miniflux:2.2.6 postgres:17.6")
+    assert "docker save -o /var/tmp/x.tar ghcr.io/miniflux/miniflux:2.2.6 postgres:17.6\n" in save
+    assert save.strip().endswith("chown \"${SUDO_USER:-root}\" /var/tmp/x.tar")  # fetched as the login user
     assert f"docker tag {ID} postgres:17.6" in save
     assert "trap 'rm -f /var/tmp/x.tar' EXIT" in load and "sha256sum" in load
     assert bundle.parse_missing(f"missing {ID}\nother\n") == {ID}

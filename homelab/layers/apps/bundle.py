@@ -72,6 +72,8 @@ def render_save_script(pins: Iterable[ImagePin], remote_path: str) -> str:
         lines.append(f"docker tag {iid} {ref}")  # the local tag names the pinned image (a tag may have moved)
     refs = " ".join(shlex.quote(p.ref) for p in pins)
     lines.append(f"docker save -o {shlex.quote(remote_path)} {refs}")
+    # the file is fetched over SFTP as the login user, who may not be root (sudo)
+    lines.append(f"chown \"${{SUDO_USER:-root}}\" {shlex.quote(remote_path)}")
     return "\n".join(lines) + "\n"
 
 
