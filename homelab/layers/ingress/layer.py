@@ -79,9 +79,11 @@ class IngressLayer(Layer):
         mesh = ctx.outputs.get(MeshAddresses)
         found = dict(mesh.addresses) if mesh is not None else {}
         notes = []
+        cfg = self.config(ctx)
+        machines = cfg.machines if cfg else ()
         for host in sorted({u.host for s in sites for u in s.upstreams}):
-            if host in found or host not in ctx.hosts:
-                continue
+            if host in found or host not in ctx.hosts or all(m == host for m in machines):
+                continue  # (an app on the only ingress machine is reached on loopback)
             found[host] = ctx.hosts[host].address
             apps = ", ".join(sorted({s.app for s in sites if any(u.host == host for u in s.upstreams)}))
             notes.append(f"no mesh address for {host}: ingress dials {apps} at {ctx.hosts[host].address} "
