@@ -220,7 +220,7 @@ class IngressLayer(Layer):
             out += self._host_monitors(ctx, name, results, sites, addresses)
             certs = cert_probe(sorted(probes)).value(results.get("ingress.certs")) or {}
             https = https_probe(sorted(probes)).value(results.get("ingress.https")) or {}
-            for m in ingress_monitors(probes, certs, https, now):
+            for m in ingress_monitors(probes, certs, https, now, [s.hostname for s in sites if s.internal_tls]):
                 out.append(Monitor(m.layer, f"{m.subject} @{name}" if len(cfg.machines) > 1 else m.subject,
                                    m.name, m.health, m.reason, m.checked_at))
         try:
