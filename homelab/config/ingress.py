@@ -12,6 +12,9 @@
         zone: example.org
         ttl: 300
       access_logs: true            # a JSON access log per site with the real client address
+      anubis:                      # the image that guards apps with anubis: true (a container on each ingress machine)
+        image: ghcr.io/techarohq/anubis:v1.27.0   # pinned at its first pull (ingress state `images`)
+        mirror: registry.lan:5000  # pull it through a registry mirror (the upstream path kept)
       apps:
         - {name: notes, hostname: notes.example.org, anubis: true, difficulty: 4}
         - {name: wiki, tls: internal}  # a name only reachable inside (LAN, mesh)
@@ -36,6 +39,10 @@ LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 DEFAULT_TTL = 300  # s; short enough that moving ingress to another machine is quick
 # Anubis's own default; each step up doubles the expected proof-of-work time in the browser
 DEFAULT_DIFFICULTY = 4
+ANUBIS_IMAGE = "ghcr.io/techarohq/anubis:v1.27.0"
+# repository:tag of a registry host (no digest: the first pull pins it in state)
+IMAGE = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9]+([._-]+[a-z0-9]+)*(/[a-z0-9]+([._-]+[a-z0-9]+)*)*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+MIRROR = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,252}[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
 # the ACME account contact: strict, it lands in the Caddyfile
 EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 
@@ -53,6 +60,16 @@ class DnsConfig:
     provider: str = "none"
     zone: str | None = None
     ttl: int = DEFAULT_TTL
+
+
+@dataclass(frozen=True)
+class AnubisImage:
+    image: str = ANUBIS_IMAGE
+    mirror: str | None = None  # pull from MIRROR/<registry>/<path>:<tag> and tag it as `image`
+
+    @property
+    def pull_from(self) -> str:
+        return f"{self.mirror}/{self.image}" if self.mirror else self.image
 
 
 @dataclass(frozen=True)
@@ -74,6 +91,7 @@ class IngressConfig:
     dns: DnsConfig = DnsConfig()
     access_logs: bool = True
     apps: tuple[AppIngress, ...] = ()
+    anubis: AnubisImage = AnubisImage()
 
     @property
     def app_names(self) -> tuple[str, ...]:
@@ -158,6 +176,14 @@ def parse_dns(sec: Section) -> DnsConfig:
     return DnsConfig(provider=provider, zone=zone.lower() if zone else None, ttl=ttl)
 
 
+def parse_anubis_image(sec: Section) -> AnubisImage:
+    image = sec.text("image", ANUBIS_IMAGE, pattern=IMAGE,
+                     hint="registry/path:tag, like ghcr.io/techarohq/anubis:v1.27.0") or ANUBIS_IMAGE
+    mirror = sec.text("mirror", pattern=MIRROR, hint="a registry host[:port], like registry.lan:5000")
+    sec.done(["image", "mirror"])
+    return AnubisImage(image, mirror)
+
+
 def parse_app(sec: Section) -> AppIngress | None:
     name = sec.text("name", required=True, pattern=NAME, hint="the name of an app")
     hostname = sec.text("hostname", pattern=HOSTNAME, hint="a DNS name like notes.example.org")
@@ -217,14 +243,15 @@ def parse_ingress(sec: Section) -> IngressConfig:
     dns = parse_dns(dns_sec) if dns_sec is not None else DnsConfig()
     access_logs = sec.flag("access_logs", True)
     apps = sec.unique_items("apps", _hostname_check(domain), hint="list every app once")
-    sec.done(["machines", "domain", "tls", "dns", "access_logs", "apps"])
+    anubis_sec = sec.section("anubis")
+    anubis = parse_anubis_image(anubis_sec) if anubis_sec is not None else AnubisImage()
+    sec.done(["machines", "domain", "tls", "dns", "access_logs", "apps", "anubis"])
     if dns.zone and domain and not (domain == dns.zone or domain.endswith("." + dns.zone)):
         sec.fail(dns_sec.raw("zone") if dns_sec else sec.node, sec.sub("dns.zone"),
                  f"domain {domain!r} is not inside zone {dns.zone!r}",
                  "the zone must be the domain or a parent of it")
     return IngressConfig(machines=machines, domain=domain, tls=tls, dns=dns,
-                         access_logs=access_logs, apps=tuple(apps))
-
+                         access_logs=access_logs, apps=tuple(apps), anubis=anubis)
 
 
 def ingress_claims(ingress: IngressConfig, cfg: Any) -> Iterator[Claim]:

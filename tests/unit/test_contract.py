@@ -293,4 +293,6 @@ def test_claims_of_the_example_config_build_its_firewall() -> None:
 
     cfg = load_config(Path(__file__).resolve().parents[2] / "config.example.yaml")
     web = {(c.owner, c.proto, c.port) for c in cfg.claims.of(OpenPort, "web-1")}
-    assert ("mesh", "udp", 51820) in web and ("permissions", "tcp", 443) in web
+    # 80/443 from the ingress section (ingress_hosts is gone from the example)
+    assert ("mesh", "udp", 51820) in web and ("ingress", "tcp", 443) in web and ("ingress", "udp", 443) in web
+    assert ("permissions", "tcp", 443) not in web

@@ -43,6 +43,21 @@ def test_days_left_thresholds() -> None:
     assert cert_monitor("a", None, NOW).health is Health.UNKNOWN
 
 
+def test_internal_ca_certificates_are_judged_in_hours() -> None:
+    """Caddy's internal CA issues 12-hour certificates: half a day left is healthy there."""
+    def verdict(hours: float) -> tuple[Health, str]:
+        m = cert_monitor("wiki.lan", CertFacts(NOW + hours * 3600, "CN = Caddy Local Authority"), NOW, internal=True)
+        return m.health, m.reason
+
+    assert verdict(11.9) == (Health.OK, "11.9 hours left (CN = Caddy Local Authority) (internal CA)")
+    assert verdict(1.5)[0] is Health.WARN and verdict(0.4)[0] is Health.FAIL
+    got = ingress_monitors(["wiki.lan", "pub.example.org"], {"wiki.lan": CertFacts(NOW + 6 * 3600),
+                                                              "pub.example.org": CertFacts(NOW + 6 * 3600)},
+                           {}, NOW, internal=["wiki.lan"])
+    assert [(m.subject, m.name, m.health) for m in got if m.name == "certificate"] == [
+        ("pub.example.org", "certificate", Health.FAIL), ("wiki.lan", "certificate", Health.OK)]
+
+
 def test_https_probe_and_verdicts() -> None:
     got = parse_https_probe("https a.example.org 200 0.012345\nhttps b.example.org 502 0.003\n"
                             "https c.example.org 000 10.001\nhttps d.example.org 200 2.5\ngarbage\n")

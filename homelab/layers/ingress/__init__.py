@@ -1,4 +1,6 @@
-"""Layer 5, ingress: Caddy sites from route claims, TLS, DNS records, Anubis per app.
+"""Layer 5, ingress: Caddy sites from the apps' HTTP claims, TLS, DNS records, Anubis per app."""
+from __future__ import annotations
 
-The Layer class is wired in once the layer contract (registry, claims) lands.
-"""
+from homelab.layers.ingress.layer import IngressLayer
+
+__all__ = ["IngressLayer"]

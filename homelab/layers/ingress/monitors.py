@@ -21,6 +21,10 @@ LAYER = "ingress"
 WARN_DAYS = 14  # ACME clients renew at 30 days left (a third of 90): 14 means renewal is failing
 FAIL_DAYS = 3
 SLOW_SECONDS = 2.0
+# Caddy's internal CA issues 12-hour certificates and renews them with a third (4 h) left:
+# days mean nothing there, hours do
+INTERNAL_WARN_HOURS = 2.0
+INTERNAL_FAIL_HOURS = 0.5
 _CERT = re.compile(r"^cert (\S+) (?:notAfter=(.+?)(?: issuer=(.*))?|none)$")
 _HTTP = re.compile(r"^https (\S+) (\d{3}) ([0-9.]+)$")
 
@@ -94,7 +98,7 @@ def parse_https_probe(text: str) -> dict[str, HttpsFacts]:
     return out
 
 
-def cert_monitor(hostname: str, facts: CertFacts | None, now: float) -> Monitor:
+def cert_monitor(hostname: str, facts: CertFacts | None, now: float, internal: bool = False) -> Monitor:
     if facts is None:
         return Monitor(LAYER, hostname, "certificate", Health.UNKNOWN, "not checked")
     if facts.not_after is None:
@@ -104,6 +108,12 @@ def cert_monitor(hostname: str, facts: CertFacts | None, now: float) -> Monitor:
     by = f" ({facts.issuer})" if facts.issuer else ""
     if days < 0:
         return Monitor(LAYER, hostname, "certificate", Health.FAIL, f"expired {-days:.0f} days ago{by}")
+    if internal:
+        hours = days * 24
+        health = (Health.FAIL if hours < INTERNAL_FAIL_HOURS else Health.WARN if hours < INTERNAL_WARN_HOURS
+                  else Health.OK)
+        note = "" if health is Health.OK else ", renewal is not happening: see Caddy's log"
+        return Monitor(LAYER, hostname, "certificate", health, f"{hours:.1f} hours left{by} (internal CA){note}")
     health = Health.FAIL if days < FAIL_DAYS else Health.WARN if days < WARN_DAYS else Health.OK
     note = "" if health is Health.OK else ", renewal is not happening: see Caddy's log"
     return Monitor(LAYER, hostname, "certificate", health, f"{days:.0f} days left{by}{note}")
@@ -124,8 +134,10 @@ def https_monitor(hostname: str, facts: HttpsFacts | None) -> Monitor:
 
 
 def ingress_monitors(hostnames: Iterable[str], certs: Mapping[str, CertFacts], https: Mapping[str, HttpsFacts],
-                     now: float) -> list[Monitor]:
+                     now: float, internal: Iterable[str] = ()) -> list[Monitor]:
+    """`internal`: the hostnames served with Caddy's internal CA (short-lived certificates)."""
+    inside = set(internal)
     out: list[Monitor] = []
     for host in sorted(set(hostnames)):
-        out += [cert_monitor(host, certs.get(host), now), https_monitor(host, https.get(host))]
+        out += [cert_monitor(host, certs.get(host), now, host in inside), https_monitor(host, https.get(host))]
     return out

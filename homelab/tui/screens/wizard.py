@@ -56,6 +56,10 @@ class StepBar(Static):
     def show(self, steps: Sequence[WizardStep], current: int, flagged: set[str]) -> None:
         text = Text()
         names = [(f"{s.layer} {s.title}", s.section) for s in steps] + [("write", WRITE)]
+        width = self.size.width or 80
+        if sum(len(n) + 3 for n, _ in names) + 2 > width:
+            # too many steps for one line (80 columns): the others by number only, "-1 › 0 › [1 mesh] › 2"
+            names = [(n if i == current or s == WRITE else n.split(" ", 1)[0], s) for i, (n, s) in enumerate(names)]
         for i, (name, section) in enumerate(names):
             if i:
                 text.append(" › ", style="dim")
