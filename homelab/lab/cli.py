@@ -205,6 +205,10 @@ def cmd_demo(lab: Any, args: argparse.Namespace) -> int:
     if rc != 0:
         return rc
     rc = homelab_main(["plan", str(path)])
+    # the first backups and a restore drill now, rather than at their timers: what they prove is shown
+    for step in (["backup", str(path), "run"], ["backup", str(path), "drill"]):
+        if homelab_main(step) != 0:
+            rc = rc or 1
     print(f"\nnext: homelab status {path} | homelab tui {path} | homelab lab down", file=sys.stderr)
     return 0 if rc == 0 else 1
 

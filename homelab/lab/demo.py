@@ -59,6 +59,15 @@ storage:
     - {{name: backup, type: rest, machine: {last}}}
   # the repository password stays yours: here a file beside lab.yaml (0600), read by a command
   password: {{command: "cat {password_file}"}}
+ingress:
+  # Caddy on {first} serves every app at https://<app>.lab with certificates of its own CA
+  # (`homelab ca export lab.yaml` gives the root to trust); Anubis guards the feed reader
+  machines: [{first}]
+  domain: lab
+  tls: {{mode: internal}}
+  anubis: {{mirror: "labrepo:5000"}}
+  apps:
+    - {{name: feeds, anubis: true}}
 apps:
   # the lab serves lab builds of the recipes' upstream images (and nothing is pulled from the internet)
   images: {{mirror: "labrepo:5000"}}
@@ -74,8 +83,8 @@ def render_demo_config(inventory: Mapping[str, Any], password_file: str = "lab.r
     names = [h["name"] for h in inventory["hosts"] if h.get("suite", "trixie") == "trixie"] or \
         [h["name"] for h in inventory["hosts"]]
     nodes = "\n".join(f"    - {{name: {n}, endpoint: auto}}" for n in [h["name"] for h in inventory["hosts"]])
-    second = names[1] if len(names) > 1 else names[0]
-    service = f"    - {{name: dav, recipe: radicale-service, machine: {second}, variables: {{auth_type: none}}}}\n"
+    # the service kind listens on loopback (its recipe's command line): next to ingress, on the first
+    service = f"    - {{name: dav, recipe: radicale-service, machine: {names[0]}, variables: {{auth_type: none}}}}\n"
     last = inventory["hosts"][-1]["name"]
     return render_lab_config(inventory) + DEMO_LAYERS.format(mesh_nodes=nodes, first=names[0], service_app=service,
                                                              last=last, password_file=password_file)

@@ -270,7 +270,7 @@ def test_status_monitors_from_status_files() -> None:
     mons = {(m.subject, m.name): m for m in storage_monitors(inputs(cfg, {"h2": view}), now, {})}
     assert mons[("web->nas", "backup")].health is Health.OK and "abcdef12" in mons[("web->nas", "backup")].reason
     assert mons[("web->nas", "drill")].health is Health.FAIL and "(at restore-files)" in mons[("web->nas", "drill")].reason
-    assert mons[("web->nas", "check")].health is Health.FAIL  # never ran
+    assert mons[("web->nas", "check")].health is Health.WARN  # not come round yet: nothing proven, nothing broken
     assert mons[("h2->nas", "append-only")].health is Health.OK
     assert mons[("h2:/srv/homelab", "free space")].health is Health.UNKNOWN
     down = storage_monitors(inputs(cfg, {}), now, {"h2": "connection refused"})

@@ -100,17 +100,19 @@ class AppsLayer(Layer):
             if facts is not None:
                 running[name] = facts
         facts_out = ctx.outputs.get(HostFacts, host.name)
-        mesh = ctx.outputs.get(MeshAddresses)
-        publish = ["127.0.0.1"]
-        if mesh is not None and host.name in mesh.addresses:
-            publish.append(mesh.addresses[host.name])
         return HostInputs(
             host=host.name, apps=tuple(mine), os=facts_out.os if facts_out else "",
             docker=parse_docker(results.get("apps.docker")) if results else None,
             have=parse_images(results.get("apps.images")), ids=parse_image_ids(results.get("apps.images")),
             bundle=observed.api, running=running, services=services,
             pins=pins_of(ctx.state.section(self.name)), removed=tuple(removed),
-            purge=ctx.options.purge_data, publish_on=tuple(publish))
+            purge=ctx.options.purge_data, publish_on=self._publish_on(ctx, host.name))
+
+    @staticmethod
+    def _publish_on(ctx: RunContext, host: str) -> tuple[str, ...]:
+        """Where the host's app ports listen: loopback, and its mesh address when it has one."""
+        mesh = ctx.outputs.get(MeshAddresses)
+        return ("127.0.0.1", mesh.addresses[host]) if mesh is not None and host in mesh.addresses else ("127.0.0.1",)
 
     def diff(self, ctx: RunContext, observed: Observed) -> LayerPlan:
         cfg = self.config(ctx)
@@ -148,7 +150,7 @@ class AppsLayer(Layer):
                 continue
             facts = parse_app(results.get(f"apps.app.{app.name}")) or AppFacts()
             try:
-                release = build_release(cfg, app, pins)
+                release = build_release(cfg, app, pins, self._publish_on(ctx, app.machine))
             except KeyError:
                 out.append(Monitor(self.name, app.name, "running", Health.FAIL, "not deployed yet (apply pulls and pins it)"))
                 continue

@@ -91,8 +91,10 @@ def build_release(cfg: AppsConfig, app: App, pins: Mapping[str, ImagePin],
     recipe = cfg.recipe_of(app)
     deps = _deps(cfg, app)
     images = {key: pins[f"{img.repository}:{img.tag}"].image_id for key, img in recipe.images}
-    compose = render_compose(app, recipe, images, app.data_dir, app.env_file, deps=deps, publish_on=publish_on,
-                             pull_policy="never")
+    # the app's HTTP on loopback and on the host's mesh address (ingress may run on another
+    # machine; the mesh is the homelab's own network, trusted by every firewall)
+    compose = render_compose(app, recipe, images, app.data_dir, app.env_file, deps=deps, http_on=publish_on,
+                             publish_on=publish_on, pull_policy="never")
     mirror = cfg.images.mirror
     pinned = tuple(sorted({pins[r].image_id: pins[r] for r in refs_of(recipe)}.values(), key=lambda p: p.ref))
     images_with_pull = tuple((p, pull_ref(p, mirror) if p.digest else "") for p in pinned)

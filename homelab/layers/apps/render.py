@@ -75,7 +75,7 @@ def _check_deps(app: App, recipe: Recipe, deps: Deps) -> None:
 
 
 def render_compose(app: App, recipe: Recipe, images: Mapping[str, str], data_dir: str, env_file: str, *,
-                   deps: Deps | None = None, http_on: str = "127.0.0.1",
+                   deps: Deps | None = None, http_on: str | tuple[str, ...] = "127.0.0.1",
                    publish_on: tuple[str, ...] = ("127.0.0.1",), pull_policy: str | None = None) -> str:
     """The app's compose project: services in recipe order, images as given (pinned), volumes
     bind-mounted from `data_dir`, no secret value. Deterministic text. `pull_policy="never"`
@@ -86,7 +86,8 @@ def render_compose(app: App, recipe: Recipe, images: Mapping[str, str], data_dir
     _check_deps(app, recipe, deps)
     scope = scope_for(app, recipe, lambda n: _compose_secret(env_file, secret_variable(n)), _compose_literal,
                       dep_values(deps, env_file), data=data_dir)
-    binds_http, binds_publish = _bind(http_on), [_bind(a) for a in publish_on]
+    binds_http = [_bind(a) for a in ((http_on,) if isinstance(http_on, str) else http_on)]
+    binds_publish = [_bind(a) for a in publish_on]
     healthy = {s.name for s in recipe.services if s.healthcheck is not None and s.healthcheck.form == "command"}
     host_service = recipe.http.service if recipe.http is not None else recipe.services[0].name
     services: dict[str, object] = {}
@@ -160,12 +161,12 @@ def _mount(v: Volume, data_dir: str, scope: Scope) -> dict[str, object]:
     return out
 
 
-def _ports(app: App, recipe: Recipe, svc: ServiceSpec, http_on: str, publish_on: list[str]) -> list[str]:
+def _ports(app: App, recipe: Recipe, svc: ServiceSpec, http_on: list[str], publish_on: list[str]) -> list[str]:
     out: list[str] = []
     http = recipe.http
     for p in svc.ports:
         if http is not None and http.service == svc.name and http.port == p.name and app.port is not None:
-            out.append(f"{http_on}:{app.port}:{p.port}/{p.protocol}")
+            out.extend(f"{a}:{app.port}:{p.port}/{p.protocol}" for a in http_on)
         if p.publish:
             out.extend(f"{a}:{p.port}:{p.port}/{p.protocol}" for a in publish_on)
     return list(dict.fromkeys(out))

@@ -69,6 +69,9 @@ class ComputeLayer(Layer):
     def contribute_hosts(self, ctx: RunContext) -> None:
         for m in ctx.config.machines:  # as configured; the engine applies a recorded login (LoginAs)
             ctx.add_host(HostTarget(m.name, m.address, m.port, m.user, operator_key_path(ctx, m.key)))
+            known = ctx.state.host(m.name)
+            if known.get("os"):  # what the last run saw, until this run's probe says again
+                ctx.outputs.publish(HostFacts(m.name, known["os"], known.get("arch", "")))
         hz = self._hetzner(ctx)
         if hz is None:
             return

@@ -55,6 +55,14 @@ class MeshLayer(Layer):
         assert isinstance(cfg, MeshConfig)
         return cfg
 
+    def contribute_hosts(self, ctx: RunContext) -> None:
+        """Publish the addresses state keeps, so layers above have them even in a run that does
+        not walk the mesh (`--layer apps`); observe publishes the fresh ones."""
+        if ctx.config.get("mesh") is not None:
+            kept = ctx.state.section(self.name).get("addresses", {})
+            if kept:
+                ctx.outputs.publish(MeshAddresses(dict(kept), self._config(ctx).interface))
+
     def enabled(self, ctx: RunContext) -> bool:
         return ctx.config.get("mesh") is not None
 

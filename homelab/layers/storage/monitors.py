@@ -63,10 +63,13 @@ def human_age(seconds: float) -> str:
     return f"{s // 86400} d"
 
 
-def _aged(subject: str, name: str, status: RunStatus | None, every: int, now: float, what: str) -> Monitor:
-    """The common rule for scheduled runs: result first, then age against the schedule."""
+def _aged(subject: str, name: str, status: RunStatus | None, every: int, now: float, what: str,
+          never: Health = Health.FAIL) -> Monitor:
+    """The common rule for scheduled runs: result first, then age against the schedule.
+    `never`: a backup that never ran is a FAIL (there is no copy); a drill or check that has
+    not come round yet is a WARN (nothing proven yet, nothing broken either)."""
     if status is None:
-        return Monitor(LAYER, subject, name, Health.FAIL, f"no {what} has run yet")
+        return Monitor(LAYER, subject, name, never, f"no {what} has run yet")
     age = now - status.epoch
     ago = human_age(age)
     if status.result == "failed":
@@ -95,14 +98,14 @@ def backup_monitor(app: str, repo: str, text: str | None, every: int, now: float
 
 def drill_monitor(app: str, repo: str, text: str | None, every: int, now: float) -> Monitor:
     st = parse_status(text)
-    m = _aged(f"{app}->{repo}", "drill", st, every, now, "restore drill")
+    m = _aged(f"{app}->{repo}", "drill", st, every, now, "restore drill", never=Health.WARN)
     if m.health is Health.FAIL and st is not None and st.step and st.result == "failed":
         return Monitor(LAYER, m.subject, m.name, m.health, f"{m.reason} (at {st.step})")
     return m
 
 
 def check_monitor(app: str, repo: str, text: str | None, every: int, now: float) -> Monitor:
-    return _aged(f"{app}->{repo}", "check", parse_status(text), every, now, "repository check")
+    return _aged(f"{app}->{repo}", "check", parse_status(text), every, now, "repository check", never=Health.WARN)
 
 
 @dataclass(frozen=True)
