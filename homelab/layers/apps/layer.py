@@ -162,6 +162,9 @@ class AppsLayer(Layer):
                     expected[svc.name] = ids.get(f"{img.repository}:{img.tag}", "")
             out += app_monitors(app.name, expected, facts.states, facts.http,
                                 recipe.http.expect_status if recipe.http and app.port else None)
+            if facts.data_bytes is not None:
+                out.append(Monitor(self.name, app.name, "data", Health.OK,
+                                   f"{facts.data_bytes / 1e6:.1f} MB in {app.data_dir}"))
             out.append(Monitor(self.name, app.name, "release", Health.OK if facts.release == release.id else Health.WARN,
                                f"release {facts.release or 'none'}" + ("" if facts.release == release.id
                                                                        else f", config wants {release.id}")))

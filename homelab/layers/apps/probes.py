@@ -37,6 +37,7 @@ class AppFacts:
     compose: str = ""  # that release's compose.yaml
     states: Mapping[str, ServiceState] = field(default_factory=dict)
     http: int | None = None
+    data_bytes: int | None = None
 
 
 def docker_probe() -> Probe:
@@ -92,6 +93,8 @@ def app_probe(name: str, app_dir: str, http: tuple[int, str] | None) -> Probe:
     head = "\n".join([
         f"echo '{MARK}release'; r=$(readlink {a}/current 2>/dev/null) && echo \"${{r##*/}}\"",
         f"echo '{MARK}compose'; cat {a}/current/compose.yaml 2>/dev/null || true",
+        # the data it keeps (du is bounded by the probe's own timeout on a huge tree)
+        f"echo '{MARK}data'; du -sb {a}/data 2>/dev/null | cut -f1",
     ])
     return Probe(head + "\n" + render_status_probe(name, http), timeout=20)
 
@@ -101,5 +104,6 @@ def parse_app(result: ProbeResult | None) -> AppFacts | None:
         return None
     sec = split_sections(result.out)
     states, http = parse_status(result.out)
+    size = sec.get("data", "").strip()
     return AppFacts(sec.get("release", "").strip(), sec.get("compose", "") + ("\n" if sec.get("compose") else ""),
-                    states, http)
+                    states, http, int(size) if size.isdigit() else None)
