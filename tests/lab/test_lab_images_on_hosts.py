@@ -3,7 +3,7 @@
 One host is enough (h1, docker from the lab's apt repo). The images are built once into the
 lab cache (minutes the first time, seconds after) by `Lab.ensure_images()`; every test pulls
 through `labrepo:5000` over TLS with the lab CA, exactly as a host with `images.mirror` would.
-Run alone with: LAB_HOSTS=1 pytest -m lab tests/lab/test_lab_images.py
+Run alone with: LAB_HOSTS=1 pytest -m lab tests/lab/test_lab_images_on_hosts.py
 """
 from __future__ import annotations
 
