@@ -10,18 +10,20 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
 from homelab.errors import HomelabError, UsageError
 
-HELP = "apps tools: `apps rollback|update CONFIG APP`, `apps bundle CONFIG -o FILE`"
+HELP = "apps tools: `apps rollback|restart|update CONFIG APP`, `apps bundle CONFIG -o FILE`"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="apps_command", metavar="ACTION", required=True)
     for name, text in (("rollback", "run APP's previous release again (health-gated)"),
+                       ("restart", "restart APP's containers (or its unit) as they are"),
                        ("update", "pull APP's image tags again and move its pins (old -> new); apply deploys them")):
         p = sub.add_parser(name, help=text)
         p.add_argument("config", help="path to config.yaml")
@@ -47,14 +49,18 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     engine = Engine(config, RunOptions(), args.log_path)
-    if args.apps_command == "rollback":
-        return _rollback(engine, _app(config, args.app))
+    if args.apps_command in ("rollback", "restart"):
+        act = rollback_app if args.apps_command == "rollback" else restart_app
+        ok, message = act(engine, _app(config, args.app))
+        print(message, file=sys.stdout if ok else sys.stderr)
+        return 0 if ok else 1
     if args.apps_command == "update":
         return _update(engine, config, _app(config, args.app))
     return _bundle(engine, config, Path(args.output))
 
 
-def _rollback(engine: Any, app: Any) -> int:
+def rollback_app(engine: Any, app: Any) -> tuple[bool, str]:
+    """Back to the release that went live before the current one (also the TUI's `b`)."""
     from homelab.layers.apps import release as rel
 
     session = engine.open_host(app.machine)
@@ -64,12 +70,29 @@ def _rollback(engine: Any, app: Any) -> int:
         session.close()
     outcome = rel.parse_outcome(r.rc, r.stdout, r.stderr)
     if outcome.status == "rolled-back":
-        print(f"{app.name}: rolled back from release {outcome.release} to {outcome.running}, healthy")
-        print("note: the next `homelab apply` deploys what the config says again; change the config to stay here",
-              file=sys.stderr)
-        return 0
-    print(f"{app.name}: {outcome.status}: {outcome.detail}", file=sys.stderr)
-    return 1
+        return True, (f"{app.name}: rolled back from release {outcome.release} to {outcome.running}, healthy "
+                      "(the next apply deploys what the config says again)")
+    return False, f"{app.name}: {outcome.status}: {outcome.detail}"
+
+
+def restart_app(engine: Any, app: Any) -> tuple[bool, str]:
+    """Restart what runs, as it is (also the TUI's `s`): compose services, or the unit."""
+    from homelab.layers.apps.render import unit_name
+
+    recipe = engine.config.get("apps").recipe_of(app)
+    if recipe.kind == "service":
+        script = f"systemctl restart {shlex.quote(unit_name(app))}\n"
+    else:
+        p, a = shlex.quote(app.name), shlex.quote(app.dir)
+        script = (f"cd {a} && docker compose -p {p} -f current/compose.yaml --env-file secrets.env restart\n")
+    session = engine.open_host(app.machine)
+    try:
+        r = session.run_script(script, timeout=300)
+    finally:
+        session.close()
+    if r.rc == 0:
+        return True, f"{app.name}: restarted on {app.machine}"
+    return False, f"{app.name}: restart failed: {r.stderr.strip()[-300:]}"
 
 
 def _update(engine: Any, config: Any, app: Any) -> int:

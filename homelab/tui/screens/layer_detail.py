@@ -31,8 +31,41 @@ class LayerDetailScreen(Screen[None]):
     BINDINGS = [
         Binding("escape,backspace", "dismiss", "back"),
         Binding("r", "recheck", "re-check"),
+        Binding("b", "app_action('rollback')", "rollback app"),
+        Binding("s", "app_action('restart')", "restart app"),
         Binding("question_mark", "app.help", "help"),
     ]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Rollback and restart are for the apps layer's drill-down only (the row's app)."""
+        if action == "app_action":
+            return self.layer_name == "apps"
+        return True
+
+    def selected_app(self) -> str | None:
+        table = self.query_one(MonitorTable)
+        if table.row_count == 0:
+            return None
+        subject = str(table.get_row_at(table.cursor_row)[1])
+        return subject.split(".", 1)[0] or None
+
+    def action_app_action(self, what: str) -> None:
+        app_name = self.selected_app()
+        config = getattr(self.app, "config_path", None)
+        if app_name is None or config is None:
+            self.notify("select an app's row first", severity="warning")
+            return
+        self.notify(f"{what} {app_name} ...", timeout=3)
+        self.run_worker(lambda: self._run_app_action(what, app_name, config), thread=True, exclusive=True)
+
+    def _run_app_action(self, what: str, app_name: str, config: object) -> None:
+        # on a worker thread: the engine (paramiko) loads here, never on the UI thread
+        from homelab.tui.app_actions import run_app_action
+
+        ok, message = run_app_action(what, str(config), app_name)
+        self.app.call_from_thread(self.notify, message, severity="information" if ok else "error", timeout=8)
+        if ok:
+            self.app.call_from_thread(self.action_recheck)
 
     def __init__(self, layer: LayerView, view: RunView) -> None:
         super().__init__()
