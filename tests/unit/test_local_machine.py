@@ -89,3 +89,14 @@ def test_worker_runs_operations_through_the_local_connector(tmp_path: Path) -> N
         ("op_ok", "here", 0), ("op_ok", "here", 1), ("done", None, None)], events
     assert (tmp_path / "d" / "f").read_text() == "hello\n"
     assert oct((tmp_path / "d" / "f").stat().st_mode & 0o777) == "0o640"
+
+
+def test_frozen_children_get_the_system_library_path() -> None:
+    from homelab.frozen import restore_system_env
+
+    env = {"LD_LIBRARY_PATH": "/tmp/_MEI1:/opt/lib", "LD_LIBRARY_PATH_ORIG": "/opt/lib", "PATH": "/bin"}
+    restore_system_env(env)
+    assert env == {"LD_LIBRARY_PATH": "/opt/lib", "PATH": "/bin"}
+    env = {"LD_LIBRARY_PATH": "/tmp/_MEI1"}  # nothing was set before the bootloader
+    restore_system_env(env)
+    assert env == {}
