@@ -19,17 +19,27 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.binary
 
 
-@pytest.fixture(scope="module")
-def binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def build(work: Path, onedir: bool = False) -> Path:
     if shutil.which("pyinstaller", path=str(Path(sys.executable).parent)) is None:
         pytest.skip("pyinstaller is not installed (pip install -e '.[build]')")
-    work = tmp_path_factory.mktemp("pyi")
+    env = {**os.environ, "HOMELAB_ONEDIR": "1" if onedir else "0"}
     subprocess.run([str(Path(sys.executable).parent / "pyinstaller"), "--noconfirm", "--log-level", "ERROR",
                     "--distpath", str(work / "dist"), "--workpath", str(work / "work"),
-                    str(ROOT / "build" / "homelab.spec")], check=True, cwd=ROOT / "build", timeout=600)
-    exe = work / "dist" / "homelab"
-    assert exe.exists()
+                    str(ROOT / "build" / "homelab.spec")], check=True, cwd=ROOT / "build", timeout=600, env=env)
+    exe = work / "dist" / "homelab" / ("homelab" if onedir else "")
+    assert exe.is_file()
     return exe
+
+
+@pytest.fixture(scope="module")
+def binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build(tmp_path_factory.mktemp("pyi"))
+
+
+@pytest.fixture(scope="module")
+def onedir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The one-dir build (offered as a tarball): nothing to unpack at start."""
+    return build(tmp_path_factory.mktemp("pyi-onedir"), onedir=True)
 
 
 def clean_env() -> dict[str, str]:
@@ -42,6 +52,23 @@ def test_version(binary: Path) -> None:
     out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, env=clean_env(), timeout=60)
     assert out.returncode == 0 and out.stdout.startswith("homelab ")
     print(f"binary: {binary.stat().st_size / 1e6:.1f} MB, --version in {time.monotonic() - t0:.2f} s")
+
+
+def test_binary_is_at_most_40_mb(binary: Path) -> None:
+    assert binary.stat().st_size <= 40e6, f"{binary.stat().st_size / 1e6:.1f} MB"
+
+
+def test_onedir_runs_from_a_copied_tree(onedir: Path, tmp_path: Path) -> None:
+    """Unpacked from its tarball elsewhere, the one-dir build validates (symlinks kept by tar)."""
+    tarball = tmp_path / "homelab-onedir.tar.gz"
+    subprocess.run(["tar", "czf", str(tarball), "-C", str(onedir.parent.parent), "homelab"], check=True)
+    subprocess.run(["tar", "xzf", str(tarball), "-C", str(tmp_path)], check=True)
+    exe = tmp_path / "homelab" / "homelab"
+    t0 = time.monotonic()
+    out = subprocess.run([str(exe), "validate", str(ROOT / "config.example.yaml")], capture_output=True, text=True,
+                         env=clean_env(), timeout=60)
+    assert out.returncode == 0 and "valid" in out.stdout, out.stderr
+    print(f"onedir: tarball {tarball.stat().st_size / 1e6:.1f} MB, validate in {time.monotonic() - t0:.2f} s")
 
 
 def test_validate_example(binary: Path, tmp_path: Path) -> None:
