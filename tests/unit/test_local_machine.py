@@ -100,3 +100,13 @@ def test_frozen_children_get_the_system_library_path() -> None:
     env = {"LD_LIBRARY_PATH": "/tmp/_MEI1"}  # nothing was set before the bootloader
     restore_system_env(env)
     assert env == {}
+
+
+def test_a_local_mesh_node_is_never_dialled_at_local() -> None:
+    text = LOCAL_ONLY + "    - name: vps\n      address: vps.example.com\nmesh:\n  nodes:\n    - {name: here, endpoint: auto}\n"
+    assert problems(text) == [
+        "c.yaml:9:30: mesh.nodes[0].endpoint: endpoint auto means the address homelab connects to, and here is "
+        "local (hint: write the public address or DNS name the other nodes dial)"]
+    cfg = parse_config(LOCAL_ONLY + "    - name: vps\n      address: vps.example.com\nmesh: {}\n", Path("c.yaml"))
+    endpoints = {n.name: n.endpoint for n in cfg.sections["mesh"].members}
+    assert endpoints == {"here": None, "vps": "auto"}  # behind NAT: it dials out to the public node
