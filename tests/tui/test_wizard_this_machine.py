@@ -16,10 +16,10 @@ from homelab.tui.wizard.steps.compute import add_this_machine, on_a_server
 
 def test_this_machine_is_added_once_first_and_parses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(compute.socket, "gethostname", lambda: "Debian_Box.example")
-    answers = {"machines": ({"name": "pi-1", "address": "192.168.1.20", "user": "root", "port": "22", "key": ""},)}
+    answers = {"machines": ({"name": "pi-1", "address": "pi.example.com", "user": "root", "port": "22", "key": ""},)}
     once = add_this_machine(answers)
     assert add_this_machine(once) == once
-    assert [(r["name"], r["address"]) for r in once["machines"]] == [("debian-box", "local"), ("pi-1", "192.168.1.20")]
+    assert [(r["name"], r["address"]) for r in once["machines"]] == [("debian-box", "local"), ("pi-1", "pi.example.com")]
     text = render_config({"compute": once}, active_steps())
     assert "address: local" in text
     (here, pi) = parse_config(text, Path("w.yaml")).machines
