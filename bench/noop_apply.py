@@ -1,15 +1,18 @@
-"""Benchmark: a no-op `homelab apply` vs the same work as plain pyinfra and as Ansible.
+"""Benchmark: a no-op `homelab apply` of the whole stack vs equivalent work as plain pyinfra and Ansible.
 
 Not a timed test: run it by hand (root, lab tools installed):
-    sudo .venv/bin/python bench/noop_apply.py [--hosts 1 3] [--rounds 5]
+    sudo .venv/bin/python bench/noop_apply.py [--hosts 1 3 10] [--rounds 5]
 
-It brings up its own lab (instance HOMELAB_LAB_INSTANCE, default 6), converges the hosts
-once with homelab, then times, interleaved round by round so all tools see the same
-background load: `homelab apply --yes` (the CLI, end to end), `pyinfra -y` of the equivalent
-deploy (bench/equivalent/deploy.py) and `ansible-playbook` of the equivalent playbook. Every
-run's result is checked to be a no-op, so a failing run cannot look fast. Reports median
-[min-max] wall seconds and remote commands per host. Workload and method follow
-../shared/research/anchors-performance.md (C2).
+It brings up its own lab (instance HOMELAB_LAB_INSTANCE, default 6) and converges the hosts
+once with every built layer (privilege, compute, mesh between all hosts, permissions: an
+operator user, hardened sshd, nftables firewall, unattended upgrades; billing has no host
+work) and once with each peer; then it times, interleaved round by round so all tools see the
+same background load: `homelab apply --yes` (the CLI, end to end), `pyinfra -y` of
+bench/equivalent/deploy.py and `ansible-playbook` of bench/equivalent/playbook.yml (the base
+layer's 4 operations plus the 20-operation workload of ../shared/research/perf-workload/:
+24 per host). The peers log in as the operator user homelab made (root login is off by then).
+Every run's result is checked to be a no-op, so a failing run cannot look fast. Reports median
+[min-max] wall seconds and remote commands per host. Method: ../shared/research/anchors-performance.md (C2).
 """
 from __future__ import annotations
 
@@ -28,7 +31,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 EQ = ROOT / "bench" / "equivalent"
 BIN = Path(sys.executable).parent
-NAMES = {"h1": "web-1", "h2": "web-2", "h3": "db-1"}
+NAMES = {f"h{i}": f"node-{i}" for i in range(1, 11)}
+OPERATOR = "ops"  # the operator user the permissions layer makes; everyone logs in as it afterwards
+
+
+def whole_stack(inv: dict, hosts: list[str]) -> str:
+    """Every built layer's config for these lab hosts (mesh: all of them, reachable directly)."""
+    from homelab.lab.demo import render_lab_config
+
+    nodes = "".join(f"    - {{name: {NAMES[h]}, endpoint: auto}}\n" for h in hosts)
+    return render_lab_config(inv, hosts=hosts, names=NAMES) + (
+        "billing:\n  budget: 20\n"
+        f"mesh:\n  nodes:\n{nodes}"
+        f"permissions:\n  users:\n    - name: {OPERATOR}\n      sudo: true\n  revert_after: 30\n")
 
 
 def run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
@@ -49,14 +64,13 @@ class Variant:
 
 class Homelab(Variant):
     def setup(self) -> None:
-        from homelab.lab.demo import render_lab_config
-
         self.cfg = self.work / "bench.yaml"
-        self.cfg.write_text(render_lab_config(self.inv, hosts=self.hosts, names=NAMES))
+        self.cfg.write_text(whole_stack(self.inv, self.hosts))
         self.env = {"XDG_STATE_HOME": str(self.work / "xdg")}
-        _, p = run([str(BIN / "homelab"), "apply", str(self.cfg), "--yes", "--accept-new-host-keys"], self.env)
+        secs, p = run([str(BIN / "homelab"), "apply", str(self.cfg), "--yes", "--accept-new-host-keys"], self.env)
         if p.returncode != 0:
-            raise SystemExit(f"homelab could not converge the hosts:\n{p.stderr}")
+            raise SystemExit(f"homelab could not converge the hosts:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+        self.cold = secs
 
     def once(self) -> None:
         secs, p = run([str(BIN / "homelab"), "apply", str(self.cfg), "--yes"], self.env)
@@ -70,19 +84,26 @@ class Homelab(Variant):
 
 class Pyinfra(Variant):
     def setup(self) -> None:
-        rows = [(self.inv_host(h)["address"], {"homelab_name": NAMES[h]}) for h in self.hosts]
+        rows = [(self.inv_host(h)["address"], {"homelab_name": NAMES[h], "base": "/srv/hlbench/pyinfra"})
+                for h in self.hosts]
         self.inventory = self.work / "inventory.py"
         self.inventory.write_text(
-            f"hosts = ({rows!r}, {{'ssh_user': 'admin', 'ssh_key': {self.inv['ssh_key']!r}, "
+            f"hosts = ({rows!r}, {{'ssh_user': {OPERATOR!r}, 'ssh_key': {self.inv['ssh_key']!r}, "
             f"'ssh_known_hosts_file': {self.inv['known_hosts']!r}, 'ssh_strict_host_key_checking': 'yes', "
             f"'ssh_allow_agent': False, 'ssh_look_for_keys': False}})\n")
+        self.cold, p = self.run()
+        if p.returncode != 0:
+            raise SystemExit(f"pyinfra could not converge the hosts:\n{(p.stdout + p.stderr)[-3000:]}")
+
+    def run(self) -> tuple[float, subprocess.CompletedProcess[str]]:
+        return run([sys.executable, str(EQ / "pyinfra_counting.py"), "-y", str(self.inventory), str(EQ / "deploy.py")],
+                   {"PYINFRA_PROGRESS": "off"})
 
     def inv_host(self, h: str) -> dict:
         return next(x for x in self.inv["hosts"] if x["name"] == h)
 
     def once(self) -> None:
-        secs, p = run([sys.executable, str(EQ / "pyinfra_counting.py"), "-y", str(self.inventory),
-                       str(EQ / "deploy.py")], {"PYINFRA_PROGRESS": "off"})
+        secs, p = self.run()
         text = p.stdout + p.stderr
         if p.returncode != 0 or "No changes" not in text or re.search(r"Changed:\s*[1-9]", text):
             raise SystemExit(f"pyinfra run was not a clean no-op:\n{text[-3000:]}")
@@ -94,28 +115,40 @@ class Pyinfra(Variant):
 class Ansible(Variant):
     def setup(self) -> None:
         lines = ["[all]"] + [f"{NAMES[h]} ansible_host={next(x for x in self.inv['hosts'] if x['name'] == h)['address']}"
-                             f" homelab_name={NAMES[h]}" for h in self.hosts]
+                             f" homelab_name={NAMES[h]} base=/srv/hlbench/ansible" for h in self.hosts]
         self.inventory = self.work / "hosts.ini"
         self.inventory.write_text("\n".join(lines) + "\n")
         (self.work / "ansible.cfg").write_text(
-            "[defaults]\nhost_key_checking = True\nforks = 5\ninterpreter_python = /usr/bin/python3\n"
-            "retry_files_enabled = False\nremote_user = admin\n"
+            f"[defaults]\nhost_key_checking = True\nforks = {max(5, len(self.hosts))}\n"
+            "interpreter_python = /usr/bin/python3\n"
+            f"retry_files_enabled = False\nremote_user = {OPERATOR}\n"
             f"private_key_file = {self.inv['ssh_key']}\n"
             "[ssh_connection]\npipelining = True\n"
             f"ssh_args = -o ControlMaster=auto -o ControlPersist=60s -o IdentitiesOnly=yes -o BatchMode=yes "
             f"-o UserKnownHostsFile={self.inv['known_hosts']}\n")
         self.env = {"ANSIBLE_CONFIG": str(self.work / "ansible.cfg"),
                     "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.work / "cp")}
+        self.cold, p = self.run()
+        if p.returncode != 0:
+            raise SystemExit(f"ansible could not converge the hosts:\n{p.stdout[-3000:]}")
+        self.close_masters()
+
+    def run(self) -> tuple[float, subprocess.CompletedProcess[str]]:
+        return run([str(BIN / "ansible-playbook"), "-vvv", "-i", str(self.inventory), str(EQ / "playbook.yml")],
+                   self.env)
+
+    def close_masters(self) -> None:  # every run starts without a warm ControlMaster
+        for sock in (self.work / "cp").glob("*"):
+            subprocess.run(["ssh", "-O", "exit", "-o", f"ControlPath={sock}", "x"], capture_output=True)
 
     def once(self) -> None:
-        secs, p = run([str(BIN / "ansible-playbook"), "-vvv", "-i", str(self.inventory), str(EQ / "playbook.yml")],
-                      self.env)
+        secs, p = self.run()
         if p.returncode != 0 or not re.search(r"changed=0\s", p.stdout) or re.search(r"changed=[1-9]", p.stdout):
             raise SystemExit(f"ansible run was not a clean no-op:\n{p.stdout[-3000:]}")
         execs = len(re.findall(r"SSH: EXEC ssh ", p.stdout))
         self.times.append(secs)
         self.commands.append(execs / len(self.hosts))
-        subprocess.run(["ssh", "-O", "exit", "-o", f"ControlPath={self.work}/cp/%C", "x"], capture_output=True)
+        self.close_masters()
 
 
 def fmt(values: list[float], digits: int = 2) -> str:
@@ -126,7 +159,7 @@ def fmt(values: list[float], digits: int = 2) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--hosts", type=int, nargs="+", default=[1, 3])
+    ap.add_argument("--hosts", type=int, nargs="+", default=[1, 3, 10])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--keep", action="store_true", help="leave the lab up")
     args = ap.parse_args()
@@ -147,6 +180,7 @@ def main() -> int:
         results = []
         for n in args.hosts:
             hosts = [f"h{i}" for i in range(1, n + 1)]
+            lab.reset(*hosts)  # fresh machines: the first converge is a cold one, and no earlier login lingers
             with tempfile.TemporaryDirectory(prefix=f"hlbench{n}-") as tmp:
                 variants: list[Variant] = []
                 for cls in (Homelab, Pyinfra, Ansible):
@@ -164,15 +198,19 @@ def main() -> int:
                     for v in variants:
                         v.once()
                 results.append((n, variants))
-        print(f"no-op apply, {args.rounds} interleaved rounds, median [min-max]")
-        print("| hosts | tool | wall s | remote commands / host |")
-        print("|---:|---|---:|---:|")
+        print(f"no-op apply of the whole stack, {args.rounds} interleaved rounds, median [min-max]")
+        print("| hosts | tool | wall s | remote commands / host | vs homelab | first converge s |")
+        print("|---:|---|---:|---:|---:|---:|")
         for n, variants in results:
-            for v in variants:
-                print(f"| {n} | {v.name} | {fmt(v.times)} | {fmt(v.commands, 1)} |")
             base = statistics.median(variants[0].times)
-            for v in variants[1:]:
-                print(f"| {n} | {v.name} / homelab | {statistics.median(v.times) / base:.1f}x | |")
+            for v in variants:
+                ratio = "" if v is variants[0] else f"{statistics.median(v.times) / base:.1f}x"
+                print(f"| {n} | {v.name} | {fmt(v.times)} | {fmt(v.commands, 1)} | {ratio} | {v.cold:.1f} |")
+        if len(results) > 1:
+            one, most = results[0], results[-1]
+            for a, b in zip(one[1], most[1]):
+                print(f"{a.name}: {most[0]} hosts take {statistics.median(b.times) / statistics.median(a.times):.2f}x "
+                      f"the time of {one[0]}")
     finally:
         if not args.keep:
             lab.down()

@@ -63,7 +63,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="also show what is unchanged and why")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with `command` (a core command about to run), layers' extra commands
+    are listed by name only: their modules (the mesh layer, ...) are imported for nothing else,
+    and every `validate` would pay for them."""
     parser = argparse.ArgumentParser(
         prog="homelab",
         description="Bare machines and Hetzner Cloud servers to running, backed-up, monitored apps. "
@@ -109,11 +112,21 @@ def build_parser() -> argparse.ArgumentParser:
     from homelab.lab import cli as lab_cli
 
     lab_cli.add_arguments(sub)
+    if command in COMMANDS:
+        for name in _extra_command_names():
+            sub.add_parser(name)
+        return parser
     extra = _extra_commands()
     for name, (help_text, add_args, _run) in extra.items():
         p = sub.add_parser(name, help=help_text)
         add_args(p)
     return parser
+
+
+def _extra_command_names() -> list[str]:
+    from homelab import registry
+
+    return [name for entry in registry.built() for name, _ in entry.commands]
 
 
 def _extra_commands() -> dict[str, tuple[str, Any, Any]]:
@@ -369,7 +382,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["__pyinfra-worker"]:  # the frozen binary runs its own pyinfra worker
         from homelab.provision.worker import main as worker_main
         return worker_main()
-    parser = build_parser()
+    if argv == ["--version"]:  # asked by scripts and installers: answer before any other import
+        print(f"homelab {__version__}")
+        return 0
+    parser = build_parser(argv[0] if argv else None)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -386,10 +402,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
             from homelab.lab import cli as lab_cli
             args.homelab_main = main
             return lab_cli.run(args)
-        extra = _extra_commands()
-        if command in extra:
-            return int(extra[command][2](args))
-        return COMMANDS[command](args)
+        if command in COMMANDS:
+            return COMMANDS[command](args)
+        return int(_extra_commands()[command][2](args))
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return 2

@@ -348,7 +348,7 @@ class Engine:
                             target.name, target.user, target.port, exc.message, configured.user, configured.port)
                 ctx.hosts[target.name] = target = configured
                 ctx.state.forget_login(target.name)
-            if not pinned:
+            if not pinned and key:  # a local host offers no key: nothing to pin
                 ctx.state.update_host(target.name, host_key=key)
             return target, conn, "", time.monotonic() - t0
 
@@ -470,7 +470,7 @@ class Engine:
             return
         ops, spans = flatten(by_host)
         targets = [ctx.hosts[h] for h in by_host]
-        pins = {t: ctx.state.host(t.name)["host_key"] for t in targets}
+        pins = {t: ctx.state.host(t.name)["host_key"] for t in targets if ctx.state.host(t.name).get("host_key")}
         redact = [s.reveal() for s in [*ctx.secrets, *secrets_in(ops)]]
         self._worker = self.transport.run_ops(targets, ops, pins, redact, self.options.parallel)
         try:

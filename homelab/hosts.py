@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+LOCAL = "local"  # the address that means "the machine homelab runs on" (no SSH; homelab/local.py)
+
 
 @dataclass(frozen=True)
 class HostTarget:
@@ -16,6 +18,10 @@ class HostTarget:
     @property
     def sudo(self) -> bool:
         return self.user != "root"
+
+    @property
+    def local(self) -> bool:
+        return self.address == LOCAL
 
     @property
     def known_hosts_name(self) -> str:

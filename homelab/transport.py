@@ -1,9 +1,9 @@
 """How the engine reaches hosts: connect, run a probe script, run operations. Injected.
 
 The engine talks to hosts only through a `Transport`, so it can be driven in tests by a
-transport that never opens a socket (and, later, by a local one for the machine homelab runs
-on). The real one is SSH: paramiko sessions for probes, the pyinfra worker process for
-operations.
+transport that never opens a socket. The real one chooses per host: SSH (paramiko sessions for
+probes, the pyinfra worker process for operations), or, for a machine with `address: local`,
+a local shell for probes and pyinfra's `@local` connector in the same worker.
 """
 from __future__ import annotations
 
@@ -56,11 +56,16 @@ class Transport(Protocol):
 
 
 class SshTransport:
-    """The real thing: paramiko for probes, the pyinfra worker child process for operations."""
+    """The real thing: paramiko for probes, the pyinfra worker child process for operations;
+    the machine homelab runs on (`address: local`) through a local shell, no host key."""
 
     def connect(self, target: HostTarget, pinned: str | None, accept_new: AcceptNew | None,
                 use_agent: bool) -> tuple[Session, str]:
-        from homelab.ssh import Connection
+        from homelab.local import LocalSession
+
+        if target.local:
+            return LocalSession(target), ""
+        from homelab.ssh import Connection  # paramiko: only when a host is remote
 
         session, key = Connection.open(target, pinned, accept_new, use_agent)
         return session, key

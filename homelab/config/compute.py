@@ -10,6 +10,7 @@ from typing import Any
 
 from homelab.config.reader import NAME, PACKAGE, PATH, TIMEZONE, USER, Section
 from homelab.config.yamlpos import show
+from homelab.hosts import LOCAL
 
 # Small and useful on every machine; the rest comes with the layers that need it.
 DEFAULT_PACKAGES = ("ca-certificates", "curl", "jq", "rsync", "tzdata")
@@ -17,7 +18,8 @@ DEFAULT_PACKAGES = ("ca-certificates", "curl", "jq", "rsync", "tzdata")
 
 @dataclass(frozen=True)
 class Machine:
-    """An existing machine (a Pi, a NAS, an old PC, a lab host) adopted over SSH."""
+    """An existing machine (a Pi, a NAS, an old PC, a lab host) adopted over SSH, or, with
+    `address: local`, the machine homelab runs on, provisioned in place without SSH."""
 
     name: str
     address: str
@@ -28,6 +30,10 @@ class Machine:
     @property
     def sudo(self) -> bool:
         return self.user != "root"
+
+    @property
+    def local(self) -> bool:
+        return self.address == LOCAL
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,11 @@ def parse_machine(sec: Section) -> Machine | None:
     port = sec.integer("port", 22, lo=1, hi=65535)
     key = sec.text("key", pattern=PATH, hint="a path to a private key file, without spaces")
     sec.done(["name", "address", "user", "port", "key"])
+    if address == LOCAL:
+        for unused in ("port", "key"):  # no SSH to this machine: they would silently mean nothing
+            if sec.has(unused):
+                sec.fail(sec.raw(unused), sec.sub(unused), f"{unused} is not used with address: local (this machine, "
+                         "no SSH)", f"remove {unused}, or give the machine's real address")
     if not sec.ok or name is None or address is None:
         return None
     return Machine(name=name, address=address, user=user or "root", port=port or 22, key=key)
@@ -84,13 +95,20 @@ def _login_key(m: Machine) -> tuple[str, int, str]:
 
 def parse_machines(sec: Section, seen: dict[str, str]) -> list[Machine]:
     """Machines by unique name, each reached at its own address+port+user (two entries for one
-    login would configure one machine twice, with different names)."""
+    login would configure one machine twice, with different names); at most one is local."""
     logins: dict[tuple[str, int, str], tuple[str, str]] = {}  # -> (name, path)
+    local_at: list[str] = []  # where the one `address: local` machine is
 
     def parse(item: Section) -> Machine | None:
         m = parse_machine(item)
         if m is None:
             return None
+        if m.local:
+            if local_at:
+                item.fail(item.raw("address"), item.sub("address"), f"only one machine can be local; {local_at[0]} "
+                          "already is", "this machine is one machine: give the others their addresses")
+                return None
+            local_at.append(item.path)
         other = logins.get(_login_key(m))
         if other is not None:
             item.fail(item.raw("address"), item.sub("address"),

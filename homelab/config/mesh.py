@@ -32,6 +32,7 @@ from homelab.claims import Claim, OpenPort, TrustInterface
 
 from homelab.config.reader import NAME, Problems, Section
 from homelab.config.yamlpos import Located, locate, show
+from homelab.hosts import LOCAL
 
 AUTO = "auto"  # endpoint: the address homelab connects to
 DEFAULT_CIDR = "10.100.0.0/24"
@@ -103,6 +104,7 @@ class MeshConfig:
         """Node names must be compute hosts; NAT'd nodes need a public node to meet at."""
         compute = cfg.compute
         hosts: dict[str, MeshNode] = {}
+        local = {m.name for m in compute.machines if m.address == LOCAL}
         for m in compute.machines:
             hosts[m.name] = MeshNode(m.name, default_endpoint(m.address), self.port)
         for s in getattr(getattr(compute, "hetzner", None), "servers", ()) or ():
@@ -117,6 +119,10 @@ class MeshConfig:
                 hint = f"did you mean '{close[0]}'?" if close else \
                     f"compute hosts: {', '.join(hosts) or 'none (add compute.machines)'}"
                 problems.add(at, f"mesh.nodes[{i}].name", f"{node.name!r} is not a compute machine or server", hint)
+            elif node.endpoint == AUTO and node.name in local:
+                problems.add(_child(_item(nodes_at, i), "endpoint"), f"mesh.nodes[{i}].endpoint",
+                             f"endpoint auto means the address homelab connects to, and {node.name} is local",
+                             "write the public address or DNS name the other nodes dial")
         members = self.members
         if self.relay is not None and self.relay not in {n.name for n in members if n.public}:
             problems.add(_child(sec, "relay"), "mesh.relay", f"{self.relay!r} is not a mesh node with an endpoint",
@@ -191,7 +197,10 @@ def _host_of(cfg: Any, name: str) -> str:
 
 
 def default_endpoint(address: str) -> str | None:
-    """A machine found at a public IP or a DNS name is dialled there; a private IP is behind NAT."""
+    """A machine found at a public IP or a DNS name is dialled there; a private IP is behind NAT,
+    and so is `address: local` (the machine homelab runs on: nobody else can dial "local")."""
+    if address == LOCAL:
+        return None
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -7,6 +7,11 @@ one does not — and runs `homelab-guard confirm` through it. If no new login su
 the window closes, it does not confirm: the host puts the previous config back by itself.
 We then wait for that, check that the host answers SSH again, and fail with a message that
 says what happened.
+
+The machine homelab runs on (`address: local`) is not reached over SSH, so the "new login"
+there is a new local shell: the change is kept only if homelab is still alive to confirm it
+(a crash or a hang mid-change reverts it); whether the operator can still SSH in from outside
+is theirs to check, as on any console.
 """
 from __future__ import annotations
 
@@ -16,8 +21,10 @@ from typing import Any, Callable, Mapping
 
 from homelab.errors import HomelabError
 from homelab.hosts import HostTarget
+from homelab.local import LocalSession
 from homelab.provision.guard import GUARD_PATH, arm_command
 from homelab.ssh import Connection
+from homelab.transport import Session
 
 WHAT = {"sshd": "sshd change", "nft": "firewall change"}
 RETRY_EVERY = 2.0  # seconds between login attempts
@@ -54,10 +61,12 @@ class ConfirmSpec:
         return HostTarget(self.host, self.address, port or self.port, user, self.key_path)
 
 
-Opener = Callable[[HostTarget, str, bool, float], Connection]
+Opener = Callable[[HostTarget, str, bool, float], Session]
 
 
-def open_fresh(target: HostTarget, host_key: str, use_agent: bool, timeout: float) -> Connection:
+def open_fresh(target: HostTarget, host_key: str, use_agent: bool, timeout: float) -> Session:
+    if target.local:
+        return LocalSession(target)
     conn, _ = Connection.open(target, host_key, None, use_agent, timeout=timeout)
     return conn
 

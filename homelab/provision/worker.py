@@ -6,7 +6,7 @@ child is ours alone, so it patches freely, sets TCP_NODELAY on paramiko's socket
 job (hosts, operations, file contents) arrives on stdin, never in process arguments.
 
 Input (stdin, one JSON object):
-  {"hosts": [{"name", "address", "port", "user", "key_path", "sudo"}],
+  {"hosts": [{"name", "address", "port", "user", "key_path", "sudo"}],  (address "local": @local)
    "known_hosts": "<known_hosts text>", "ops": {"<host>": [["apt.packages", {...}], ...]},
    "parallel": 10, "redact": ["<secret values to mask in output>"]}
 Output (stdout, JSON lines): {"event": "connect_error"|"op_ok"|"op_error"|"output"|"done", ...}
@@ -50,8 +50,15 @@ from pyinfra.api.operation import add_op  # noqa: E402
 from pyinfra.api.operations import run_ops  # noqa: E402
 from pyinfra.operations import apt, files, python, server, systemd  # noqa: E402
 
+from homelab.hosts import LOCAL  # noqa: E402
+
 _out_lock_free = True  # gevent: writes from greenlets do not interleave within one write()
 REDACT: list[str] = []
+
+
+def name_of(host: Any) -> str:
+    """homelab's name of a pyinfra host (the machine we run on is pyinfra's `@local`)."""
+    return str(host.data.get("homelab_name") or host.name)
 
 
 def emit(**event: Any) -> None:
@@ -125,14 +132,14 @@ class Callbacks(BaseStateCallback):
 
     @staticmethod
     def host_connect_error(state: State, host: Any, error: Any) -> None:
-        emit(event="connect_error", host=host.name, error=str(error))
+        emit(event="connect_error", host=name_of(host), error=str(error))
 
     def operation_host_success(self, state: State, host: Any, op_hash: str,  # type: ignore[override]
                                retry_count: int = 0) -> None:
         # (the op's meta is completed only after this callback: no did_change() here)
         idx = self._index(host, op_hash)
         if idx is not None:
-            emit(event="op_ok", host=host.name, index=idx)
+            emit(event="op_ok", host=name_of(host), index=idx)
 
     def operation_host_error(self, state: State, host: Any, op_hash: str, retry_count: int = 0,  # type: ignore[override]
                              max_retries: int = 0) -> None:
@@ -153,14 +160,14 @@ class Callbacks(BaseStateCallback):
             # its last lines: keep both ends when there is much of it
             shown = err if len(err) <= 30 else [*err[:15], f"... ({len(err) - 30} lines, see the run log)", *err[-15:]]
             for line in [*out[-5:], *shown]:
-                emit(event="output", host=host.name, line=line)
+                emit(event="output", host=name_of(host), line=line)
             first = next((ln for ln in err if ln.strip()), None)
-            error = CALLBACK_ERRORS.pop(host.name, None) or first or (out[-1] if out else "operation failed")
-            emit(event="op_error", host=host.name, index=self._index(host, op_hash), error=error)
+            error = CALLBACK_ERRORS.pop(name_of(host), None) or first or (out[-1] if out else "operation failed")
+            emit(event="op_error", host=name_of(host), index=self._index(host, op_hash), error=error)
         self.failed.clear()
 
     def _index(self, host: Any, op_hash: str) -> int | None:
-        entry = self.index.get(f"{host.name}:{op_hash}")
+        entry = self.index.get(f"{name_of(host)}:{op_hash}")
         return entry[1] if entry else None
 
 
@@ -175,6 +182,10 @@ def run(job: dict[str, Any]) -> int:
             fh.write(job.get("known_hosts", ""))
         hosts = []
         for h in job["hosts"]:
+            if h["address"] == LOCAL:
+                # pyinfra's local connector: subprocesses on this machine; root already, or sudo
+                hosts.append(("@local", {"homelab_name": h["name"], "_sudo": os.geteuid() != 0}))
+                continue
             data: dict[str, Any] = {
                 "ssh_hostname": h["address"],
                 "ssh_port": h.get("port", 22),
@@ -200,15 +211,15 @@ def run(job: dict[str, Any]) -> int:
         for host in inventory:
             if host not in state.activated_hosts:
                 continue
-            for i, (name, kwargs) in enumerate(job["ops"].get(host.name, [])):
+            for i, (name, kwargs) in enumerate(job["ops"].get(name_of(host), [])):
                 func = OPERATIONS.get(name)
                 if func is None:
-                    emit(event="op_error", host=host.name, index=i, error=f"unknown operation {name}")
+                    emit(event="op_error", host=name_of(host), index=i, error=f"unknown operation {name}")
                     break
                 results = add_op(state, func, host=host, **kwargs)
                 op_meta = results.get(host)
                 if op_meta is not None:
-                    index[f"{host.name}:{op_meta._hash}"] = (host.name, i)
+                    index[f"{name_of(host)}:{op_meta._hash}"] = (name_of(host), i)
         try:
             run_ops(state)
         except PyinfraError as exc:  # "No hosts remaining!" once every host failed

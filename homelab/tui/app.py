@@ -43,8 +43,10 @@ class HomelabApp(App[int]):
     ]
 
     def __init__(self, config_path: Path | None, source_factory: SourceFactory = EngineSource,
-                 steps: Sequence[WizardStep] | None = None, refresh_seconds: float = 15.0) -> None:
+                 steps: Sequence[WizardStep] | None = None, refresh_seconds: float = 15.0,
+                 this_machine: bool = False) -> None:
         super().__init__()
+        self.this_machine = this_machine  # the wizard starts with "this machine" (address local)
         self.config_path = config_path
         self.source_factory = source_factory
         self.source: EventSource | None = None
@@ -66,7 +68,12 @@ class HomelabApp(App[int]):
             from homelab.tui.wizard.steps import active_steps
 
             self.steps = active_steps()
-        return WizardScreen(self.steps, self.config_path or Path("config.yaml"))
+        screen = WizardScreen(self.steps, self.config_path or Path("config.yaml"))
+        if self.this_machine and "compute" in screen.answers:
+            from homelab.tui.wizard.steps.compute import add_this_machine
+
+            screen.answers["compute"] = add_this_machine(screen.answers["compute"])
+        return screen
 
     def _base(self, screen: Screen[None]) -> None:
         """Make `screen` the one everything else is pushed over."""
@@ -155,6 +162,10 @@ def help_sections() -> list[tuple[str, list[type]]]:
 def run_tui(config_path: str | None) -> int:
     """`homelab` / `homelab tui [CONFIG]`."""
     path = Path(os.path.expanduser(config_path)) if config_path else None
-    app = HomelabApp(path, refresh_seconds=float(os.environ.get("HOMELAB_TUI_REFRESH", "15")))
+    from homelab.tui.wizard.steps.compute import on_a_server
+
+    fresh = path is None or not path.exists()
+    app = HomelabApp(path, refresh_seconds=float(os.environ.get("HOMELAB_TUI_REFRESH", "15")),
+                     this_machine=fresh and on_a_server())
     app.run()
     return app.return_code or 0

@@ -82,3 +82,40 @@ def test_mesh_traffic_passes_the_firewall(applied: Path, lab) -> None:  # type: 
                 assert ping.returncode == 0, f"{src} -> {dst}: {ping.stdout}{ping.stderr}"
     assert lab.run("h1", "true", user="admin").returncode != 0
     assert lab.run("h1", "true").returncode != 0
+
+
+def test_noop_apply_of_the_whole_stack_is_one_connection_and_one_command_per_host(applied: Path) -> None:
+    """The no-op budget (issue 13): one SSH connection and at most two remote commands per host
+    for every built layer together. Counted, not timed (times are bench/noop_apply.py's)."""
+    from homelab.config import load_config
+    from homelab.engine import Engine
+    from homelab.events import HostConnected, LayerPlanned, RunFinished
+    from homelab.layers.base import RunOptions
+    from homelab.transport import SshTransport
+
+    class Counting(SshTransport):  # the engine's injected seam: count what it opens
+        def __init__(self) -> None:
+            self.connects: list[str] = []
+            self.sessions: dict[str, object] = {}
+
+        def connect(self, target, pinned, accept_new, use_agent):  # type: ignore[no-untyped-def]
+            self.connects.append(target.name)
+            session, key = super().connect(target, pinned, accept_new, use_agent)
+            self.sessions[target.name] = session
+            return session, key
+
+        def run_ops(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            raise AssertionError("a no-op apply runs no operations")
+
+    transport = Counting()
+    engine = Engine(load_config(applied), RunOptions(yes=True), transport=transport)
+    events = list(engine.apply())
+    done = [e for e in events if isinstance(e, RunFinished)][-1]
+    assert done.ok and done.changes == 0, done
+    assert all(e.plan.empty for e in events if isinstance(e, LayerPlanned))
+    assert sorted(transport.connects) == sorted(HOSTS)  # one connection per host, no second login
+    assert len([e for e in events if isinstance(e, HostConnected)]) == len(HOSTS)
+    per_host = {name: s.commands for name, s in transport.sessions.items()}  # type: ignore[attr-defined]
+    assert all(n <= 2 for n in per_host.values()), per_host
+    assert per_host == {name: 1 for name in HOSTS}  # today: exactly one batched probe script per host
+    assert engine.remote_commands == len(HOSTS)

@@ -28,3 +28,23 @@ def test_tui_import_does_not_load_pyinfra_hcloud_paramiko() -> None:
     heavy = {m for m in mods if m.split(".")[0] in ("pyinfra", "hcloud", "paramiko", "gevent")}
     assert heavy == set()
     assert "homelab.engine" not in mods  # imported inside the worker thread only
+
+
+HEAVY = ("pyinfra", "paramiko", "hcloud", "textual", "cryptography", "gevent", "nacl", "requests", "rich")
+
+
+def test_version_and_validate_import_nothing_heavy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Start-up: `--version` answers before the parser is built; `validate` loads the config
+    parsers only (no layer, no SSH, no cloud client, no TUI)."""
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "config.example.yaml"
+    env_code = f"import os; os.environ['XDG_STATE_HOME'] = {str(tmp_path)!r}\n"
+    version = _modules_after(env_code + "import homelab.cli as c; c.main(['--version'])")
+    assert {m for m in version if m.startswith("homelab.")} <= {"homelab.cli", "homelab.errors"}
+    validate = _modules_after(env_code + f"import homelab.cli as c; c.main(['validate', {str(example)!r}])")
+    assert "homelab.config.schema" in validate
+    assert not {m for m in version if m.split(".")[0] in HEAVY}
+    # validate checks that the users' SSH public keys parse, with cryptography (config/permissions.py)
+    heavy = set(HEAVY) - {"cryptography"}
+    assert not {m for m in validate if m.split(".")[0] in heavy or m.startswith(("homelab.layers", "homelab.engine"))}

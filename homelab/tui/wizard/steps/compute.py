@@ -1,11 +1,15 @@
 """Step for layer 3 (compute): machines to adopt over SSH, and Hetzner Cloud servers.
 
-Machines can be typed in, or taken from a running `homelab lab` with one button. Hetzner
+Machines can be typed in, taken from a running `homelab lab` with one button, or be "this
+machine" (`address: local`: the one homelab runs on, provisioned in place without SSH). Hetzner
 servers (shown when the hetzner config module is built) are picked from lists of types
 and locations with an approximate monthly price beside each type.
 """
 from __future__ import annotations
 
+import os
+import re
+import socket
 from typing import Any
 
 from homelab.tui.wizard import hetzner_catalog
@@ -53,6 +57,34 @@ def add_lab_machines(answers: Answers) -> Answers:
     return {**answers, "machines": tuple(rows)}
 
 
+def this_machine_row() -> dict[str, Any]:
+    """The machine homelab runs on, named after its hostname (made a valid machine name)."""
+    name = re.sub(r"[^a-z0-9-]+", "-", socket.gethostname().split(".")[0].lower()).strip("-")
+    if not name or not name[0].isalpha():
+        name = f"server-{name}".rstrip("-")
+    return {"name": name[:63], "address": "local", "user": "root", "port": "", "key": ""}
+
+
+def has_this_machine(answers: Answers) -> bool:
+    return any(str(r.get("address", "")).strip() == "local" for r in answers.get("machines", ()))
+
+
+def add_this_machine(answers: Answers) -> Answers:
+    """Put "this machine" first (once): the config can later be applied from a laptop by
+    giving it the machine's real address."""
+    if has_this_machine(answers):
+        return answers
+    rows = [dict(r) for r in answers.get("machines", ()) if str(r.get("name", "")).strip()
+            or str(r.get("address", "")).strip()]
+    return {**answers, "machines": (this_machine_row(), *rows)}
+
+
+def on_a_server() -> bool:
+    """`./homelab` run in an SSH login (a fresh server, no config yet): "this machine" is the
+    likely answer, so the wizard starts with it."""
+    return bool(os.environ.get("SSH_CONNECTION"))
+
+
 def lab_running() -> bool:
     return bool(read_lab_machines())
 
@@ -61,10 +93,11 @@ class ComputeStep(WizardStep):
     section = "compute"
     title = "machines"
     intro = ("The machines everything runs on: existing ones adopted over SSH (a Pi, a NAS, an old PC, "
-             "or a `homelab lab` host) and Hetzner Cloud servers.")
+             "or a `homelab lab` host), this machine (address local, no SSH) and Hetzner Cloud servers.")
     comment = "the machines everything runs on"
     fields = (MACHINES, SERVERS, TIMEZONE)
-    actions = (StepAction("lab", "add the lab's machines", add_lab_machines, lab_running),)
+    actions = (StepAction("lab", "add the lab's machines", add_lab_machines, lab_running),
+               StepAction("local", "add this machine", add_this_machine))
 
 
 STEP = ComputeStep()
