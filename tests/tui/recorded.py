@@ -5,6 +5,7 @@ hosts), with fixed timestamps so snapshots never depend on the clock.
 """
 from __future__ import annotations
 
+from homelab import registry
 from homelab.events import (
     ChangeApplied, ChangeFailed, HostConnected, HostFailed, HostOutput, HostSummary, LayerFinished,
     LayerPlanned, LayerStarted, LayerStatus, Progress, RunFinished, RunStarted,
@@ -14,14 +15,10 @@ from homelab.tui.view_state import LayerInfo
 
 T = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC: every monitor was "checked" then
 HOSTS = ("h1", "h2", "h3")
-RUN_ORDER = ("billing", "privilege", "compute", "mesh", "permissions")
-LAYERS = (
-    LayerInfo("billing", -1, "billing"),
-    LayerInfo("privilege", 0, "privilege"),
-    LayerInfo("mesh", 1, "WireGuard mesh"),
-    LayerInfo("permissions", 2, "permissions"),
-    LayerInfo("compute", 3, "compute"),
-)
+RECORDED = {"billing", "privilege", "compute", "mesh", "permissions"}  # the layers these streams show
+# run order and numbers come from the layer registry, as in a real run
+RUN_ORDER = tuple(e.id for e in registry.entries() if e.id in RECORDED)
+LAYERS = tuple(LayerInfo(e.id, e.number, e.title) for e in registry.by_number() if e.id in RECORDED)
 NUMBERS = {info.name: info.number for info in LAYERS}
 TITLES = {info.name: info.title for info in LAYERS}
 

@@ -396,3 +396,39 @@ def _source() -> Any:
 def test_recordings_start_with_run_started() -> None:
     for events in (recorded.status_events(), recorded.plan_events(), recorded.apply_events()):
         assert isinstance(events[0], RunStarted)
+
+
+async def test_apps_drill_down_rolls_back_the_selected_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """b / s on an app's row run that app's rollback / restart off the UI thread; other layers hide the keys."""
+    from textual.app import App as TextualApp
+
+    from homelab.model import Health, Monitor
+    from homelab.tui.view_state import LayerView, RunView
+
+    calls: list[tuple[str, str, str]] = []
+
+    def fake(what: str, config: str, app_name: str) -> tuple[bool, str]:
+        calls.append((what, config, app_name))
+        return True, f"{app_name}: rolled back"
+
+    monkeypatch.setattr("homelab.tui.app_actions.run_app_action", fake)
+    monitors = (Monitor("apps", "cal.radicale", "running", Health.OK, "running, healthy", 1.0),
+                Monitor("apps", "feeds", "http", Health.FAIL, "no HTTP answer on its port", 1.0))
+
+    class Host(TextualApp[None]):
+        config_path = tmp_path / "c.yaml"
+
+    for layer, shown in (("apps", True), ("mesh", False)):
+        app = Host()
+        async with app.run_test(size=SIZE) as pilot:
+            screen = LayerDetailScreen(LayerView(layer, 6, "applications", monitors=monitors), RunView())
+            await app.push_screen(screen)
+            await pilot.pause()
+            assert (screen.check_action("app_action", ("rollback",)) is True) is shown
+            if shown:
+                await pilot.press("b")  # the worst row first: feeds
+                await until(pilot, lambda: bool(calls))
+                assert calls == [("rollback", str(tmp_path / "c.yaml"), "feeds")]
+                await pilot.press("down", "s")
+                await until(pilot, lambda: len(calls) == 2)
+                assert calls[1][0] == "restart" and calls[1][2] == "cal"
