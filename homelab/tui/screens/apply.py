@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
+from homelab.events import NOT_RUN
 from homelab.tui.present import append_failure, plural
 from homelab.tui.screens.confirm_apply import ApplyChoice
 from homelab.tui.screens.run_screen import RunScreen
@@ -36,7 +37,12 @@ def apply_status(view: RunView) -> Text:
     if fin is None:
         text.append("starting…")
         return text
-    if fin.ok:
+    if fin.cancelled:
+        not_run = [lv.name for lv in view.layers if lv.skipped_reason == NOT_RUN]
+        text.append(f"apply cancelled: {plural(fin.changes, 'change')} done", style="bold yellow")
+        if not_run:
+            text.append(f" · not run: {', '.join(not_run)}")
+    elif fin.ok:
         text.append(f"apply ok: {plural(fin.changes, 'change')}", style="bold green")
     else:
         text.append(f"apply FAILED: {plural(len(view.failures), 'failure')}, {plural(fin.changes, 'change')} done",

@@ -27,7 +27,12 @@ def plan_summary(view: RunView) -> Text:
         text.append(f"planning…{where}", style="bold")
     else:
         layers = sum(1 for lv in view.layers if lv.planned)
-        if view.planned:
+        unplanned = sorted({u.partition(":")[0] for lv in view.layers if lv.plan for u in lv.plan.unplanned})
+        if unplanned:  # never "no changes" for hosts nobody could look at
+            text.append(f"plan INCOMPLETE: {plural(len(unplanned), 'host')} not planned ({', '.join(unplanned)})"
+                        f"{'; ' + plural(view.planned, 'change') + ' elsewhere' if view.planned else ''}",
+                        style="bold red")
+        elif view.planned:
             text.append(f"plan: {plural(view.planned, 'change')} in {plural(layers, 'layer')}", style="bold")
         else:
             text.append("plan: no changes — everything is as the config says", style="bold")
@@ -40,7 +45,7 @@ def plan_summary(view: RunView) -> Text:
     for f in view.failures:
         if f.subject not in {h.name for h in view.hosts}:
             append_failure(text, f"FAILED {f.subject}", f.error, f.hint, lead="\n")
-    if not view.running and view.planned and not view.blocked:
+    if not view.running and view.planned and not view.blocked and view.ok:
         text.append("\na: apply these changes · esc: back", style="dim")
     return text
 
@@ -84,6 +89,8 @@ class PlanScreen(RunScreen):
     def action_apply(self) -> None:
         view = self.view
         why = ("the plan is still running" if view.running else
+               "some hosts were not planned (see above): reach them, then plan again (r)"
+               if any(lv.plan.unplanned for lv in view.layers if lv.plan) else
                "the plan failed; see above" if not view.ok else
                "the plan is blocked; change the config" if view.blocked else
                "nothing to apply" if not view.planned else "")
