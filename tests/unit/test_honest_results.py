@@ -101,3 +101,26 @@ def test_the_apply_summary_is_a_result_on_stdout_once(tmp_path: Path, monkeypatc
     assert captured.out.count("summary:") == 1 and "summary:" not in captured.err
     assert "  a                changed (1 change(s))" in captured.out
     assert "apply ok: 2 change(s)" in captured.err
+
+
+def test_forget_host_forgets_everything_learned_about_the_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from homelab.state import State
+
+    (tmp_path / "c.yaml").write_text("version: 1\n")
+    state = State(tmp_path / "c.state.json")
+    for h in ("a", "b"):
+        state.update_host(h, host_key="ssh-ed25519 AAAAold", login_user="alice", login_port=2222,
+                          address="10.0.0.9", os="debian 13")
+    state.save()
+    assert cli.main(["forget-host", str(tmp_path / "c.yaml"), "a"]) == 0
+    said = capsys.readouterr().out
+    assert "address, host_key, login_port, login_user, os" in said
+    hosts = State.load(tmp_path / "c.state.json").data["hosts"]
+    assert "a" not in hosts and hosts["b"]["login_user"] == "alice"  # only that machine
+    # the next run logs in to it as the config says, and pins the key it offers now
+    engine, transport = _engine(tmp_path, monkeypatch, Counter(tmp_path))
+    list(engine.plan())
+    assert ("a", "config-user", 22) in transport.logins and ("b", "alice", 2222) in transport.logins
+    assert cli.main(["forget-host", str(tmp_path / "c.yaml"), "zz"]) == 2
+    assert "homelab has learned nothing about zz" in capsys.readouterr().err
