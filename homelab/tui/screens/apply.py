@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
 from homelab.events import NOT_RUN
+from homelab.tui.keys import BACK_KEYS
 from homelab.tui.present import append_failure, plural
 from homelab.tui.screens.confirm_apply import ApplyChoice
 from homelab.tui.screens.run_screen import RunScreen
@@ -57,8 +58,9 @@ def apply_status(view: RunView) -> Text:
 class ApplyScreen(RunScreen):
     BINDINGS = [
         Binding("c", "cancel_run", "cancel"),
-        Binding("d,escape", "done", "dashboard"),
+        Binding(f"d,{BACK_KEYS}", "done", "dashboard"),
         Binding("question_mark", "app.help", "help"),
+        Binding("q", "quit_when_done", "quit"),
     ]
 
     def __init__(self, source: EventSource, config_path: Path, choice: ApplyChoice) -> None:
@@ -95,6 +97,13 @@ class ApplyScreen(RunScreen):
             self.notify("apply is running: c cancels it", severity="warning", timeout=3)
             return
         self.app.pop_screen()
+
+    def action_quit_when_done(self) -> None:
+        """q quits here too, but never cuts an apply short by accident (ctrl+q still does)."""
+        if self.view.running:
+            self.notify("apply is running: c cancels it, ctrl+q quits anyway", severity="warning", timeout=3)
+            return
+        self.app.exit()
 
     @on(DataTable.RowSelected, "#hosts")
     def _host_selected(self, event: DataTable.RowSelected) -> None:

@@ -15,6 +15,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
+from homelab.tui.keys import QUIT
 from homelab.tui.present import append_failure, format_clock
 from homelab.tui.screens.layer_detail import LayerDetailScreen
 from homelab.tui.screens.run_screen import RunScreen
@@ -46,7 +47,7 @@ class DashboardScreen(RunScreen):
         Binding("p", "plan", "plan"),
         Binding("a", "apply", "apply"),
         Binding("question_mark", "app.help", "help"),
-        Binding("q", "app.quit", "quit"),
+        QUIT,
         Binding("down,j", "app.focus_next", "next layer", show=False),
         Binding("up,k", "app.focus_previous", "previous layer", show=False),
     ]

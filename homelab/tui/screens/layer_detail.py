@@ -9,6 +9,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from homelab.tui.keys import BACK_KEYS, QUIT
 from homelab.tui.present import layer_headline, layer_summary, pair_matrix
 from homelab.tui.view_state import LayerView, RunView
 from homelab.tui.widgets.mesh_matrix import MeshMatrix
@@ -29,11 +30,12 @@ def hosts_text(view: RunView) -> Text:
 
 class LayerDetailScreen(Screen[None]):
     BINDINGS = [
-        Binding("escape,backspace", "dismiss", "back"),
+        Binding(f"{BACK_KEYS},backspace", "dismiss", "back"),
         Binding("r", "recheck", "re-check"),
         Binding("b", "app_action('rollback')", "rollback app"),
         Binding("s", "app_action('restart')", "restart app"),
         Binding("question_mark", "app.help", "help"),
+        QUIT,
     ]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

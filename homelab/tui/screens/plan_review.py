@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Static
 
+from homelab.tui.keys import QUIT, back
 from homelab.tui.present import append_failure, plural
 from homelab.tui.screens.confirm_apply import ApplyChoice, ConfirmApplyScreen
 from homelab.tui.screens.run_screen import RunScreen
@@ -54,8 +55,9 @@ class PlanScreen(RunScreen):
     BINDINGS = [
         Binding("a", "apply", "apply"),
         Binding("r", "replan", "plan again"),
-        Binding("escape", "back", "back"),
+        back(),
         Binding("question_mark", "app.help", "help"),
+        QUIT,
     ]
 
     def __init__(self, source: EventSource, config_path: Path, apply_after: bool = False) -> None:
