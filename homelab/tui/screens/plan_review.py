@@ -6,9 +6,10 @@ import dataclasses
 from pathlib import Path
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Static
+from textual.widgets import Footer, Static, Tree
 
 from homelab.tui.keys import QUIT, back
 from homelab.tui.present import append_failure, plural
@@ -69,11 +70,18 @@ class PlanScreen(RunScreen):
         yield Static(f"homelab — {self.config_path} — plan", id="title")
         yield Static("", id="plan-summary")
         yield PlanTree(id="plan-tree")
+        yield Static("", id="plan-detail")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(PlanTree).focus()
         self.action_replan()
+
+    @on(Tree.NodeHighlighted, "#plan-tree")
+    def _show_whole(self, event: Tree.NodeHighlighted[str]) -> None:
+        """The highlighted row in full, wrapped: a long change or warning is read here, never cut."""
+        node = event.node
+        self.query_one("#plan-detail", Static).update("" if node.is_root else node.label)
 
     def action_replan(self) -> None:
         self.start_run(self.request("plan"))
