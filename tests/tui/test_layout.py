@@ -8,10 +8,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
-from textual.pilot import Pilot
 from textual.widgets import Static
 
-from homelab.model import Health, Monitor
+from homelab.model import Health
 from homelab.tui.app import HomelabApp
 from homelab.tui.screens.dashboard import DashboardScreen
 from homelab.tui.screens.layer_detail import LayerDetailScreen
@@ -20,7 +19,7 @@ from homelab.tui.widgets.layer_pane import LayerPane
 from homelab.tui.widgets.monitor_table import column_widths
 from tests.tui import recorded
 from tests.tui.test_pilot import until
-from tests.tui.test_snapshots import SnapCompare, app_on, at_dashboard, at_plan, here  # noqa: F401 (fixture)
+from tests.tui.test_snapshots import SnapCompare, app_on, at_dashboard, at_plan, drill_to, here  # noqa: F401 (fixture)
 
 LONG = ("apt: 14 packages held back (linux-image-amd64, systemd, openssh-server and 11 more); "
         "run apt full-upgrade on the host, then reboot it for the new kernel")
@@ -99,14 +98,8 @@ def test_dashboard_60x20(snap_compare: SnapCompare, here: Path) -> None:  # noqa
 
 
 def test_layer_detail_200x50(snap_compare: SnapCompare, here: Path) -> None:  # noqa: F811
-    async def drill(pilot: Pilot) -> None:
-        await at_dashboard(pilot)
-        pilot.app.screen.query_one("#pane-compute", LayerPane).focus()
-        await pilot.press("enter")
-        await until(pilot, lambda: isinstance(pilot.app.screen, LayerDetailScreen))
-        await pilot.pause(0.2)
-
-    assert snap_compare(app_on("config.yaml", status=with_long_reason()), terminal_size=(200, 50), run_before=drill)
+    assert snap_compare(app_on("config.yaml", status=with_long_reason()), terminal_size=(200, 50),
+                        run_before=drill_to("compute"))
 
 
 def test_plan_review_60x20(snap_compare: SnapCompare, here: Path) -> None:  # noqa: F811
