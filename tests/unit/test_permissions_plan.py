@@ -253,14 +253,19 @@ def test_masked_or_disabled_update_timers_are_enabled() -> None:
     cfg = perms()
     inp = inputs()
     view = converged(cfg, inp, fresh_view())
-    stopped = dataclasses.replace(view, upgrades={**view.upgrades, "timer": "masked inactive",
+    stopped = dataclasses.replace(view, upgrades={**view.upgrades, "timer": "disabled inactive",
                                                   "dltimer": "disabled inactive"})
     plan = plan_host(cfg, inp, stopped)
     assert summaries(plan.changes) == ["unattended-upgrades: enable apt's update timers (apt-daily.timer is disabled "
-                                       "inactive; apt-daily-upgrade.timer is masked inactive)"]
+                                       "inactive; apt-daily-upgrade.timer is disabled inactive)"]
     assert plan.changes[0].ops[0].kwargs["commands"] == [
-        "systemctl unmask apt-daily.timer apt-daily-upgrade.timer",
         "systemctl enable --now apt-daily.timer apt-daily-upgrade.timer"]
+    # masked is someone's explicit choice: not overridden, but the plan says why updates will not run
+    masked = dataclasses.replace(view, upgrades={**view.upgrades, "timer": "masked inactive"})
+    plan = plan_host(cfg, inp, masked)
+    assert plan.changes == () and plan.warnings == (
+        "web-1: apt-daily-upgrade.timer masked: unattended upgrades never run there; homelab leaves a masked unit "
+        "alone (`systemctl unmask` it, or set permissions.unattended_upgrades: false)",)
     off = perms(BASE.replace("  firewall:", "  unattended_upgrades: false\n  firewall:"))
     assert not off.unattended_upgrades
     assert plan_host(off, inp, stopped).changes == ()  # not asked for: left alone

@@ -370,15 +370,23 @@ def _plan_upgrades(b: _Builder, cfg: PermissionsConfig, view: HostView) -> None:
         b.change("unattended-upgrades", "update", f"security updates every day ({UPGRADES_CONF})",
                  (_put(UPGRADES_TEXT, UPGRADES_CONF, "644"),))
     # the config says nothing without apt's timers: apt-daily fetches the lists,
-    # apt-daily-upgrade runs unattended-upgrade. Masked or disabled, updates never run.
-    stopped = [f"{unit} is {view.upgrades.get(key) or 'missing'}" for key, unit in UPGRADE_TIMERS
-               if view.upgrades.get(key, "").split()[:2] != ["enabled", "active"]]
-    if not stopped:
+    # apt-daily-upgrade runs unattended-upgrade; stopped, updates never run. A disabled timer
+    # is enabled. A masked one is someone's explicit choice (the lab masks them so no
+    # background apt holds the dpkg lock): homelab does not override it, the plan says why.
+    state = {unit: view.upgrades.get(key, "").split()[:2] for key, unit in UPGRADE_TIMERS}
+    masked = [unit for unit, s in state.items() if s[:1] == ["masked"]]
+    stopped = [unit for unit, s in state.items() if s != ["enabled", "active"] and unit not in masked]
+    if masked:
+        b.warnings.append(f"{b.host}: {' and '.join(masked)} masked: unattended upgrades never run there; homelab "
+                          "leaves a masked unit alone (`systemctl unmask` it, or set permissions.unattended_upgrades:"
+                          " false)")
+    if stopped:
+        units = " ".join(stopped)
+        why = "; ".join(f"{unit} is {' '.join(state[unit]) or 'missing'}" for unit in stopped)
+        b.change("unattended-upgrades", "update", f"enable apt's update timers ({why})", (
+            Op("server.shell", {"commands": [f"systemctl enable --now {units}"]}),))
+    elif not masked:
         b.ok("apt's update timers enabled and active")
-    else:
-        units = " ".join(unit for _, unit in UPGRADE_TIMERS)
-        b.change("unattended-upgrades", "update", f"enable apt's update timers ({'; '.join(stopped)})", (
-            Op("server.shell", {"commands": [f"systemctl unmask {units}", f"systemctl enable --now {units}"]}),))
 
 
 def _put(content: str, dest: str, mode: str) -> Op:
