@@ -114,6 +114,7 @@ def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
             except OSError:  # a filesystem without hard links
                 shutil.copy2(path, linked)
             os.replace(linked, prev)
+            linked.unlink(missing_ok=True)  # rename(2) does nothing if prev already is this file (a kill between renames)
             os.chmod(prev, mode)
         os.replace(tmp, path)
         dfd = os.open(path.parent, os.O_RDONLY)
