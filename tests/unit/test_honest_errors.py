@@ -66,3 +66,25 @@ def test_sshd_that_drops_us_before_its_greeting_is_named_as_a_penalty() -> None:
         server.close()
     assert "PerSourcePenalties" in err.value.hint and "penalty" in err.value.hint
     assert "check that sshd runs there" not in err.value.hint
+
+
+def test_a_cut_connection_fails_its_host_not_the_whole_worker() -> None:
+    """The worker turns paramiko's EOFError (a connection cut mid-command) into the SSHException
+    pyinfra handles per host. Run in a child: importing the worker monkey-patches (gevent)."""
+    import subprocess
+    import sys
+
+    code = """
+import paramiko
+from homelab.provision.worker import SSHConnector, as_lost_connection
+def cut(*a, **k):
+    raise EOFError()
+try:
+    as_lost_connection(cut)()
+except paramiko.SSHException as exc:
+    print("SSHException:", exc)
+assert getattr(SSHConnector.run_shell_command, "__name__") == "wrapped"
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "SSHException: the SSH connection was lost (EOFError)"
