@@ -157,7 +157,9 @@ class Connection:
                 agent.close()
         raise HomelabError(
             f"ssh to {target.name}: {target.user}@{target.address} refused every key offered ({len(keys)})",
-            "put the operator public key in that user's ~/.ssh/authorized_keys, or fix `user`/`key` in the config",
+            "put the operator public key in that user's ~/.ssh/authorized_keys (on a machine homelab hardened, sshd "
+            "reads only /etc/ssh/homelab-keys/USER: log in as a user permissions.users names), or fix `user`/`key` "
+            "in the config",
         )
 
     def run(self, command: str, stdin: str = "", timeout: float = 600.0) -> CommandResult:

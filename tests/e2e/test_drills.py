@@ -122,7 +122,7 @@ def nft_cut(lab: Any, host: str, on: bool) -> None:
 
 def test_ssh_cut_to_one_of_three_mid_apply(lab, drill: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
     env = drill["env"]
-    cfg = drill_config(lab, drill["dir"] / "cut.yaml", 0)
+    cfg = drill_config(lab, drill["dir"] / "drill.yaml", 0)  # the kill drill's config and state, if it ran
     first = homelab("apply", str(cfg), "--yes", "--accept-new-host-keys", env=env)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     drill_config(lab, cfg, 1)  # every host has work again
