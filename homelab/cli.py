@@ -104,7 +104,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _add_run_options(p)
     p.add_argument("-y", "--yes", action="store_true")
     p.add_argument("--confirm-delete", action="store_true")
-    p = sub.add_parser("forget-host", help="drop a host's pinned SSH key from state (after a reinstall)")
+    p = sub.add_parser("forget-host", help="forget what homelab learned about a machine: host key, login, address, facts (after a reinstall)")
     _add_config(p)
     p.add_argument("host")
     p = sub.add_parser("tui", help="open the interactive TUI (the default with no command)")
@@ -301,11 +301,15 @@ def cmd_forget_host(args: argparse.Namespace) -> int:
         lock.acquire("forget-host")
         state = State.load(cfg.state_path)
         hosts = state.data.get("hosts", {})
-        if args.host not in hosts or "host_key" not in hosts[args.host]:
-            raise UsageError(f"no pinned host key for {args.host}", f"known: {', '.join(sorted(hosts)) or 'none'}")
-        del hosts[args.host]["host_key"]
+        if not hosts.get(args.host):
+            raise UsageError(f"homelab has learned nothing about {args.host}",
+                             f"known: {', '.join(sorted(hosts)) or 'none'}")
+        # everything learned from the machine goes: its key, the login an apply left (user,
+        # port), its address and facts; the next run meets it as the config describes it
+        forgotten = sorted(hosts.pop(args.host))
         state.save()
-    print(f"forgot the host key of {args.host}; the next run asks again (or --accept-new-host-keys)")
+    print(f"forgot what homelab learned about {args.host} ({', '.join(forgotten)}); the next run logs in as "
+          "the config says and asks about its host key again (or --accept-new-host-keys)")
     return 0
 
 

@@ -23,7 +23,7 @@ from typing import Any, Iterator, Mapping
 from homelab.config.schema import Config
 from homelab.errors import HomelabError, HostKeyError, LockedError, UsageError
 from homelab.events import (
-    ChangeApplied, ChangeFailed, Event, HostConnected, HostFailed, HostSummary,
+    NOT_RUN, ChangeApplied, ChangeFailed, Event, HostConnected, HostFailed, HostSummary,
     LayerFinished, LayerPlanned, LayerStarted, LayerStatus, RunFinished, RunStarted,
 )
 from homelab.hosts import HostTarget
@@ -66,6 +66,22 @@ def redact_event(event: Any, secrets: list[Secret]) -> Any:
         return v
 
     return clean(event)
+
+
+def host_summaries(hosts: list[str], unreachable: set[str], failed: Mapping[str, str], changed: Mapping[str, int],
+                   cancelled: bool) -> tuple[HostSummary, ...]:
+    """One line per host for the end of a run. "unreachable" only if it never answered; after a
+    cancel a host that did not fail is "cancelled" (its changes so far counted), not "ok"."""
+    def result(name: str) -> str:
+        if name in unreachable:
+            return "unreachable"
+        if name in failed:
+            return "failed"
+        if cancelled:
+            return "cancelled"
+        return "changed" if changed.get(name) else "ok"
+
+    return tuple(HostSummary(name, result(name), changed.get(name, 0), failed.get(name, "")) for name in hosts)
 
 
 class Engine:
@@ -194,6 +210,8 @@ class Engine:
         for i, layer in enumerate(layers):
             if self.cancelled.is_set():
                 ok = False
+                for left_out in layers[i:]:  # each layer that did not run says so
+                    yield LayerFinished(left_out.name, 0, 0, NOT_RUN)
                 break
             yield LayerStarted(layer.name, layer.number, layer.title)
             if not layer.enabled(ctx):
@@ -210,8 +228,9 @@ class Engine:
             if slow:
                 plan = dataclasses.replace(plan, warnings=plan.warnings + tuple(slow))
             if ctx.failed_hosts and type(layer).probes is not Layer.probes:
-                plan = dataclasses.replace(plan, warnings=plan.warnings + tuple(
-                    f"{name}: not planned, {why}" for name, why in sorted(ctx.failed_hosts.items())))
+                # a layer that looks at hosts could not look at these: its plan says so, never "no changes"
+                plan = dataclasses.replace(plan, unplanned=plan.unplanned + tuple(
+                    f"{name}: {why}" for name, why in sorted(ctx.failed_hosts.items())))
             yield LayerPlanned(layer.name, plan)
             if command == "apply" and self.reviewed is not None:
                 unreviewed = self.reviewed.unreviewed(plan, set(ctx.hosts) - initial_hosts)
@@ -287,17 +306,17 @@ class Engine:
                 probed.update(self._probe(ctx, again, rest))
         if command == "apply":
             ctx.state.save()
-        summary = tuple(
-            HostSummary(name, "unreachable" if name in self._unreachable else
-                        ("failed" if name in ctx.failed_hosts else ("changed" if changed_hosts.get(name) else "ok")),
-                        changed_hosts.get(name, 0), ctx.failed_hosts.get(name, ""))
-            for name in sorted(ctx.hosts))
+        summary = host_summaries(sorted(ctx.hosts), self._unreachable, ctx.failed_hosts, changed_hosts,
+                                 self.cancelled.is_set())
         ok = ok and not ctx.failed_hosts
         self.remote_commands = sum(c.commands for c in self.connections.values())
         log.info("%s finished in %.2f s, %d remote commands", command, time.monotonic() - started,
                  self.remote_commands)
-        yield RunFinished(command, ok, total_changes, summary, str(self.log_path or ""),
-                          "" if ok else "some hosts or changes failed")
+        cancelled = self.cancelled.is_set()
+        message = ("cancelled" if cancelled else "" if ok else
+                   "some hosts could not be reached" if ctx.failed_hosts and command != "apply" else
+                   "some hosts or changes failed")
+        yield RunFinished(command, ok, total_changes, summary, str(self.log_path or ""), message, cancelled)
 
     def _timed_out(self, probed: Probed, layer: Layer) -> list[str]:
         """'host: probe KEY timed out after N s' for this layer's probes that hit their limit:
@@ -474,6 +493,6 @@ class Engine:
         redact = [s.reveal() for s in [*ctx.secrets, *secrets_in(ops)]]
         self._worker = self.transport.run_ops(targets, ops, pins, redact, self.options.parallel)
         try:
-            yield from track(self._worker, layer.name, spans, ctx.failed_hosts)
+            yield from track(self._worker, layer.name, spans, ctx.failed_hosts, self.cancelled)
         finally:
             self._worker = None

@@ -77,12 +77,15 @@ class LayerStatus:
     monitors: tuple[Monitor, ...]
 
 
+NOT_RUN = "cancelled: not run"  # LayerFinished.skipped_reason of each layer a cancel left out
+
+
 @dataclass(frozen=True)
 class LayerFinished:
     layer: str
     changed: int
     failed: int
-    skipped_reason: str = ""  # "not in --layer", "nothing configured"
+    skipped_reason: str = ""  # "not in --layer", "nothing configured", "cancelled: not run"
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class RunFinished:
     hosts: tuple[HostSummary, ...] = field(default_factory=tuple)
     log_path: str = ""
     message: str = ""
+    cancelled: bool = False  # stopped on request: what ran is in `hosts`, the rest is marked "not run"
 
 
 Event = Union[

@@ -108,6 +108,9 @@ class LayerPlan:
     # Probes the next pass needs on a host (a key a node made, to copy to its peer): explicit
     # here rather than remembered by the layer object.
     followup_probes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # "h2: cannot connect ...": hosts this layer could not look at. A plan with any is not
+    # "no changes": nobody knows what those hosts need (the run fails, exit 1).
+    unplanned: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:

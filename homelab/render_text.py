@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from homelab.events import (
-    ChangeApplied, ChangeFailed, Event, HostConnected, HostFailed, HostOutput, LayerFinished,
+    NOT_RUN, ChangeApplied, ChangeFailed, Event, HostConnected, HostFailed, HostOutput, LayerFinished,
     LayerPlanned, LayerStarted, LayerStatus, Progress, RunFinished, RunStarted,
 )
 
@@ -20,6 +20,7 @@ class TextRenderer:
         self.verbose = verbose
         self.numbers: dict[str, int] = {}
         self.command = ""
+        self.not_run: list[str] = []  # layers a cancel left out
 
     def __call__(self, event: Event) -> None:
         o, e = self.out, self.err
@@ -55,7 +56,9 @@ class TextRenderer:
             if not event.monitors:
                 print("  (no monitors)", file=o)
         elif isinstance(event, LayerFinished):
-            if event.skipped_reason and self.verbose:
+            if event.skipped_reason == NOT_RUN:
+                self.not_run.append(event.layer)
+            elif event.skipped_reason and self.verbose:
                 print(f"layer {self.numbers.get(event.layer, 0)} {event.layer}: skipped, {event.skipped_reason}", file=e)
             elif event.changed or event.failed:
                 print(f"  {event.layer}: {event.changed} applied, {event.failed} failed", file=e)
@@ -72,9 +75,13 @@ class TextRenderer:
                 print(f"  {c.symbol} {c.target}: {c.summary}", file=o)
                 for line in c.detail:
                     print(f"      {line}", file=o)
+        elif plan.unplanned:  # it could not look at some hosts: "no changes" would be a guess
+            print(f"layer {num} {event.layer}: NOT PLANNED on {len(plan.unplanned)} host(s)", file=o)
         else:
             why = f" ({len(plan.unchanged)} checked)" if plan.unchanged else ""
             print(f"layer {num} {event.layer}: no changes{why}", file=o)
+        for line in plan.unplanned:
+            print(f"  ? {line.partition(': ')[0]}: not planned, {line.partition(': ')[2]}", file=o)
         for note in plan.notes:
             print(f"    {note}", file=o)
         if self.verbose:
@@ -86,14 +93,18 @@ class TextRenderer:
             print(f"  BLOCKED: {b}", file=self.err)
 
     def _finished(self, event: RunFinished) -> None:
-        e = self.err
-        if event.command in ("apply", "destroy"):
-            print("summary:", file=e)
+        e, o = self.err, self.out
+        if event.command in ("apply", "destroy"):  # the summary is the result: stdout, once
+            print("summary:", file=o)
             for h in event.hosts:
                 extra = f" ({h.changes} change(s))" if h.changes else ""
                 err = f": {h.error}" if h.error else ""
-                print(f"  {h.host:<16} {h.result}{extra}{err}", file=e)
-        verdict = "ok" if event.ok else "FAILED"
-        print(f"{event.command} {verdict}: {event.changes} change(s)", file=e)
+                print(f"  {h.host:<16} {h.result}{extra}{err}", file=o)
+            if self.not_run:
+                print(f"  not run (cancelled): {', '.join(self.not_run)}", file=o)
+        verdict = "cancelled" if event.cancelled else "ok" if event.ok else "FAILED"
+        done = "done" if event.command in ("apply", "destroy") and event.cancelled else ""
+        print(f"{event.command} {verdict}: {event.changes} change(s){' ' + done if done else ''}"
+              f"{'' if event.ok or event.cancelled or not event.message else f' ({event.message})'}", file=e)
         if not event.ok and event.log_path:
             print(f"log: {event.log_path}", file=e)

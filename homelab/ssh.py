@@ -64,6 +64,20 @@ def load_private_key(path: str) -> paramiko.PKey:
         raise HomelabError(f"SSH key {p} cannot be read: {exc}") from None
 
 
+def handshake_hint(exc: BaseException, address: str) -> str:
+    """What a failed SSH handshake most likely means. sshd that accepts the TCP connection and
+    closes it before its greeting is refusing *this source*: OpenSSH 9.8+ does that for a while
+    after failed logins or scanner traffic from the address (PerSourcePenalties; authfail adds
+    5 s per failure, up to 10 min by default), and MaxStartups does it under many half-open logins."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    if "banner" in text or isinstance(exc, (EOFError, ConnectionResetError)) or "reset by peer" in text:
+        return (f"{address} accepted the connection and closed it before greeting: sshd is probably refusing "
+                "this address for a while after failed logins or scanner traffic (OpenSSH 9.8+ "
+                "PerSourcePenalties; its log says 'penalty'). Wait a few minutes and run again; on the host, "
+                "`journalctl -u ssh | grep penalty` shows it, and PerSourcePenaltyExemptList exempts your address")
+    return "check that sshd runs there and accepts your key"
+
+
 class Connection:
     """One authenticated SSH transport to one host; commands are channels on it."""
 
@@ -98,8 +112,8 @@ class Connection:
             raise
         except (paramiko.SSHException, OSError, EOFError) as exc:
             transport.close()
-            raise HomelabError(f"ssh to {target.name} ({target.address}): {exc}",
-                               "check that sshd runs there and accepts your key") from None
+            raise HomelabError(f"ssh to {target.name} ({target.address}): {exc or type(exc).__name__}",
+                               handshake_hint(exc, target.address)) from None
         transport.set_keepalive(30)
         return cls(transport, target), offered
 
@@ -143,7 +157,9 @@ class Connection:
                 agent.close()
         raise HomelabError(
             f"ssh to {target.name}: {target.user}@{target.address} refused every key offered ({len(keys)})",
-            "put the operator public key in that user's ~/.ssh/authorized_keys, or fix `user`/`key` in the config",
+            "put the operator public key in that user's ~/.ssh/authorized_keys (on a machine homelab hardened, sshd "
+            "reads only /etc/ssh/homelab-keys/USER: log in as a user permissions.users names), or fix `user`/`key` "
+            "in the config",
         )
 
     def run(self, command: str, stdin: str = "", timeout: float = 600.0) -> CommandResult:

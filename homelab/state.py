@@ -11,6 +11,7 @@ import copy
 import fcntl
 import json
 import os
+import shutil
 import socket
 import threading
 import time
@@ -90,8 +91,13 @@ class State:
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
-    """temp + fsync + rename in the same directory; keeps the old file as .prev."""
+    """temp + fsync + rename in the same directory; keeps the old file as .prev.
+
+    `path` exists at every instant (a kill -9 anywhere leaves the old or the new version):
+    .prev is made as a second name of the old file, never by moving it away first."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a killed writer's leftovers (writers hold the run lock)
+        stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
@@ -102,7 +108,13 @@ def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
         os.chmod(tmp, mode)
         if path.exists():
             prev = path.with_name(path.name + ".prev")
-            os.replace(path, prev)  # previous version kept
+            linked = path.with_name(f".{path.name}.{os.getpid()}.prev.tmp")
+            try:
+                os.link(path, linked)  # the old version under a second name; `path` stays
+            except OSError:  # a filesystem without hard links
+                shutil.copy2(path, linked)
+            os.replace(linked, prev)
+            linked.unlink(missing_ok=True)  # rename(2) does nothing if prev already is this file (a kill between renames)
             os.chmod(prev, mode)
         os.replace(tmp, path)
         dfd = os.open(path.parent, os.O_RDONLY)

@@ -30,7 +30,7 @@ from hcloud.servers import Server as HServer
 from hcloud.ssh_keys import SSHKey
 
 from homelab.errors import HomelabError
-from homelab.providers.retry import Attempts, RetryPolicy, describe_reset, rate_limit_wait
+from homelab.providers.retry import Attempts, RetryPolicy, describe_reset, not_there, rate_limit_wait
 from homelab.secrets import Secret
 
 log = logging.getLogger("homelab")
@@ -160,6 +160,10 @@ class HcloudApi:
                     else 0.0
                 reason = f"{exc.message} ({code})"
             except (requests.Timeout, requests.ConnectionError) as exc:
+                why = not_there(exc)
+                if why:  # not busy: absent. Waiting would only hide that for two minutes
+                    raise HomelabError(f"{what}: cannot reach the Hetzner API at {self.endpoint}: {why}",
+                                       "check the network, and HOMELAB_HCLOUD_ENDPOINT if it is set") from None
                 unsure, asked = True, 0.0
                 reason = f"no answer from {self.endpoint}: {type(exc).__name__}"
             if unsure and not idempotent:

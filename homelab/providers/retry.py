@@ -8,6 +8,7 @@ budget is back, which can be an hour away, so we never wait for it, we only name
 """
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import dataclass
 from typing import Callable, Mapping
@@ -71,3 +72,23 @@ class Attempts:
             return None
         self.waited += wait
         return wait
+
+
+def not_there(exc: BaseException) -> str:
+    """Why an endpoint will not answer however long we wait ("" if it may be busy): a refused
+    connection (nothing listens) or a name that does not resolve. Walks the chain requests and
+    urllib3 wrap the socket error in."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused: nothing listens there"
+        if isinstance(e, socket.gaierror):
+            return "the name does not resolve"
+        todo.extend(x for x in (e.__cause__, e.__context__, getattr(e, "reason", None), *e.args)
+                    if isinstance(x, BaseException))
+    return ""

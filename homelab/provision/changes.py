@@ -6,6 +6,7 @@ reported failed, including ones never run (the host stopped at an earlier failur
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Iterator, Mapping, Sequence
 
 from homelab.events import ChangeApplied, ChangeFailed, Event, HostFailed, HostOutput
@@ -49,8 +50,9 @@ def secrets_in(ops: Mapping[str, Sequence[Op]]) -> list[Secret]:
 
 
 def track(run: OpsRun, layer: str, spans: Mapping[str, list[tuple[Change, range]]],
-          failed_hosts: dict[str, str]) -> Iterator[Event]:
-    """Turn the worker's events into ours; hosts that fail are recorded in `failed_hosts`."""
+          failed_hosts: dict[str, str], cancelled: threading.Event | None = None) -> Iterator[Event]:
+    """Turn the worker's events into ours; hosts that fail are recorded in `failed_hosts`.
+    After a cancel, what did not run says "cancelled" (its host did not fail)."""
     owner: dict[str, dict[int, tuple[Change, bool]]] = {
         host: {k: (change, k == span[-1]) for change, span in host_spans for k in span}
         for host, host_spans in spans.items()}
@@ -74,6 +76,9 @@ def track(run: OpsRun, layer: str, spans: Mapping[str, list[tuple[Change, range]
     for host, host_spans in spans.items():
         for change, span in host_spans:
             if not all(k in done[host] for k in span):
+                if cancelled is not None and cancelled.is_set() and host not in failed_hosts:
+                    yield ChangeFailed(change, "cancelled: not run", "apply again to finish")
+                    continue
                 why = failed_hosts.get(host, run_error)
                 failed_hosts.setdefault(host, why)
                 yield ChangeFailed(change, why, "see the run log; the next apply retries it")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from homelab.hosts import HostTarget
 from homelab.model import Op
+
+log = logging.getLogger("homelab")
 
 
 def worker_argv() -> list[str]:
@@ -60,6 +63,8 @@ class WorkerRun:
         rc = self.proc.wait()
         err_reader.join(timeout=2)
         if not done:
+            log.warning("the provisioning worker ended early (exit %s); its last output:\n%s", rc,
+                        "\n".join(self.stderr_tail))
             tail = " | ".join(self.stderr_tail[-3:]) or f"exit code {rc}"
             yield {"event": "run_error", "error": f"provisioning worker ended early: {tail}"}
 

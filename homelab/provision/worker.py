@@ -49,6 +49,24 @@ from pyinfra.api.exceptions import PyinfraError  # noqa: E402
 from pyinfra.api.operation import add_op  # noqa: E402
 from pyinfra.api.operations import run_ops  # noqa: E402
 from pyinfra.operations import apt, files, python, server, systemd  # noqa: E402
+from pyinfra.connectors.ssh import SSHConnector  # noqa: E402
+
+
+def as_lost_connection(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """paramiko raises EOFError when a host's connection is cut mid-command; pyinfra handles
+    only OSError/SSHException per host, so an EOFError ended the whole worker and with it the
+    other hosts' work (seen in the SSH-cut drill). As SSHException it fails that host only."""
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EOFError as exc:
+            raise paramiko.SSHException(f"the SSH connection was lost ({type(exc).__name__})") from exc
+
+    return wrapped
+
+
+for _name in ("run_shell_command", "put_file", "get_file"):
+    setattr(SSHConnector, _name, as_lost_connection(getattr(SSHConnector, _name)))
 
 from homelab.hosts import LOCAL  # noqa: E402
 

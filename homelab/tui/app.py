@@ -30,6 +30,7 @@ from homelab.tui.screens.plan_review import PlanScreen
 from homelab.tui.screens.wizard import WizardScreen
 from homelab.tui.sources import EngineSource, EventSource, SourceFactory
 from homelab.tui.widgets.layer_pane import LayerPane
+from homelab.tui.widgets.plan_tree import PlanTree
 from homelab.tui.wizard.step import WizardStep
 
 
@@ -149,7 +150,7 @@ def help_sections() -> list[tuple[str, list[type]]]:
         ("everywhere", [HomelabApp]),
         ("dashboard", [DashboardScreen, LayerPane]),
         ("layer details", [LayerDetailScreen]),
-        ("plan review", [PlanScreen]),
+        ("plan review", [PlanScreen, PlanTree]),
         ("confirm apply", [ConfirmApplyScreen]),
         ("apply", [ApplyScreen]),
         ("new host key", [HostKeyScreen]),

@@ -79,6 +79,9 @@ def plan_counts(lv: LayerView) -> str:
         return lv.skipped_reason or ("not planned" if lv.state != "running" else "planning…")
     if lv.plan.blocked:
         return f"BLOCKED, {plural(len(lv.plan.changes), 'change')}"
+    if lv.plan.unplanned:
+        return f"NOT PLANNED on {plural(len(lv.plan.unplanned), 'host')}" + (
+            f", {plural(len(lv.plan.changes), 'change')}" if lv.plan.changes else "")
     if not lv.plan.changes:
         checked = f" ({len(lv.plan.unchanged)} checked)" if lv.plan.unchanged else ""
         return f"no changes{checked}"

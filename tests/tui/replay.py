@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
 
-from homelab.events import HostFailed, RunFinished
+from homelab.events import NOT_RUN, HostFailed, LayerFinished, LayerStarted, RunFinished, RunStarted
 from homelab.tui.sources import RunRequest
 from homelab.tui.view_state import LayerInfo
 
@@ -40,10 +40,19 @@ class ReplayRun:
         self.answers: list[tuple[str, bool]] = []
 
     def __iter__(self) -> Iterator[Any]:
+        layers: tuple[str, ...] = ()
+        started: set[str] = set()
         for ev in self.events:
-            if self.cancelled.is_set():
-                yield RunFinished(self.request.command, False, 0, message="cancelled")
+            if self.cancelled.is_set():  # as the engine ends a cancelled run: the rest marked, then finished
+                for name in layers:
+                    if name not in started:
+                        yield LayerFinished(name, 0, 0, NOT_RUN)
+                yield RunFinished(self.request.command, False, 0, message="cancelled", cancelled=True)
                 return
+            if isinstance(ev, RunStarted):
+                layers = ev.layers
+            elif isinstance(ev, LayerStarted):
+                started.add(ev.layer)
             if isinstance(ev, Gate):
                 while not ev.opened.wait(0.02):
                     if self.cancelled.is_set():

@@ -111,15 +111,19 @@ def test_dashboard_unreachable_host(snap_compare: SnapCompare, here: Path) -> No
     assert snap_compare(app_on("config.yaml", status=status), terminal_size=SIZE, run_before=at_dashboard)
 
 
-def test_layer_detail_mesh_matrix(snap_compare: SnapCompare, here: Path) -> None:
+def drill_to(layer: str) -> Callable[[Pilot], Awaitable[None]]:
     async def drill(pilot: Pilot) -> None:
         await at_dashboard(pilot)
-        pilot.app.screen.query_one("#pane-mesh", LayerPane).focus()
+        pilot.app.screen.query_one(f"#pane-{layer}", LayerPane).focus()
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(pilot.app.screen, LayerDetailScreen))
-        await pilot.pause(0.1)
+        await pilot.pause(0.2)
 
-    assert snap_compare(app_on("config.yaml"), terminal_size=SIZE, run_before=drill)
+    return drill
+
+
+def test_layer_detail_mesh_matrix(snap_compare: SnapCompare, here: Path) -> None:
+    assert snap_compare(app_on("config.yaml"), terminal_size=SIZE, run_before=drill_to("mesh"))
 
 
 def test_help(snap_compare: SnapCompare, here: Path) -> None:

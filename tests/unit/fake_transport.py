@@ -44,9 +44,14 @@ class FakeOpsRun:
     def __init__(self, transport: FakeTransport, ops: Mapping[str, Sequence[Op]]) -> None:
         self.transport, self.ops = transport, ops
 
+    cancelled = False
+
     def events(self) -> Iterator[dict[str, Any]]:
         for host, host_ops in self.ops.items():
             for i, op in enumerate(host_ops):
+                if self.cancelled:  # like the worker: stops before the next operation
+                    yield {"event": "done"}
+                    return
                 self.transport.ran.append((host, op.name, op.to_json()[1]))
                 error = self.transport.on_op(host, op) if self.transport.on_op else None
                 if error:
@@ -56,7 +61,7 @@ class FakeOpsRun:
         yield {"event": "done"}
 
     def cancel(self) -> None:
-        pass
+        self.cancelled = True
 
 
 @dataclass

@@ -72,7 +72,7 @@ def fresh_view(openssh: tuple[int, int] = (10, 0), users: tuple[str, ...] = ("al
                    "kbdinteractiveauthentication": ["no"], "authorizedkeysfile": [".ssh/authorized_keys"]},
         accounts={u: Account(u, u == "root", "/bin/bash" if u == "root" else "") for u in users},
         today=20000,
-        upgrades={"package": "un", "conf": "", "timer": "enabled active"},
+        upgrades={"package": "un", "conf": "", "timer": "enabled active", "dltimer": "enabled active"},
     )
 
 
@@ -105,7 +105,8 @@ def converged(cfg: PermissionsConfig, inp: HostInputs, view: HostView) -> HostVi
         nft_same=cfg.firewall.enabled,
         guard={"script": sha256(GUARD_SCRIPT), "unit": sha256(GUARD_UNIT_TEXT), "enabled": "enabled",
                "fwunit": sha256(FIREWALL_UNIT_TEXT), "fwenabled": "enabled"},
-        upgrades={"package": "ii", "conf": sha256(UPGRADES_TEXT), "timer": "enabled active"},
+        upgrades={"package": "ii", "conf": sha256(UPGRADES_TEXT), "timer": "enabled active",
+                  "dltimer": "enabled active"},
     )
 
 

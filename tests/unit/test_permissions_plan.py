@@ -7,7 +7,8 @@ from homelab.layers.permissions.plan import (
     Login, create_user_command, install_sudoers_command, plan_host, remove_user_commands, unlock_user_command,
 )
 from homelab.layers.permissions.probes import Account, FileState
-from homelab.layers.permissions.sshd import KEYS_DIR
+from homelab.layers.permissions.sshd import KEYS_DIR, render_sshd_dropin
+from homelab.provision.guard import token
 from homelab.model import Change
 from test_permissions_fixtures import (
     ALICE, BASE, BOB, OPERATOR, mesh_claims, converged, fresh_view, inputs, perms,
@@ -226,3 +227,45 @@ def test_host_not_created_yet_plans_everything() -> None:
     plan = plan_host(perms(), inputs(host_key=""), HostView(reachable=False))
     assert summaries(plan.changes)[0] == "install packages: sudo, nftables, unattended-upgrades"
     assert any("OpenSSH 10.0 assumed" in s for s in summaries(plan.changes))
+
+
+def test_sshd_on_probation_is_not_converged() -> None:
+    """An apply died between arming the sshd change and the new login that confirms it: the
+    drop-in matches, but the host will undo it — plan says so and apply tries (and confirms) again."""
+    cfg = perms()
+    inp = inputs()
+    view = converged(cfg, inp, fresh_view())
+    dropin = render_sshd_dropin(cfg.sshd, (10, 0))
+    pending = dataclasses.replace(view, guard={**view.guard, "sshd": f"pending {token(dropin)}"})
+    plan = plan_host(cfg, inp, pending)
+    assert [c.summary.split(":")[0] for c in plan.changes] == ["sshd"]
+    sshd = plan.changes[0]
+    assert sshd.summary.startswith("sshd: on probation, never confirmed (an earlier apply stopped before its new "
+                                   "login; the host would undo it): try again and confirm: harden")
+    assert op_names(sshd) == ["files.put_text", "homelab.guarded_apply"]
+    assert sshd.ops[1].kwargs["spec"]["token"] == token(dropin)
+    for settled in (f"confirmed {token(dropin)}", "none", f"reverted {token('older')}"):
+        done = dataclasses.replace(view, guard={**view.guard, "sshd": settled})
+        assert plan_host(cfg, inp, done).changes == (), settled
+
+
+def test_masked_or_disabled_update_timers_are_enabled() -> None:
+    cfg = perms()
+    inp = inputs()
+    view = converged(cfg, inp, fresh_view())
+    stopped = dataclasses.replace(view, upgrades={**view.upgrades, "timer": "disabled inactive",
+                                                  "dltimer": "disabled inactive"})
+    plan = plan_host(cfg, inp, stopped)
+    assert summaries(plan.changes) == ["unattended-upgrades: enable apt's update timers (apt-daily.timer is disabled "
+                                       "inactive; apt-daily-upgrade.timer is disabled inactive)"]
+    assert plan.changes[0].ops[0].kwargs["commands"] == [
+        "systemctl enable --now apt-daily.timer apt-daily-upgrade.timer"]
+    # masked is someone's explicit choice: not overridden, but the plan says why updates will not run
+    masked = dataclasses.replace(view, upgrades={**view.upgrades, "timer": "masked inactive"})
+    plan = plan_host(cfg, inp, masked)
+    assert plan.changes == () and plan.warnings == (
+        "web-1: apt-daily-upgrade.timer masked: unattended upgrades never run there; homelab leaves a masked unit "
+        "alone (`systemctl unmask` it, or set permissions.unattended_upgrades: false)",)
+    off = perms(BASE.replace("  firewall:", "  unattended_upgrades: false\n  firewall:"))
+    assert not off.unattended_upgrades
+    assert plan_host(off, inp, stopped).changes == ()  # not asked for: left alone

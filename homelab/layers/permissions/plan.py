@@ -306,7 +306,10 @@ def _plan_sshd_and_firewall(b: _Builder, cfg: PermissionsConfig, inp: HostInputs
     openssh = view.openssh or DEFAULT_OPENSSH
     dropin = render_sshd_dropin(cfg.sshd, openssh)
     sshd_change = None
-    if view.sshd_file.sha == sha256(dropin):
+    # a drop-in that matches but is still on probation (an apply died before its new login
+    # confirmed it) is not converged: the host undoes it a revert window later
+    probation = view.guard.get("sshd", "").split()[:1] == ["pending"]
+    if view.sshd_file.sha == sha256(dropin) and not probation:
         b.ok(f"sshd hardened ({DROPIN})")
     elif not acc.blocked:
         if acc.moving and cfg.firewall.enabled and view.nft_loaded:
@@ -315,9 +318,11 @@ def _plan_sshd_and_firewall(b: _Builder, cfg: PermissionsConfig, inp: HostInputs
             b.change("firewall", "update", f"open port {cfg.sshd.port} while sshd moves there",
                      guarded_ops("nft", render_nft_ruleset(both), cfg.revert_after, {**acc.confirm, "port": inp.port}))
         version = ".".join(map(str, openssh)) + ("" if view.openssh else " assumed")
+        unconfirmed = ("on probation, never confirmed (an earlier apply stopped before its new login; the host "
+                       "would undo it): try again and confirm: " if probation else "")
         sshd_change = b.change(
             "sshd", "update" if view.sshd_file.exists else "create",
-            f"harden (OpenSSH {version}): root login {'on' if cfg.sshd.root_login else 'off'}, password login "
+            f"{unconfirmed}harden (OpenSSH {version}): root login {'on' if cfg.sshd.root_login else 'off'}, password login "
             f"{'on' if cfg.sshd.password_login else 'off'}, port {cfg.sshd.port}; kept only if a new login as "
             f"{acc.login_user} works within {cfg.revert_after} s",
             guarded_ops("sshd", dropin, cfg.revert_after,
@@ -353,6 +358,9 @@ def _plan_firewall(b: _Builder, cfg: PermissionsConfig, view: HostView, text: st
         ))
 
 
+UPGRADE_TIMERS = (("dltimer", "apt-daily.timer"), ("timer", "apt-daily-upgrade.timer"))  # probe key, unit
+
+
 def _plan_upgrades(b: _Builder, cfg: PermissionsConfig, view: HostView) -> None:
     if not cfg.unattended_upgrades:
         return
@@ -361,6 +369,24 @@ def _plan_upgrades(b: _Builder, cfg: PermissionsConfig, view: HostView) -> None:
     else:
         b.change("unattended-upgrades", "update", f"security updates every day ({UPGRADES_CONF})",
                  (_put(UPGRADES_TEXT, UPGRADES_CONF, "644"),))
+    # the config says nothing without apt's timers: apt-daily fetches the lists,
+    # apt-daily-upgrade runs unattended-upgrade; stopped, updates never run. A disabled timer
+    # is enabled. A masked one is someone's explicit choice (the lab masks them so no
+    # background apt holds the dpkg lock): homelab does not override it, the plan says why.
+    state = {unit: view.upgrades.get(key, "").split()[:2] for key, unit in UPGRADE_TIMERS}
+    masked = [unit for unit, s in state.items() if s[:1] == ["masked"]]
+    stopped = [unit for unit, s in state.items() if s != ["enabled", "active"] and unit not in masked]
+    if masked:
+        b.warnings.append(f"{b.host}: {' and '.join(masked)} masked: unattended upgrades never run there; homelab "
+                          "leaves a masked unit alone (`systemctl unmask` it, or set permissions.unattended_upgrades:"
+                          " false)")
+    if stopped:
+        units = " ".join(stopped)
+        why = "; ".join(f"{unit} is {' '.join(state[unit]) or 'missing'}" for unit in stopped)
+        b.change("unattended-upgrades", "update", f"enable apt's update timers ({why})", (
+            Op("server.shell", {"commands": [f"systemctl enable --now {units}"]}),))
+    elif not masked:
+        b.ok("apt's update timers enabled and active")
 
 
 def _put(content: str, dest: str, mode: str) -> Op:

@@ -63,6 +63,8 @@ def permission_probes(users: Iterable[str]) -> dict[str, str]:
             _sha_line("conf", UPGRADES_CONF),
             "printf 'timer %s %s\\n' \"$(systemctl is-enabled apt-daily-upgrade.timer 2>/dev/null)\" "
             "\"$(systemctl is-active apt-daily-upgrade.timer 2>/dev/null)\"",
+            "printf 'dltimer %s %s\\n' \"$(systemctl is-enabled apt-daily.timer 2>/dev/null)\" "
+            "\"$(systemctl is-active apt-daily.timer 2>/dev/null)\"",
         ]),
         # simulation only: no lock taken, nothing downloaded; lists are as fresh as apt's last update
         "permissions.pending": "apt-get -s -o Debug::NoLocking=1 upgrade 2>/dev/null | grep '^Inst ' ; true",

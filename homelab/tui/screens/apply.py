@@ -9,6 +9,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
+from homelab.events import NOT_RUN
+from homelab.tui.keys import BACK_KEYS
 from homelab.tui.present import append_failure, plural
 from homelab.tui.screens.confirm_apply import ApplyChoice
 from homelab.tui.screens.run_screen import RunScreen
@@ -36,7 +38,12 @@ def apply_status(view: RunView) -> Text:
     if fin is None:
         text.append("starting…")
         return text
-    if fin.ok:
+    if fin.cancelled:
+        not_run = [lv.name for lv in view.layers if lv.skipped_reason == NOT_RUN]
+        text.append(f"apply cancelled: {plural(fin.changes, 'change')} done", style="bold yellow")
+        if not_run:
+            text.append(f" · not run: {', '.join(not_run)}")
+    elif fin.ok:
         text.append(f"apply ok: {plural(fin.changes, 'change')}", style="bold green")
     else:
         text.append(f"apply FAILED: {plural(len(view.failures), 'failure')}, {plural(fin.changes, 'change')} done",
@@ -51,8 +58,9 @@ def apply_status(view: RunView) -> Text:
 class ApplyScreen(RunScreen):
     BINDINGS = [
         Binding("c", "cancel_run", "cancel"),
-        Binding("d,escape", "done", "dashboard"),
+        Binding(f"d,{BACK_KEYS}", "done", "dashboard"),
         Binding("question_mark", "app.help", "help"),
+        Binding("q", "quit_when_done", "quit"),
     ]
 
     def __init__(self, source: EventSource, config_path: Path, choice: ApplyChoice) -> None:
@@ -89,6 +97,13 @@ class ApplyScreen(RunScreen):
             self.notify("apply is running: c cancels it", severity="warning", timeout=3)
             return
         self.app.pop_screen()
+
+    def action_quit_when_done(self) -> None:
+        """q quits here too, but never cuts an apply short by accident (ctrl+q still does)."""
+        if self.view.running:
+            self.notify("apply is running: c cancels it, ctrl+q quits anyway", severity="warning", timeout=3)
+            return
+        self.app.exit()
 
     @on(DataTable.RowSelected, "#hosts")
     def _host_selected(self, event: DataTable.RowSelected) -> None:

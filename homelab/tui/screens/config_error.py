@@ -10,11 +10,13 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from homelab.tui.keys import QUIT
+
 
 class ConfigErrorScreen(Screen[None]):
     BINDINGS = [
         Binding("r", "reload", "read it again"),
-        Binding("q", "app.quit", "quit"),
+        QUIT,
         Binding("question_mark", "app.help", "help"),
     ]
 

@@ -13,14 +13,19 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.events import Resize
 from textual.widgets import Footer, Static
 
+from homelab.tui.keys import QUIT
 from homelab.tui.present import append_failure, format_clock
 from homelab.tui.screens.layer_detail import LayerDetailScreen
 from homelab.tui.screens.run_screen import RunScreen
 from homelab.tui.sources import EventSource, RunRequest
 from homelab.tui.view_state import RunView
 from homelab.tui.widgets.layer_pane import LayerPane
+
+
+GRID_MIN_WIDTH = 120  # columns from which the panes stand side by side
 
 
 def run_line(view: RunView, refresh_seconds: float) -> Text:
@@ -46,7 +51,7 @@ class DashboardScreen(RunScreen):
         Binding("p", "plan", "plan"),
         Binding("a", "apply", "apply"),
         Binding("question_mark", "app.help", "help"),
-        Binding("q", "app.quit", "quit"),
+        QUIT,
         Binding("down,j", "app.focus_next", "next layer", show=False),
         Binding("up,k", "app.focus_previous", "previous layer", show=False),
     ]
@@ -66,6 +71,20 @@ class DashboardScreen(RunScreen):
 
     def on_mount(self) -> None:
         self.set_interval(self.refresh_seconds, self._tick)
+
+    def on_resize(self, event: Resize) -> None:
+        self._lay_out(event.size.width)
+
+    def _lay_out(self, width: int) -> None:
+        """120+ columns: the layers side by side as panes in a grid; narrower: the stacked list."""
+        wide = width >= GRID_MIN_WIDTH
+        box = self.query_one("#panes")
+        box.set_class(wide, "-grid")
+        if wide:
+            box.styles.grid_size_columns = min(3, width // 60)  # a pane is never narrower than ~58 columns
+        for pane in self.panes.values():
+            pane.set_class(wide, "-in-grid")
+            pane.show(pane.layer_view)
 
     def on_screen_resume(self) -> None:
         self.call_after_refresh(self._tick)  # shown (first time, or back from plan/apply): look now
@@ -94,6 +113,7 @@ class DashboardScreen(RunScreen):
                 pane.remove()
             self.panes = {lv.name: LayerPane(lv) for lv in view.layers}
             box.mount_all(self.panes.values())
+            self._lay_out(self.size.width)
             self.call_after_refresh(self._focus_first)
         else:
             for lv in view.layers:

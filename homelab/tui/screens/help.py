@@ -10,6 +10,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from homelab.tui.keys import QUIT
+
 _KEY_NAMES = {"question_mark": "?", "escape": "esc", "enter": "enter", "backspace": "backspace",
               "space": "space", "down": "↓", "up": "↑"}
 
@@ -37,7 +39,7 @@ def help_rows(sections: Iterable[tuple[str, Iterable[type]]]) -> list[tuple[str,
 
 
 class HelpScreen(Screen[None]):
-    BINDINGS = [Binding("escape,q,question_mark,f1", "app.pop_screen", "close help")]
+    BINDINGS = [Binding("escape,question_mark,f1", "app.pop_screen", "close help"), QUIT]
 
     def __init__(self, sections: list[tuple[str, list[type]]]) -> None:
         super().__init__()

@@ -9,9 +9,10 @@ from textual.widgets import Button, Static
 
 
 class HostKeyScreen(ModalScreen[bool]):
+    AUTO_FOCUS = ""  # no button has focus: a stray enter (or esc) answers nothing; y, n or a click does
     BINDINGS = [
         Binding("y", "pin", "pin the key"),
-        Binding("n,escape", "refuse", "refuse"),
+        Binding("n", "refuse", "refuse"),  # never esc: closing things is a reflex, this is a security answer
     ]
 
     def __init__(self, host: str, address: str, fingerprint: str) -> None:
@@ -27,9 +28,6 @@ class HostKeyScreen(ModalScreen[bool]):
             with Horizontal(classes="dialog-buttons"):
                 yield Button("pin (y)", id="pin", variant="primary", compact=True, action="screen.pin")
                 yield Button("refuse (n)", id="refuse", compact=True, action="screen.refuse")
-
-    def on_mount(self) -> None:
-        self.query_one("#refuse", Button).focus()  # the safe answer is the default
 
     def action_pin(self) -> None:
         self.dismiss(True)

@@ -3,16 +3,18 @@ monitor with its reason and time, and the hosts the last run saw."""
 from __future__ import annotations
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import DataTable, Footer, Static
 
+from homelab.tui.keys import BACK_KEYS, QUIT
 from homelab.tui.present import layer_headline, layer_summary, pair_matrix
 from homelab.tui.view_state import LayerView, RunView
 from homelab.tui.widgets.mesh_matrix import MeshMatrix
-from homelab.tui.widgets.monitor_table import MonitorTable
+from homelab.tui.widgets.monitor_table import MonitorTable, monitor_detail
 
 
 def hosts_text(view: RunView) -> Text:
@@ -29,11 +31,12 @@ def hosts_text(view: RunView) -> Text:
 
 class LayerDetailScreen(Screen[None]):
     BINDINGS = [
-        Binding("escape,backspace", "dismiss", "back"),
+        Binding(f"{BACK_KEYS},backspace", "dismiss", "back"),
         Binding("r", "recheck", "re-check"),
         Binding("b", "app_action('rollback')", "rollback app"),
         Binding("s", "app_action('restart')", "restart app"),
         Binding("question_mark", "app.help", "help"),
+        QUIT,
     ]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -80,6 +83,7 @@ class LayerDetailScreen(Screen[None]):
             yield Static("pairs (row → column):", id="matrix-label")
             yield MeshMatrix(id="matrix", cursor_type="none")
             yield MonitorTable(id="monitors")
+            yield Static("", id="monitor-detail")
             yield Static("hosts:", classes="section-label")
             yield Static("", id="hosts")
         yield Footer()
@@ -99,7 +103,14 @@ class LayerDetailScreen(Screen[None]):
         if matrix is not None:
             grid.show(matrix)
         self.query_one(MonitorTable).show(layer.monitors)
+        self._show_highlighted()
         self.query_one("#hosts", Static).update(hosts_text(view))
+
+    @on(DataTable.RowHighlighted, "#monitors")
+    def _show_highlighted(self) -> None:
+        """The highlighted monitor in full, wrapped: a long reason is read here, never cut."""
+        m = self.query_one(MonitorTable).highlighted()
+        self.query_one("#monitor-detail", Static).update(monitor_detail(m) if m else "")
 
     def action_recheck(self) -> None:
         below = self.app.screen_stack[-2] if len(self.app.screen_stack) > 1 else None

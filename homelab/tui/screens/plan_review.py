@@ -6,10 +6,12 @@ import dataclasses
 from pathlib import Path
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Static
+from textual.widgets import Footer, Static, Tree
 
+from homelab.tui.keys import QUIT, back
 from homelab.tui.present import append_failure, plural
 from homelab.tui.screens.confirm_apply import ApplyChoice, ConfirmApplyScreen
 from homelab.tui.screens.run_screen import RunScreen
@@ -27,7 +29,12 @@ def plan_summary(view: RunView) -> Text:
         text.append(f"planning…{where}", style="bold")
     else:
         layers = sum(1 for lv in view.layers if lv.planned)
-        if view.planned:
+        unplanned = sorted({u.partition(":")[0] for lv in view.layers if lv.plan for u in lv.plan.unplanned})
+        if unplanned:  # never "no changes" for hosts nobody could look at
+            text.append(f"plan INCOMPLETE: {plural(len(unplanned), 'host')} not planned ({', '.join(unplanned)})"
+                        f"{'; ' + plural(view.planned, 'change') + ' elsewhere' if view.planned else ''}",
+                        style="bold red")
+        elif view.planned:
             text.append(f"plan: {plural(view.planned, 'change')} in {plural(layers, 'layer')}", style="bold")
         else:
             text.append("plan: no changes — everything is as the config says", style="bold")
@@ -40,7 +47,7 @@ def plan_summary(view: RunView) -> Text:
     for f in view.failures:
         if f.subject not in {h.name for h in view.hosts}:
             append_failure(text, f"FAILED {f.subject}", f.error, f.hint, lead="\n")
-    if not view.running and view.planned and not view.blocked:
+    if not view.running and view.planned and not view.blocked and view.ok:
         text.append("\na: apply these changes · esc: back", style="dim")
     return text
 
@@ -49,8 +56,9 @@ class PlanScreen(RunScreen):
     BINDINGS = [
         Binding("a", "apply", "apply"),
         Binding("r", "replan", "plan again"),
-        Binding("escape", "back", "back"),
+        back(),
         Binding("question_mark", "app.help", "help"),
+        QUIT,
     ]
 
     def __init__(self, source: EventSource, config_path: Path, apply_after: bool = False) -> None:
@@ -62,11 +70,18 @@ class PlanScreen(RunScreen):
         yield Static(f"homelab — {self.config_path} — plan", id="title")
         yield Static("", id="plan-summary")
         yield PlanTree(id="plan-tree")
+        yield Static("", id="plan-detail")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(PlanTree).focus()
         self.action_replan()
+
+    @on(Tree.NodeHighlighted, "#plan-tree")
+    def _show_whole(self, event: Tree.NodeHighlighted[str]) -> None:
+        """The highlighted row in full, wrapped: a long change or warning is read here, never cut."""
+        node = event.node
+        self.query_one("#plan-detail", Static).update("" if node.is_root else node.label)
 
     def action_replan(self) -> None:
         self.start_run(self.request("plan"))
@@ -84,6 +99,8 @@ class PlanScreen(RunScreen):
     def action_apply(self) -> None:
         view = self.view
         why = ("the plan is still running" if view.running else
+               "some hosts were not planned (see above): reach them, then plan again (r)"
+               if any(lv.plan.unplanned for lv in view.layers if lv.plan) else
                "the plan failed; see above" if not view.ok else
                "the plan is blocked; change the config" if view.blocked else
                "nothing to apply" if not view.planned else "")

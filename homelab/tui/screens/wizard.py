@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Button, ContentSwitcher, Footer, Input, Label, Static
 
 from homelab.errors import Problem
+from homelab.tui.keys import back
 from homelab.tui.widgets.problem_list import ProblemList
 from homelab.tui.widgets.step_form import StepForm
 from homelab.tui.wizard.fields import Answers
@@ -77,6 +78,7 @@ class WizardScreen(Screen[None]):
     BINDINGS = [
         Binding("ctrl+n", "next", "next step", priority=True),
         Binding("ctrl+p", "back", "previous step", priority=True),
+        back(description="previous step"),  # q is a letter here: ctrl+q quits
         Binding("f1", "app.help", "help"),
     ]
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.widgets import Tree
 
 from homelab.tui.present import plan_counts, plural
@@ -12,6 +13,12 @@ _SYMBOL_STYLE = {"+": "green", "-": "bold red", "~": "yellow", "*": "cyan"}
 
 class PlanTree(Tree[str]):
     """Rebuilt when the plan changes; layers with changes start expanded."""
+
+    # Tree's own keys, named for what they do here (help lists them)
+    BINDINGS = [
+        Binding("enter,space", "toggle_node", "expand / collapse the row", show=False),
+        Binding("shift+space", "toggle_expand_all", "expand / collapse all", show=False),
+    ]
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__("plan", **kwargs)  # type: ignore[arg-type]

@@ -23,7 +23,8 @@ class RunLog(RichLog):
     """Appends only what is new since the last `show` (the view keeps a bounded window)."""
 
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(max_lines=2000, wrap=False, markup=False, **kwargs)  # type: ignore[arg-type]
+        # wrap: a long output line (an error from a host) is read whole, at any width
+        super().__init__(max_lines=2000, wrap=True, markup=False, **kwargs)  # type: ignore[arg-type]
         self._run = -1
         self._count = 0
         self.host_filter: str | None = None

@@ -1,0 +1,152 @@
+"""Drills on real lab hosts (issue 12): homelab killed with -9 at random moments across a
+full apply of the built layers, and SSH cut to one of three hosts in the middle of an apply.
+
+kill -9: after every kill the state file is there and valid (the old or the new version:
+see also tests/unit/test_state_kill.py), the next run is not refused by a stale lock, and
+once the kills stop one apply converges and plan has nothing to do. The number of kills is
+HOMELAB_DRILL_KILLS (default 30, about what CI time allows; bench/kill_drill.py runs 200).
+The whole process group is killed (homelab and its provisioning worker), as a lost
+terminal or the OOM killer would.
+
+SSH cut: a `reject with tcp reset` for port 22 inside one host (its own nft table, not
+homelab's) the moment the apply has changed something: that host is reported, the others
+complete, the run exits 1; with the rule gone, one apply converges.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from homelab.lab.demo import render_lab_config
+from tests.e2e.util import homelab
+
+pytestmark = pytest.mark.lab
+
+HOSTS = ["h1", "h2", "h3"]
+KILLS = int(os.environ.get("HOMELAB_DRILL_KILLS", "30"))
+
+
+def drill_config(lab: Any, path: Path, variant: int) -> Path:
+    """Two configs that differ on every host (time zone, a second user): each apply has work."""
+    tz = ("Europe/Berlin", "Europe/Paris")[variant % 2]
+    extra = "\n    - name: ops2" if variant % 2 else ""
+    path.write_text(render_lab_config(lab.inventory(), hosts=HOSTS, timezone=tz) + f"""\
+mesh:
+  nodes:
+    - {{name: h1, endpoint: auto}}
+    - {{name: h2, endpoint: auto}}
+    - {{name: h3}}
+permissions:
+  users:
+    - name: ops
+      sudo: true{extra}
+  revert_after: 30
+""")
+    return path
+
+
+@pytest.fixture(scope="module")
+def drill(lab, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    lab.reset(*HOSTS)
+    tmp = tmp_path_factory.mktemp("drills")
+    return {"dir": tmp, "env": {"XDG_STATE_HOME": str(tmp / "xdg"), "PYTHONUNBUFFERED": "1"}}
+
+
+def start_apply(cfg: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "homelab", "apply", str(cfg), "--yes", "--accept-new-host-keys"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            env={**os.environ, **env}, start_new_session=True)
+
+
+def check_state(cfg: Path) -> None:
+    state = cfg.with_name(cfg.stem + ".state.json")
+    if state.exists():  # before the first save there is none, and that is the old version too
+        doc = json.loads(state.read_text())
+        assert doc["version"] == 1 and isinstance(doc.get("sections"), dict), doc
+
+
+def kill_drill(lab: Any, tmp: Path, env: dict[str, str], kills: int, seed: int = 7) -> dict[str, int]:
+    """`kills` runs killed at a random moment; returns counts (killed, finished first, converged)."""
+    rng = random.Random(seed)
+    cfg = tmp / "drill.yaml"
+    window = 60.0  # seconds an apply takes; learnt from the runs that finish before their kill
+    killed = finished = 0
+    for i in range(kills):
+        drill_config(lab, cfg, i)
+        proc = start_apply(cfg, env)
+        t0 = time.monotonic()
+        try:
+            proc.wait(timeout=rng.uniform(0.3, window))
+            finished += 1
+            window = max(3.0, time.monotonic() - t0)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            killed += 1
+        proc.communicate()
+        check_state(cfg)
+    drill_config(lab, cfg, 0)
+    out = homelab("apply", str(cfg), "--yes", "--accept-new-host-keys", env=env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]  # no stale lock, nothing half-done blocks it
+    check_state(cfg)
+    plan = homelab("plan", str(cfg), env=env)
+    assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr[-3000:]  # converged: nothing left to do
+    return {"killed": killed, "finished": finished, "converged": 1}
+
+
+def test_kill_9_at_random_moments_then_one_apply_converges(lab, drill: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    t0 = time.monotonic()
+    counts = kill_drill(lab, drill["dir"], drill["env"], KILLS)
+    print(f"\nkill -9 drill: {KILLS} runs, {counts['killed']} killed, {counts['finished']} finished first; "
+          f"state valid after every one; converged after: yes; {time.monotonic() - t0:.0f} s")
+    assert counts["killed"] >= KILLS // 2  # the kills did land in the middle of applies
+
+
+def nft_cut(lab: Any, host: str, on: bool) -> None:
+    argv = lab.enter_argv(host)  # not over ssh: that is what is being cut
+    assert argv is not None
+    cmd = ("nft add table inet drill; nft add chain inet drill input '{ type filter hook input priority -50; }'; "
+           "nft add rule inet drill input tcp dport 22 reject with tcp reset" if on else
+           "nft delete table inet drill 2>/dev/null; true")
+    subprocess.run([*argv, cmd], check=True, timeout=30, capture_output=True)
+
+
+def test_ssh_cut_to_one_of_three_mid_apply(lab, drill: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    env = drill["env"]
+    cfg = drill_config(lab, drill["dir"] / "drill.yaml", 0)  # the kill drill's config and state, if it ran
+    first = homelab("apply", str(cfg), "--yes", "--accept-new-host-keys", env=env)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    drill_config(lab, cfg, 1)  # every host has work again
+    proc = start_apply(cfg, env)
+    out: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # results, unbuffered: cut at the first change done
+            out.append(line)
+            if line.startswith("  done "):
+                nft_cut(lab, "h2", True)
+                break
+        rest, err = proc.communicate(timeout=600)
+        stdout = "".join(out) + rest
+        assert proc.returncode == 1, stdout[-3000:] + err[-3000:]
+        summary = stdout[stdout.index("summary:"):]
+        assert any(f"{'h2':<16} {word}" in summary for word in ("failed", "unreachable")), summary
+        for host in ("h1", "h3"):
+            assert f"{host:<16} changed" in summary, summary  # the others complete
+        assert "h2" in err  # the host is named where the failure is told
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        nft_cut(lab, "h2", False)
+    healed = homelab("apply", str(cfg), "--yes", env=env)
+    assert healed.returncode == 0, healed.stdout[-3000:] + healed.stderr[-3000:]
+    assert homelab("plan", str(cfg), env=env).returncode == 0
