@@ -35,8 +35,8 @@ def first_frame(self, event=None):
 
 tui.HomelabApp.on_ready = first_frame
 tui.HomelabApp.run = lambda self, *a, **k: run(self, headless=True, size=(80, 24))
-from homelab.cli import main
-sys.exit(main(["tui", *sys.argv[1:]]))
+from homelab.tui.app import run_tui  # (not `homelab tui`: that refuses to start without a terminal)
+sys.exit(run_tui(sys.argv[1] if len(sys.argv) > 1 else None))
 """
 
 CONFIG = """version: 1
