@@ -106,6 +106,7 @@ class Bench:
 def bench(lab: Any) -> Bench:
     for host in (SERVER, CLIENT):
         assert host in lab.hosts, f"needs lab hosts {SERVER} and {CLIENT} (LAB_HOSTS=2)"
+    lab.reset(SERVER, CLIENT)  # pristine: an earlier module (the storage layer's) leaves a rest-server behind
     lab.run(SERVER, "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic "
                     "restic-rest-server >/dev/null", check=True, timeout=600)
     lab.run(CLIENT, "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic jq "

@@ -130,6 +130,10 @@ def test_wizard_plan_apply_dashboard_in_a_real_terminal(lab: Any, terminal: Any,
     term.wait_for(r"3 machines\]")
     screen = term.screen()
     assert "mesh!" not in screen, screen  # the nodes are machines now
+    # the upper layers' steps: left empty, they write no section (storage, ingress, apps)
+    for step in (r"\[4 storage\]", r"\[5 \w+", r"\[6 apps\]"):
+        term.keys("C-n")
+        term.wait_for(step)
     term.keys("C-n")
     term.wait_for(r"\[write\]")
     term.keys("Tab", "Enter")  # path "config.yaml" -> "write config and review the plan"
