@@ -31,6 +31,7 @@ from homelab.layers import all_layers
 from homelab.layers.base import Layer, Observed, RunContext, RunOptions
 from homelab.model import Change, Health, LayerPlan, Monitor
 from homelab.effects import take_effects
+from homelab.outputs import LoginCandidate
 from homelab.reviewed import ReviewedPlan, check_config_unchanged
 from homelab.probe import ProbeResult, as_probe, parse_probe_output, render_probe_script, script_timeout
 from homelab.provision.changes import flatten, secrets_in, track
@@ -353,20 +354,34 @@ class Engine:
             except HostKeyError as exc:  # a key question is never answered by trying another login
                 return target, None, f"{exc.message}\n{exc.hint}", time.monotonic() - t0
             except HomelabError as exc:
-                configured = self._configured.get(target.name)
-                if configured is None or (configured.user, configured.port) == (target.user, target.port):
-                    return target, None, f"{exc.message}\n{exc.hint}", time.monotonic() - t0
-                # the login an earlier apply recorded failed (a reinstalled machine): the config's own
-                try:
-                    conn, key = self.transport.connect(configured, pinned, accept, ctx.config.privilege.use_agent)
-                except HomelabError as exc2:
-                    return target, None, (f"{exc.message} (as the recorded login {target.user}:{target.port}); "
-                                          f"as configured ({configured.user}:{configured.port}): {exc2.message}"
-                                          f"\n{exc2.hint}"), time.monotonic() - t0
-                log.warning("%s: the recorded login %s:%d failed (%s); logged in as configured, %s:%d",
-                            target.name, target.user, target.port, exc.message, configured.user, configured.port)
-                ctx.hosts[target.name] = target = configured
-                ctx.state.forget_login(target.name)
+                # other logins the host may take: the config's own (a reinstalled machine, after a
+                # recorded login), then what a layer says it makes (the operator user homelab
+                # switches to: an apply killed between hardening sshd and recording the switch)
+                tries = [t for t in [self._configured.get(target.name), *(
+                    dataclasses.replace(target, user=c.user, port=c.port, key_path=c.key_path or target.key_path)
+                    for c in ctx.outputs.all(LoginCandidate) if c.host == target.name)]
+                    if t is not None and (t.user, t.port) != (target.user, target.port)]
+                failures = [f"{target.user}:{target.port}: {exc.message}"]
+                for other in dict.fromkeys(tries):
+                    try:
+                        conn, key = self.transport.connect(other, pinned, accept, ctx.config.privilege.use_agent)
+                    except HostKeyError as exc2:
+                        return target, None, f"{exc2.message}\n{exc2.hint}", time.monotonic() - t0
+                    except HomelabError as exc2:
+                        failures.append(f"{other.user}:{other.port}: {exc2.message}")
+                        continue
+                    log.warning("%s: the login %s:%d failed (%s); logged in as %s:%d", target.name, target.user,
+                                target.port, exc.message, other.user, other.port)
+                    configured = self._configured.get(target.name)
+                    if configured is not None and (other.user, other.port) == (configured.user, configured.port):
+                        ctx.state.forget_login(target.name)
+                    else:
+                        self._configured.setdefault(target.name, target)
+                        ctx.state.update_host(target.name, login_user=other.user, login_port=other.port)
+                    ctx.hosts[target.name] = target = other
+                    break
+                else:
+                    return target, None, "; ".join(failures) + f"\n{exc.hint}", time.monotonic() - t0
             if not pinned and key:  # a local host offers no key: nothing to pin
                 ctx.state.update_host(target.name, host_key=key)
             return target, conn, "", time.monotonic() - t0

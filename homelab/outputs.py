@@ -35,6 +35,17 @@ class LoginAs:
 
 
 @dataclass(frozen=True)
+class LoginCandidate:
+    """A login a layer may have made on `host` (permissions' operator user): the engine tries it
+    when the recorded and the configured logins both fail."""
+
+    host: str
+    user: str
+    port: int
+    key_path: str | None = None
+
+
+@dataclass(frozen=True)
 class MeshAddresses:
     """Each mesh node's address on the mesh, and the interface it lives on."""
 

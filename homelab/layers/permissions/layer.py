@@ -21,7 +21,7 @@ from homelab.layers.permissions.monitors import host_monitors
 from homelab.layers.permissions.plan import HostInputs, HostPlan, plan_host
 from homelab.layers.permissions.probes import parse_host, permission_probes
 from homelab.model import Change, LayerPlan, Monitor, StateWrite
-from homelab.outputs import LoginAs, OperatorKey
+from homelab.outputs import LoginAs, LoginCandidate, OperatorKey
 from homelab.probe import ProbeResult
 from homelab.providers.keys import read_public_key
 
@@ -62,6 +62,15 @@ class PermissionsLayer(Layer):
 
     def enabled(self, ctx: RunContext) -> bool:
         return ctx.config.get("permissions") is not None
+
+    def contribute_hosts(self, ctx: RunContext) -> None:
+        """The login this layer makes on every host, for the engine to try when the recorded one
+        and the configured one are refused (it hardened sshd, then the run died before saying so)."""
+        cfg = ctx.config.get("permissions")
+        operator = cfg.operator if cfg is not None else None
+        if operator is not None:
+            for name in ctx.hosts:
+                ctx.outputs.publish(LoginCandidate(name, operator.name, cfg.sshd.port))
 
     def _managed(self, ctx: RunContext, host: str) -> list[str]:
         hosts = ctx.state.section(self.name).get("hosts", {})
