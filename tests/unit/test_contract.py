@@ -296,3 +296,27 @@ def test_claims_of_the_example_config_build_its_firewall() -> None:
     # 80/443 from the ingress section (ingress_hosts is gone from the example)
     assert ("mesh", "udp", 51820) in web and ("ingress", "tcp", 443) in web and ("ingress", "udp", 443) in web
     assert ("permissions", "tcp", 443) not in web
+
+
+def test_a_login_a_layer_made_is_tried_when_the_recorded_and_configured_ones_fail(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An apply killed after hardening sshd but before recording the switch: the operator user works."""
+    from homelab.outputs import LoginCandidate
+
+    for h in ("a", "b"):
+        (tmp_path / h).write_text("1")
+
+    class WithOperator(Counter):
+        def contribute_hosts(self, ctx: RunContext) -> None:
+            super().contribute_hosts(ctx)
+            for h in ("a", "b"):
+                ctx.outputs.publish(LoginCandidate(h, "ops", 22))
+                ctx.state.update_host(h, host_key="ssh-ed25519 AAAAfake")
+
+    refuse = (lambda t: "refused every key" if t.user == "config-user" else None)
+    engine, transport = _engine(tmp_path, monkeypatch, WithOperator(tmp_path), refuse=refuse)
+    events = list(engine.apply())
+    assert [e for e in events if isinstance(e, RunFinished)][0].ok
+    assert ("a", "ops", 22) in transport.logins
+    saved = json.loads((tmp_path / "c.state.json").read_text())["hosts"]
+    assert saved["a"]["login_user"] == "ops"  # the next run starts with the login that works
