@@ -361,6 +361,8 @@ class Engine:
                     dataclasses.replace(target, user=c.user, port=c.port, key_path=c.key_path or target.key_path)
                     for c in ctx.outputs.all(LoginCandidate) if c.host == target.name)]
                     if t is not None and (t.user, t.port) != (target.user, target.port)]
+                if not tries:
+                    return target, None, f"{exc.message}\n{exc.hint}", time.monotonic() - t0
                 failures = [f"{target.user}:{target.port}: {exc.message}"]
                 for other in dict.fromkeys(tries):
                     try:
