@@ -27,16 +27,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--verify-each", action="store_true",
+                        help="after every kill, one apply must converge before the next kill")
     args = parser.parse_args()
     lab = Lab()
     lab.up(len(HOSTS))
     lab.reset(*HOSTS)
-    with tempfile.TemporaryDirectory(prefix="kill-drill-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="kill-drill-", dir=os.environ.get("KILL_DRILL_DIR")) as tmp:
         env = {"XDG_STATE_HOME": os.path.join(tmp, "xdg"), "PYTHONUNBUFFERED": "1"}
         t0 = time.monotonic()
-        counts = kill_drill(lab, Path(tmp), env, args.kills, args.seed)  # asserts convergence at the end
+        def progress(done: int, killed: int, finished: int, converged: int) -> None:
+            print(f"  {done}/{args.kills}: {killed} killed, {finished} finished first, {converged} converged after "
+                  f"({time.monotonic() - t0:.0f} s)", flush=True)
+
+        counts = kill_drill(lab, Path(tmp), env, args.kills, args.seed, verify_each=args.verify_each,
+                            progress=progress)  # asserts convergence at the end
+        each = (f"the apply after each kill converged: {counts['converged'] - 1} of {args.kills}; "
+                if args.verify_each else "")
         print(f"kill -9 drill: {args.kills} runs, {counts['killed']} killed mid-apply, {counts['finished']} finished "
-              f"before their kill; state valid after all {args.kills}; converged after: yes "
+              f"before their kill; state valid after all {args.kills}; {each}converged at the end: yes "
               f"({time.monotonic() - t0:.0f} s)")
     return 0
 
