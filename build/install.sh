@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything homelab and its tests need on a fresh Debian/Ubuntu machine (as root):
 # the lab's host tools from the distribution, and a virtualenv (.venv) with homelab in it.
-# Idempotent; safe to run again.
+# Idempotent; safe to run again. `--tests` adds what only the tests use: Debian's Chromium and
+# certutil (homelab/lab/browser.py; about 110 MB to download, 20 s on the CI machine's mirror).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then echo "build/install.sh: run as root (the lab needs it)" >&2; exit 1; fi
 export DEBIAN_FRONTEND=noninteractive
 need=(debootstrap systemd-container apt-utils iproute2 nftables openssh-client util-linux dpkg-dev
       python3 python3-venv python3-pip tmux ca-certificates debian-archive-keyring)
+if [ "${1:-}" = --tests ]; then need+=(chromium libnss3-tools); fi
 missing=()
 for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # two runs from one checkout share .venv: one pip at a time (the lock is on the script itself)
-flock build/install.sh bash build/install.sh
+flock build/install.sh bash build/install.sh --tests  # --tests: Chromium for the ingress e2e
 
 read -r first last lock_dir < <(.venv/bin/python -m homelab.lab.instances)
 mkdir -p "$lock_dir"

@@ -7,9 +7,11 @@
 - DNS: the stand-in Hetzner API (homelab.lab.fake_hcloud, NOT Hetzner) on this machine's
   loopback holds zone lab.test; the records it ends up with are the ones the plan named.
 
-The client that solves Anubis's challenge is this test's own (the PyPI anubis-solver speaks an
-older Anubis format, and no headless browser is in the lab's package set): it reads the
-challenge from the page, finds the proof-of-work and calls pass-challenge, as the page's JS does.
+Two clients solve Anubis's challenge. This test's own (the PyPI anubis-solver speaks an older
+Anubis format) reads the challenge from the page, finds the proof-of-work and calls
+pass-challenge, as the page's JS does. And a client no one here wrote: headless Chromium
+(Debian's package, on this machine, build/install.sh) in h3's network namespace, trusting only
+the internal root through its NSS db (homelab.lab.browser), runs the page's JS and ends on the app.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from homelab.lab.browser import load_page
 from homelab.lab.demo import render_lab_config
 from homelab.lab.pebble import fetch_root_command, start_pebble
 from tests.e2e.util import homelab
@@ -140,12 +143,18 @@ def test_the_app_answers_through_ingress_with_the_pebble_certificate(lab: Any, s
     assert "Pebble" in issuer, issuer
 
 
-def test_anubis_challenges_a_client_without_cookie_and_passes_a_solved_one(lab: Any, setup: dict[str, Any]) -> None:
-    # notes has tls: internal: the client trusts the root `homelab ca export` reads from h2
+@pytest.fixture(scope="module")
+def internal_root(setup: dict[str, Any]) -> str:
+    """notes has tls: internal: its clients trust the root `homelab ca export` reads from h2."""
     root = setup["cfg"].with_name("internal-root.crt")
     out = homelab("ca", "export", str(setup["cfg"]), "-o", str(root), env=setup["env"])
     assert out.returncode == 0 and root.read_text().startswith("-----BEGIN CERTIFICATE-----"), out.stderr
-    lab.run("h3", "cat > /tmp/internal-root.pem", input=root.read_text())
+    return root.read_text()
+
+
+def test_anubis_challenges_a_client_without_cookie_and_passes_a_solved_one(lab: Any, setup: dict[str, Any],
+                                                                           internal_root: str) -> None:
+    lab.run("h3", "cat > /tmp/internal-root.pem", input=internal_root)
     get = "curl -sS --fail --cacert /tmp/internal-root.pem https://notes.lab.test/.web/"
     page = sh(lab, "h3", f"for i in $(seq 90); do {get} 2>/dev/null && exit 0; sleep 1; done; {get}", timeout=150)
     assert 'id="anubis_challenge"' in page and "Radicale" not in page  # the challenge, not the app
@@ -156,6 +165,33 @@ def test_anubis_challenges_a_client_without_cookie_and_passes_a_solved_one(lab: 
     # the app's site log has the real client address of h3 (Caddy sends X-Real-Ip to Anubis)
     log = sh(lab, "h2", "cat /var/log/caddy/access-notes.lab.test.log")
     assert f'"remote_ip":"{lab.address("h3")}"' in log
+
+
+def test_headless_chromium_on_h3_solves_anubis_and_ends_on_the_app(lab: Any, setup: dict[str, Any],
+                                                                   internal_root: str) -> None:
+    h3 = str(lab.address("h3"))
+    names = {"notes.lab.test": setup["h2"]}
+    url = "https://notes.lab.test/.web/"
+    # the trust is real: with only Pebble's root in its NSS db, Chromium refuses the internal CA's certificate
+    pebble_root = sh(lab, "h3", "cat /tmp/pebble-root.pem")
+    refused = load_page(lab.config.host_ns("h3"), url, pebble_root, names, timeout=60)
+    assert "ERR_CERT_AUTHORITY_INVALID" in refused.stderr and "Radicale" not in refused.dom, refused.stderr[-1500:]
+    got = load_page(lab.config.host_ns("h3"), url, internal_root, names, timeout=90)
+    assert got.returncode == 0, got.stderr[-3000:]
+    # the page's own JS found the proof-of-work and followed pass-challenge's redirect back to the app
+    assert "<title>Radicale Web Interface" in got.dom and 'id="anubis_challenge"' not in got.dom, got.dom[:800]
+    cookies = {c.name: c for c in got.cookies if c.host.endswith("notes.lab.test")}
+    auth = [c for n, c in cookies.items() if n.startswith("techaro.lol-anubis-auth-")]
+    assert len(auth) == 1 and auth[0].secure, got.cookies
+    # Caddy saw Chromium's requests from h3's address, and Anubis signed the cookie for h3 (X-Real-Ip)
+    lines = [json.loads(x) for x in sh(lab, "h2", "cat /var/log/caddy/access-notes.lab.test.log").splitlines()]
+    chrome = [x for x in lines if "HeadlessChrome" in " ".join(x["request"]["headers"].get("User-Agent", []))]
+    assert chrome and {x["request"]["remote_ip"] for x in chrome} == {h3}, chrome[:2]
+    passed = [x for x in chrome if x["request"]["uri"].startswith("/.within.website/x/cmd/anubis/api/pass-challenge")]
+    assert [x["status"] for x in passed] == [302], passed
+    assert any(x["request"]["uri"] == "/.web/" and x["status"] == 200 for x in chrome), chrome
+    anubis = sh(lab, "h2", "docker logs homelab-anubis-notes 2>&1 | grep 'challenge passed' | tail -n 1")
+    assert f'client="{h3}"' in anubis, anubis
 
 
 def test_status_is_ok(lab: Any, setup: dict[str, Any]) -> None:
