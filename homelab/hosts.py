@@ -14,6 +14,7 @@ class HostTarget:
     user: str = "root"
     key_path: str | None = None  # private key file; None: ssh-agent keys only
     kind: str = "machine"  # machine (adopted) | server (hetzner)
+    ipv6: str | None = None  # a public IPv6 address besides `address` (config `ipv6:`): AAAA records
 
     @property
     def sudo(self) -> bool:

@@ -26,6 +26,7 @@ class Machine:
     user: str = "root"
     port: int = 22
     key: str | None = None  # private key path; None: the operator key (privilege.ssh_key) or ssh-agent
+    ipv6: str | None = None  # its public IPv6 address where `address` is IPv4 or a name: AAAA records (ingress)
 
     @property
     def sudo(self) -> bool:
@@ -56,7 +57,8 @@ def parse_machine(sec: Section) -> Machine | None:
     user = sec.text("user", "root", pattern=USER, hint="a Unix user name like 'admin'")
     port = sec.integer("port", 22, lo=1, hi=65535)
     key = sec.text("key", pattern=PATH, hint="a path to a private key file, without spaces")
-    sec.done(["name", "address", "user", "port", "key"])
+    ipv6 = parse_ipv6(sec)
+    sec.done(["name", "address", "user", "port", "key", "ipv6"])
     if address == LOCAL:
         for unused in ("port", "key"):  # no SSH to this machine: they would silently mean nothing
             if sec.has(unused):
@@ -64,7 +66,20 @@ def parse_machine(sec: Section) -> Machine | None:
                          "no SSH)", f"remove {unused}, or give the machine's real address")
     if not sec.ok or name is None or address is None:
         return None
-    return Machine(name=name, address=address, user=user or "root", port=port or 22, key=key)
+    return Machine(name=name, address=address, user=user or "root", port=port or 22, key=key, ipv6=ipv6)
+
+
+def parse_ipv6(sec: Section) -> str | None:
+    """`ipv6:` of a machine: one IPv6 address, kept in its short form (2001:db8:0::7 -> 2001:db8::7)."""
+    raw = sec.text("ipv6")
+    if raw is None:
+        return None
+    try:
+        return ipaddress.IPv6Address(raw).compressed
+    except ValueError:
+        sec.fail(sec.raw("ipv6"), sec.sub("ipv6"), f"{show(raw)} is not an IPv6 address",
+                 "like 2001:db8::7 (the machine's IPv4 address or name goes in address)")
+        return None
 
 
 @functools.lru_cache(maxsize=1)

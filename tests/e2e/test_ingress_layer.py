@@ -5,7 +5,9 @@
 - the apps are the lab build of radicale, pulled through the lab registry (`apps.images.mirror`),
   one of them behind Anubis — the lab's STAND-IN image under Anubis's name (homelab/lab/images);
 - DNS: the stand-in Hetzner API (homelab.lab.fake_hcloud, NOT Hetzner) on this machine's
-  loopback holds zone lab.test; the records it ends up with are the ones the plan named.
+  loopback holds zone lab.test; the records it ends up with are the ones the plan named: A to
+  h2's address and AAAA to the `ipv6` the config gives h2 (a documentation address: the lab
+  network has no IPv6, and nothing dials it).
 
 Two clients solve Anubis's challenge. This test's own (the PyPI anubis-solver speaks an older
 Anubis format) reads the challenge from the page, finds the proof-of-work and calls
@@ -30,6 +32,7 @@ from tests.e2e.util import homelab
 pytestmark = pytest.mark.lab
 ACME_CA_ROOT = "/etc/homelab-acme-ca.pem"  # put there by the person (here: the test), as Pebble's listener CA
 APT = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq"
+H2_IPV6 = "2001:db8::12"
 
 SOLVE = r'''
 import hashlib, json, re, ssl, sys, urllib.parse, http.client
@@ -61,7 +64,8 @@ def sh(lab: Any, host: str, cmd: str, timeout: float = 300) -> str:
 
 
 def config_text(lab: Any, pebble: Any, mirror: str, apps: str) -> str:
-    return render_lab_config(lab.inventory(), hosts=["h2"]) + f"""\
+    h2 = f"address: {lab.address('h2')}\n"
+    return render_lab_config(lab.inventory(), hosts=["h2"]).replace(h2, f"{h2}      ipv6: {H2_IPV6}\n") + f"""\
 ingress:
   machines: [h2]
   domain: lab.test
@@ -117,7 +121,7 @@ def records(setup: dict[str, Any]) -> dict[tuple[str, str], list[str]]:
     from hcloud import Client
     from hcloud.zones import Zone
 
-    found = Client("tok", api_endpoint=setup["fake"].url).zones.get_rrset_all(Zone(name="lab.test"), type=["A"])
+    found = Client("tok", api_endpoint=setup["fake"].url).zones.get_rrset_all(Zone(name="lab.test"), type=["A", "AAAA"])
     return {(r.name, r.type): sorted(x.value for x in r.records or []) for r in found}
 
 
@@ -125,10 +129,12 @@ def test_plan_apply_converge_then_nothing_to_do(lab: Any, setup: dict[str, Any])
     plan = run(setup, "plan", "--accept-new-host-keys")
     assert plan.returncode == 3, plan.stdout + plan.stderr
     assert "+ cal A " + setup["h2"] in plan.stdout and "+ notes A " + setup["h2"] in plan.stdout, plan.stdout
+    assert f"+ cal AAAA {H2_IPV6}" in plan.stdout and f"+ notes AAAA {H2_IPV6}" in plan.stdout, plan.stdout
     out = run(setup, "apply", "--yes", "--accept-new-host-keys")
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     # the records in the stand-in API are the ones the plan named
-    assert records(setup) == {("cal", "A"): [setup["h2"]], ("notes", "A"): [setup["h2"]]}
+    assert records(setup) == {("cal", "A"): [setup["h2"]], ("notes", "A"): [setup["h2"]],
+                              ("cal", "AAAA"): [H2_IPV6], ("notes", "AAAA"): [H2_IPV6]}
     again = run(setup, "apply", "--yes")
     assert again.returncode == 0 and "apply ok: 0 change(s)" in again.stderr, again.stdout + again.stderr
 
@@ -206,7 +212,7 @@ def test_status_is_ok(lab: Any, setup: dict[str, Any]) -> None:
     assert not bad, bad
     names = {(m["subject"], m["name"]) for m in ingress}
     assert {("h2", "caddy"), ("notes", "anubis"), ("cal.lab.test", "certificate"), ("notes.lab.test", "https"),
-            ("dns", "cal")} <= names, names
+            ("dns", "cal A"), ("dns", "cal AAAA")} <= names, names
 
 
 def test_removing_an_app_removes_its_route_anubis_and_record(lab: Any, setup: dict[str, Any]) -> None:
@@ -214,7 +220,7 @@ def test_removing_an_app_removes_its_route_anubis_and_record(lab: Any, setup: di
     cfg.write_text(config_text(lab, setup["pebble"], setup["mirror"], CAL))
     out = run(setup, "apply", "--yes")
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
-    assert records(setup) == {("cal", "A"): [setup["h2"]]}
+    assert records(setup) == {("cal", "A"): [setup["h2"]], ("cal", "AAAA"): [H2_IPV6]}
     caddyfile = sh(lab, "h2", "cat /etc/caddy/Caddyfile")
     assert "notes.lab.test" not in caddyfile and "cal.lab.test {" in caddyfile
     assert sh(lab, "h2", "docker ps -a --filter label=homelab.anubis -q").strip() == ""

@@ -59,6 +59,16 @@ def test_section_of_unbuilt_layer_is_refused_not_ignored() -> None:
                    "(hint: remove this section; it will be read once the layer exists)"]
 
 
+def test_a_machine_may_name_its_public_ipv6_address() -> None:
+    cfg = parse_config(GOOD.replace("      user: admin\n", "      user: admin\n      ipv6: 2001:DB8:0:0::20\n"),
+                       Path("c.yaml"))
+    assert (cfg.machines[0].ipv6, cfg.machines[1].ipv6) == ("2001:db8::20", None)
+    for bad in ("192.168.1.20", "nas.home.arpa", "2001:db8::zz"):
+        got = problems(GOOD.replace("      user: admin\n", f"      user: admin\n      ipv6: {bad}\n"))
+        assert got == [f"c.yaml:12:13: compute.machines[0].ipv6: '{bad}' is not an IPv6 address (hint: like "
+                       "2001:db8::7 (the machine's IPv4 address or name goes in address))"], got
+
+
 @pytest.mark.parametrize("field,value", [
     ("name", "'pi; rm -rf /'"), ("name", "'$(reboot)'"), ("user", "'ad min'"), ("address", "'a b'"),
     ("user", "'root`id`'"),

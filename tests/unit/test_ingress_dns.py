@@ -10,7 +10,8 @@ from hcloud.zones import ZoneRecord
 
 from homelab.lab.fake_hcloud import FakeHcloud
 from homelab.layers.ingress.dns import (DnsPlan, RecordChange, apply_records, labels_for, observe_records,
-                                        plan_by_hand, plan_records, relative_name, wanted_records)
+                                        plan_by_hand, plan_records, record_addresses, relative_name,
+                                        wanted_records)
 from homelab.providers.hcloud_api import HcloudApi
 from homelab.providers.hcloud_zones import HcloudZones, RRSet
 from homelab.secrets import Secret
@@ -38,6 +39,16 @@ def test_wanted_records_and_the_names_left_to_a_person() -> None:
     # no provider: every record by hand
     assert plan_by_hand(["notes.example.org"], ["203.0.113.7"], [], 300) == \
         DnsPlan(None, manual=("notes.example.org. 300 IN A 203.0.113.7",))
+
+
+def test_records_point_at_each_machines_address_and_its_ipv6() -> None:
+    known = {"web": ("203.0.113.7", "2001:db8::7"), "v6only": ("2001:db8::9", None), "pi": ("pi.home.arpa", None),
+             "named": ("web2.example.org", "2001:db8::8"), "twice": ("2001:db8::7", "2001:db8::7")}
+    assert record_addresses(["web", "v6only", "named", "twice"], known) == (
+        ["203.0.113.7"], ["2001:db8::7", "2001:db8::9", "2001:db8::8"], [])
+    assert record_addresses(["pi", "new"], known) == ([], [], [
+        "DNS: pi has no IP address known here (pi.home.arpa): no record points at it",
+        "DNS: new has no IP address known here (not created yet): no record points at it"])
 
 
 def test_plan_creates_updates_deletes_only_what_is_ours() -> None:

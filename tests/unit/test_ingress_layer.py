@@ -114,7 +114,7 @@ version: 1
 privilege: {{ssh_key: {key}, use_agent: false, hcloud_token: {{env: HL_TEST_TOKEN}}}}
 compute:
   machines:
-    - {{name: web, address: 10.0.0.1}}
+    - {{name: web, address: 10.0.0.1{web}}}
     - {{name: pi, address: 10.0.0.2}}
 ingress:
   machines: [web]
@@ -128,15 +128,15 @@ apps:
 """
 
 
-def context(tmp_path: Path, dns: str = "", endpoint: str | None = None) -> RunContext:
+def context(tmp_path: Path, dns: str = "", endpoint: str | None = None, web: str = "") -> RunContext:
     key = tmp_path / "id_ed25519"
     key.write_text("unused\n")
     path = tmp_path / "c.yaml"
-    path.write_text(CONFIG.format(key=key, dns=dns))
+    path.write_text(CONFIG.format(key=key, dns=dns, web=web))
     cfg = load_config(path)
     ctx = RunContext(cfg, State(tmp_path / "c.state.json"), RunOptions(api_endpoint=endpoint))
     for m in cfg.machines:
-        ctx.add_host(HostTarget(m.name, m.address))
+        ctx.add_host(HostTarget(m.name, m.address, ipv6=m.ipv6))
     return ctx
 
 
@@ -208,7 +208,39 @@ def test_dns_records_through_the_stand_in_api_then_nothing_to_do(tmp_path: Path,
         assert not [c for c in plan.changes if c.target.startswith("dns ")]
         assert "DNS example.org: cal A 10.0.0.1 is set" in plan.unchanged
         dns = [m for m in again.status(ctx, observed) if m.subject == "dns"]
-        assert [(m.name, m.health) for m in dns] == [("cal", Health.OK), ("notes", Health.OK)]
+        assert [(m.name, m.health) for m in dns] == [("cal A", Health.OK), ("notes A", Health.OK)]
+
+
+def test_a_machine_with_ipv6_gets_aaaa_records_in_the_plan_and_the_stand_in_zone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hcloud import Client
+    from hcloud.zones import Zone
+
+    layer = IngressLayer()
+    ctx = context(tmp_path, web=", ipv6: 2001:db8::1")
+    plan = layer.diff(ctx, layer.observe(ctx, fresh(layer)))
+    assert [n for n in plan.notes if n.startswith("DNS")] == [
+        "DNS record to create by hand: cal.example.org. 300 IN A 10.0.0.1",
+        "DNS record to create by hand: cal.example.org. 300 IN AAAA 2001:db8::1",
+        "DNS record to create by hand: notes.example.org. 300 IN A 10.0.0.1",
+        "DNS record to create by hand: notes.example.org. 300 IN AAAA 2001:db8::1"]
+    monkeypatch.setenv("HL_TEST_TOKEN", "tok")
+    with FakeHcloud("tok") as fake:
+        api = Client("tok", api_endpoint=fake.url)
+        api.zones.create(name="example.org", mode="primary")
+        ctx = context(tmp_path, "  dns: {provider: hetzner, zone: example.org}", fake.url, web=", ipv6: 2001:db8::1")
+        plan = layer.diff(ctx, layer.observe(ctx, fresh(layer)))
+        records = [c for c in plan.changes if c.target.startswith("dns ")]
+        assert [c.summary for c in records] == [
+            "DNS example.org: + cal A 10.0.0.1 (ttl 300)", "DNS example.org: + cal AAAA 2001:db8::1 (ttl 300)",
+            "DNS example.org: + notes A 10.0.0.1 (ttl 300)", "DNS example.org: + notes AAAA 2001:db8::1 (ttl 300)"]
+        for c in records:
+            list(layer.apply_change(ctx, c))
+        zone = api.zones.get_rrset_all(Zone(name="example.org"), type=["AAAA"])
+        assert sorted((r.name, tuple(x.value for x in r.records or [])) for r in zone) == [
+            ("cal", ("2001:db8::1",)), ("notes", ("2001:db8::1",))]
+        again = IngressLayer()
+        assert not [c for c in again.diff(ctx, again.observe(ctx, fresh(again))).changes if c.target.startswith("dns ")]
 
 
 def test_status_fails_closed_without_anubis_and_reports_caddy(tmp_path: Path) -> None:

@@ -68,7 +68,7 @@ class ComputeLayer(Layer):
 
     def contribute_hosts(self, ctx: RunContext) -> None:
         for m in ctx.config.machines:  # as configured; the engine applies a recorded login (LoginAs)
-            ctx.add_host(HostTarget(m.name, m.address, m.port, m.user, operator_key_path(ctx, m.key)))
+            ctx.add_host(HostTarget(m.name, m.address, m.port, m.user, operator_key_path(ctx, m.key), ipv6=m.ipv6))
             known = ctx.state.host(m.name)
             if known.get("os"):  # what the last run saw, until this run's probe says again
                 ctx.outputs.publish(HostFacts(m.name, known["os"], known.get("arch", "")))

@@ -1,5 +1,8 @@
 """DNS records for the app hostnames: A/AAAA to the ingress machines. Plan is pure, apply is I/O.
 
+Addresses: a machine's `address` when it is an IP (A or AAAA), and its `ipv6` from the config
+(AAAA: a machine homelab reaches over IPv4 or by name may answer on IPv6 too).
+
 Ownership: a record homelab writes carries `managed-by=homelab` and `homelab/cluster=<cluster>`
 (the labels compute puts on servers). Only such RRSets are ever changed or deleted; a wanted
 name already held by someone else's RRSet is reported, never overwritten. Names outside the
@@ -8,6 +11,7 @@ create by hand — listed in the plan, touched by nobody.
 """
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Protocol, Sequence
 
@@ -56,6 +60,34 @@ def relative_name(hostname: str, zone: str) -> str | None:
     if host.endswith("." + zone):
         return host[: -len(zone) - 1]
     return None
+
+
+def record_addresses(machines: Sequence[str], known: Mapping[str, tuple[str, str | None]]
+                     ) -> tuple[list[str], list[str], list[str]]:
+    """(IPv4, IPv6, warnings) the records point at, from each ingress machine's address and its
+    `ipv6` (known: name -> (address, ipv6 or None)). A name as address gives no record: homelab
+    does not resolve names for DNS it writes."""
+    ipv4: list[str] = []
+    ipv6: list[str] = []
+    warnings: list[str] = []
+    for name in machines:
+        address, v6 = known.get(name, ("", None))
+        found = [a for a in (address, v6) if a and _ip_version(a)]
+        if not found:
+            warnings.append(f"DNS: {name} has no IP address known here "
+                            f"({address or 'not created yet'}): no record points at it")
+        for a in found:
+            bucket = ipv6 if _ip_version(a) == 6 else ipv4
+            if a not in bucket:
+                bucket.append(a)
+    return ipv4, ipv6, warnings
+
+
+def _ip_version(text: str) -> int | None:
+    try:
+        return ipaddress.ip_address(text).version
+    except ValueError:
+        return None
 
 
 def wanted_records(hostnames: Iterable[str], zone: str | None, ipv4: Sequence[str], ipv6: Sequence[str],

@@ -5,7 +5,7 @@
   (`MeshAddresses`), or — without a mesh — at the machine's own address, which the plan says.
 - Every ingress machine gets the same sites; its Caddyfile differs only where an app runs on
   that machine itself (loopback).
-- DNS: A records of every hostname to the ingress machines' addresses. With `dns.provider:
+- DNS: A/AAAA records of every hostname to the ingress machines' addresses (and their `ipv6`). With `dns.provider:
   hetzner` they are written through the Cloud API's zones (token `privilege.hcloud_token`,
   endpoint override like compute's); otherwise the plan lists them for a person.
 
@@ -16,7 +16,6 @@ changes so adding an app never restarts the others.
 """
 from __future__ import annotations
 
-import ipaddress
 import time
 from typing import Any, ClassVar, Iterator, Mapping
 
@@ -36,14 +35,6 @@ from homelab.layers.ingress.sites import plan_sites
 from homelab.model import Change, Health, LayerPlan, Monitor, StateWrite
 from homelab.outputs import MeshAddresses
 from homelab.probe import AnyProbe, ProbeResult
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 class IngressLayer(Layer):
@@ -134,16 +125,8 @@ class IngressLayer(Layer):
     def dns_plan(self, ctx: RunContext, observed: Observed, sites: list[Site]) -> tuple[dns.DnsPlan, list[str]]:
         cfg = self.config(ctx)
         assert cfg is not None
-        warnings = []
-        ipv4: list[str] = []
-        ipv6: list[str] = []
-        for name in cfg.machines:
-            target = ctx.hosts.get(name)
-            if target is None or not _is_ip(target.address):
-                warnings.append(f"DNS: {name} has no IP address known here "
-                                f"({target.address if target else 'not created yet'}): no record points at it")
-                continue
-            (ipv6 if ":" in target.address else ipv4).append(target.address)
+        known = {n: (t.address, t.ipv6) for n, t in ctx.hosts.items()}
+        ipv4, ipv6, warnings = dns.record_addresses(cfg.machines, known)
         hostnames = [s.hostname for s in sites]
         if cfg.dns.provider != "hetzner" or cfg.dns.zone is None:
             return dns.plan_by_hand(hostnames, ipv4, ipv6, cfg.dns.ttl), warnings
@@ -259,15 +242,21 @@ class IngressLayer(Layer):
 
 
 def dns_monitors(plan: dns.DnsPlan) -> list[Monitor]:
-    """Wanted records vs the zone: one monitor per record (by hand: one saying so)."""
+    """Wanted records vs the zone: one monitor per record, named "NAME TYPE" (a hostname has an
+    A and an AAAA record when its machine has IPv6); by hand: one monitor saying so."""
     if plan.zone is None:
         return [Monitor(LAYER, "dns", "records", Health.UNKNOWN,
                         f"no DNS provider: {len(plan.manual)} record(s) to keep by hand (see plan)")]
-    out = [Monitor(LAYER, "dns", line.split(" ", 1)[0], Health.OK, line) for line in plan.unchanged]
+
+    def record(line: str) -> str:  # "cal A 10.0.0.1 is set" -> "cal A"
+        return " ".join(line.split(" ", 2)[:2])
+
+    out = [Monitor(LAYER, "dns", record(line), Health.OK, line) for line in plan.unchanged]
     for c in plan.changes:
+        name = f"{c.rrset.name} {c.rrset.type}"
         if c.action == "delete":
-            out.append(Monitor(LAYER, "dns", c.rrset.name, Health.WARN, f"{c.summary}: apply removes it"))
+            out.append(Monitor(LAYER, "dns", name, Health.WARN, f"{c.summary}: apply removes it"))
         else:
-            out.append(Monitor(LAYER, "dns", c.rrset.name, Health.FAIL, f"{c.summary}: not in the zone as planned"))
-    out += [Monitor(LAYER, "dns", c.split(" ", 1)[0], Health.FAIL, c) for c in plan.conflicts]
+            out.append(Monitor(LAYER, "dns", name, Health.FAIL, f"{c.summary}: not in the zone as planned"))
+    out += [Monitor(LAYER, "dns", record(c), Health.FAIL, c) for c in plan.conflicts]
     return out
