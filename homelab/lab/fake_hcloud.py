@@ -300,9 +300,13 @@ class FakeHcloud:
         loc = next(x for x in LOCATIONS if x["name"] == s["location"])
         ipv4 = None if s["ip"] is None else {"id": s["id"] + 1, "ip": s["ip"], "blocked": False,
                                              "dns_ptr": f"static.{s['ip']}.clients.your-server.de"}
+        # a /64 per server, as Hetzner gives, from the documentation prefix: nothing routes it
+        # (lab hosts have no IPv6); it is there for the AAAA records ingress writes
+        ipv6 = None if s["ip"] is None else {"id": s["id"] + 2, "ip": f"2001:db8:{s['id'] % 0x10000:x}::/64",
+                                             "blocked": False, "dns_ptr": []}
         return {
             "id": s["id"], "name": s["name"], "status": s["status"], "created": s["created"],
-            "public_net": {"ipv4": ipv4, "ipv6": None, "floating_ips": [], "firewalls": []},
+            "public_net": {"ipv4": ipv4, "ipv6": ipv6, "floating_ips": [], "firewalls": []},
             "private_net": [], "server_type": self._type_json(s["type"]),
             "location": loc, "image": self._image_json(s["image"], SERVER_TYPES[s["type"]][3]),
             "iso": None, "rescue_enabled": False, "locked": False,

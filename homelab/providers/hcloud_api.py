@@ -14,6 +14,7 @@ API hygiene, because Hetzner has closed accounts over clients that retried witho
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import random
 import threading
@@ -56,6 +57,15 @@ class CloudServer:
     backups: bool = False
     image: str | None = None
     architecture: str | None = None
+    ipv6: str | None = None  # the server's address in its /64 (server_ipv6)
+
+
+def server_ipv6(network: str | None) -> str | None:
+    """A server's primary IPv6 is a /64 ("2001:db8:1::/64"); Hetzner's images configure its
+    first address (…::1) on the public interface: that one gets AAAA records."""
+    if not network:
+        return None
+    return str(ipaddress.IPv6Network(network, strict=False)[1])
 
 
 @dataclass(frozen=True)
@@ -85,13 +95,14 @@ class Clock:
 
 def _server(s: Any) -> CloudServer:
     ipv4 = s.public_net.ipv4.ip if s.public_net is not None and s.public_net.ipv4 is not None else None
+    ipv6 = s.public_net.ipv6.ip if s.public_net is not None and s.public_net.ipv6 is not None else None
     prot = s.protection or {}
     return CloudServer(
         id=int(s.id), name=s.name, type=s.server_type.name if s.server_type else "", status=s.status or "",
         location=s.location.name if s.location else "", ipv4=ipv4, labels=dict(s.labels or {}),
         protected=bool(prot.get("delete")), backups=s.backup_window is not None,
         image=s.image.name if s.image is not None else None,
-        architecture=s.server_type.architecture if s.server_type else None)
+        architecture=s.server_type.architecture if s.server_type else None, ipv6=server_ipv6(ipv6))
 
 
 def _cloud_key(k: Any) -> CloudKey:

@@ -41,6 +41,20 @@ def test_real_client_creates_lists_and_pages(fake: FakeHcloud) -> None:
     assert c.ssh_keys.get_by_fingerprint(key.fingerprint).name == "k"
 
 
+def test_a_booted_server_has_an_ipv4_and_a_64_of_ipv6_which_homelab_reads_as_its_first_address(
+        fake: FakeHcloud) -> None:
+    from homelab.providers.hcloud_api import HcloudApi
+
+    c = Client("tok", api_endpoint=fake.url)
+    key = c.ssh_keys.create(name="k", public_key=generate_ed25519().public)
+    made = c.servers.create(name="web", server_type=ServerType(name="cx22"), image=Image(name="debian-13"),
+                            ssh_keys=[SSHKey(id=key.id)]).server
+    net = c.servers.get_by_id(made.id).public_net
+    assert net.ipv4.ip and net.ipv6.ip.endswith("::/64") and net.ipv6.ip.startswith("2001:db8:")
+    listed = HcloudApi(Secret("tok"), fake.url).list_servers("")  # "": every server
+    assert [(s.name, s.ipv6) for s in listed] == [("web", net.ipv6.ip.replace("::/64", "::1"))]
+
+
 def test_user_data_host_key_reaches_the_host_backend(fake: FakeHcloud) -> None:
     c = Client("tok", api_endpoint=fake.url)
     op = generate_ed25519("op")

@@ -9,7 +9,7 @@ from homelab.config.compute import ComputeConfig
 from homelab.layers.base import Observed, RunContext
 from homelab.layers.compute import ComputeLayer
 from homelab.layers.compute.hetzner import diff_servers, host_target
-from homelab.providers.hcloud_api import CloudServer
+from homelab.providers.hcloud_api import CloudServer, server_ipv6
 from homelab.state import State
 
 CFG = HetznerConfig(servers=(Server("web-1", "cx22", "fsn1"), Server("web-2", "cax11", "hel1", protection=False)))
@@ -109,9 +109,14 @@ def test_a_server_is_a_root_host_as_it_boots(tmp_path: Path) -> None:
 
 def test_known_servers_become_hosts_without_an_api_call(tmp_path: Path) -> None:
     ctx = context(tmp_path, CFG)
-    ctx.state.section("compute")["servers"] = {"web-1": {"id": 1, "ipv4": "192.0.2.7"},
-                                               "web-2": {"id": 2, "ipv4": "192.0.2.8"}}
+    ctx.state.section("compute")["servers"] = {"web-1": {"id": 1, "ipv4": "192.0.2.7", "ipv6": "2001:db8:7::1"},
+                                               "web-2": {"id": 2, "ipv4": "192.0.2.8"}}  # recorded before ipv6
     ComputeLayer().contribute_hosts(ctx)  # no token, no endpoint: would raise if it asked the API
-    assert {n: h.address for n, h in ctx.hosts.items()} == {"web-1": "192.0.2.7", "web-2": "192.0.2.8"}
+    assert {n: (h.address, h.ipv6) for n, h in ctx.hosts.items()} == {"web-1": ("192.0.2.7", "2001:db8:7::1"),
+                                                                      "web-2": ("192.0.2.8", None)}
+
+
+def test_a_servers_ipv6_is_the_first_address_of_its_64() -> None:
+    assert (server_ipv6("2a01:4f8:1c1e:7f2a::/64"), server_ipv6(None)) == ("2a01:4f8:1c1e:7f2a::1", None)
 
 

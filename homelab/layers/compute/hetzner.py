@@ -124,10 +124,16 @@ def is_ours(cfg: HetznerConfig, server: Any) -> bool:
     return bool(labels.get("managed-by") == "homelab" and labels.get("homelab/cluster") == cfg.cluster)
 
 
-def host_target(ctx: Any, name: str, address: str, key_path: str | None) -> HostTarget:
+def host_target(ctx: Any, name: str, address: str, key_path: str | None, ipv6: str | None = None) -> HostTarget:
     """A cloud server as a host, as it boots: root (the engine then uses the recorded login
-    of an earlier run, `LoginAs`, if there is one)."""
-    return HostTarget(name, address, 22, "root", key_path, kind="server")
+    of an earlier run, `LoginAs`, if there is one); ipv6 its public IPv6 (AAAA records)."""
+    return HostTarget(name, address, 22, "root", key_path, kind="server", ipv6=ipv6)
+
+
+def server_record(server: Any) -> dict[str, Any]:
+    """What state keeps of a server (STATE_KEY): found again without asking the API."""
+    return {"id": server.id, "ipv4": server.ipv4, "ipv6": server.ipv6, "type": server.type,
+            "location": server.location}
 
 
 # --------------------------------------------------------------------------- I/O --
@@ -192,7 +198,7 @@ def _create(ctx: Any, api: Any, cfg: HetznerConfig, kw: Mapping[str, Any], key_p
                                        user_data=render_user_data(host.private_openssh, host.public),
                                        timeout=cfg.action_timeout, is_ours=lambda s: is_ours(cfg, s))
             del host  # the private host key lives on only on the server
-        servers[name] = {"id": server.id, "ipv4": server.ipv4, "type": server.type, "location": server.location}
+        servers[name] = server_record(server)
         ctx.state.update_host(name, address=server.ipv4)
         if kw.get("protection") and not server.protected:
             api.set_protection(server, True, cfg.action_timeout)
@@ -205,7 +211,7 @@ def _create(ctx: Any, api: Any, cfg: HetznerConfig, kw: Mapping[str, Any], key_p
     except HomelabError as exc:
         ctx.failed_hosts[name] = exc.message  # its base changes are skipped, not run against nothing
         raise
-    ctx.add_host(host_target(ctx, name, server.ipv4, key_path))
+    ctx.add_host(host_target(ctx, name, server.ipv4, key_path, server.ipv6))
 
 
 def _wait_ssh(ctx: Any, name: str, address: str, cfg: HetznerConfig) -> None:

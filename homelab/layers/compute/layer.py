@@ -16,7 +16,7 @@ from homelab.hosts import HostTarget
 from homelab.layers.base import Layer, Observed, RunContext
 from homelab.layers.compute.base_os import base_monitors, base_probes, diff_base, parse_facts
 from homelab.layers.compute.hetzner import (
-    LAYER, STATE_KEY, apply_server_change, diff_servers, host_target, server_name,
+    LAYER, STATE_KEY, apply_server_change, diff_servers, host_target, server_name, server_record,
 )
 from homelab.model import Change, Health, LayerPlan, Monitor
 from homelab.outputs import HostFacts
@@ -81,12 +81,11 @@ class ComputeLayer(Layer):
             # it): ask the API once, so it is connected and configured in this run
             for server in self._list_servers(ctx):
                 if hz.server(server.name) is not None and server.name not in known and server.ipv4:
-                    known[server.name] = {"id": server.id, "ipv4": server.ipv4, "type": server.type,
-                                          "location": server.location}
+                    known[server.name] = server_record(server)
         for want in hz.servers:
             info = known.get(want.name)
             if info and info.get("ipv4"):
-                ctx.add_host(host_target(ctx, want.name, info["ipv4"], operator_key_path(ctx, None)))
+                ctx.add_host(host_target(ctx, want.name, info["ipv4"], operator_key_path(ctx, None), info.get("ipv6")))
 
     def probes(self, ctx: RunContext, host: HostTarget) -> dict[str, AnyProbe]:
         return base_probes(ctx.config.compute.base.packages)
