@@ -133,7 +133,10 @@ def load_page(netns: str | None, url: str, ca_pem: str, names: Mapping[str, str]
 
 
 def _kill_group(pgid: int) -> None:
-    """SIGKILL the process group Chromium leads (its own session: nothing else is in it)."""
+    """SIGKILL the process group Chromium leads (its own session: nothing else is in it).
+
+    After Chromium itself was reaped the id stays its group's while any member lives (the
+    kernel does not hand out a PID in use as a group id); with none left this finds nothing."""
     try:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
