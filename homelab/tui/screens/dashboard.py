@@ -1,12 +1,14 @@
 """The dashboard: one pane per layer with its monitors, refreshed live by `status` runs.
 
 A status run every `refresh_seconds` while this screen (or its drill-down) is in front;
-panes exist from the start (layer catalog) and keep their last monitors until fresh ones
-arrive, with the time they were checked.
+panes exist from the first frame (the layer catalog: homelab/registry.py, read before
+compose — no run, no engine import) and keep their last monitors until fresh ones arrive,
+with the time they were checked. The first status run starts after the first frame.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on
@@ -18,11 +20,13 @@ from textual.widgets import Footer, Static
 
 from homelab.tui.keys import QUIT
 from homelab.tui.present import append_failure, format_clock
-from homelab.tui.screens.layer_detail import LayerDetailScreen
 from homelab.tui.screens.run_screen import RunScreen
 from homelab.tui.sources import EventSource, RunRequest
-from homelab.tui.view_state import RunView
+from homelab.tui.view_state import LayersKnown, RunView, reduce
 from homelab.tui.widgets.layer_pane import LayerPane
+
+if TYPE_CHECKING:
+    from homelab.tui.screens.layer_detail import LayerDetailScreen
 
 
 GRID_MIN_WIDTH = 120  # columns from which the panes stand side by side
@@ -61,16 +65,20 @@ class DashboardScreen(RunScreen):
         self.config_path = config_path
         self.refresh_seconds = refresh_seconds
         self.detail: LayerDetailScreen | None = None
-        self.panes: dict[str, LayerPane] = {}  # by layer name, in display order
+        self.view = reduce(self.view, LayersKnown(source.layers()))
+        # by layer name, in display order
+        self.panes: dict[str, LayerPane] = {lv.name: LayerPane(lv) for lv in self.view.layers}
 
     def compose(self) -> ComposeResult:
         yield Static(f"homelab — {self.config_path} — dashboard", id="title")
-        yield VerticalScroll(id="panes")
+        yield VerticalScroll(*self.panes.values(), id="panes")
         yield Static("", id="run-line")
         yield Footer()
 
     def on_mount(self) -> None:
         self.set_interval(self.refresh_seconds, self._tick)
+        self._lay_out(self.app.size.width)
+        self.call_after_refresh(self._focus_first)
 
     def on_resize(self, event: Resize) -> None:
         self._lay_out(event.size.width)
@@ -131,6 +139,8 @@ class DashboardScreen(RunScreen):
 
     @on(LayerPane.Selected)
     def _drill_down(self, event: LayerPane.Selected) -> None:
+        from homelab.tui.screens.layer_detail import LayerDetailScreen
+
         lv = self.view.layer(event.layer)
         if lv is None:
             return
