@@ -21,9 +21,9 @@ from textual.message import Message
 from textual.screen import Screen
 
 from homelab.errors import ConfigError, HomelabError
-from homelab.tui.sources import EngineSource, EventSource, SourceFactory
 
 if TYPE_CHECKING:
+    from homelab.tui.sources import EventSource, SourceFactory
     from homelab.tui.screens.confirm_apply import ApplyChoice
     from homelab.tui.screens.wizard import WizardScreen
     from homelab.tui.wizard.step import WizardStep
@@ -41,13 +41,13 @@ class HomelabApp(App[int]):
         Binding("f1", "help", "help", show=False),
     ]
 
-    def __init__(self, config_path: Path | None, source_factory: SourceFactory = EngineSource,
+    def __init__(self, config_path: Path | None, source_factory: SourceFactory | None = None,
                  steps: Sequence[WizardStep] | None = None, refresh_seconds: float = 15.0,
                  this_machine: bool = False) -> None:
         super().__init__()
         self.this_machine = this_machine  # the wizard starts with "this machine" (address local)
         self.config_path = config_path
-        self.source_factory = source_factory
+        self.source_factory = source_factory  # None: the engine (EngineSource), imported with the dashboard
         self.source: EventSource | None = None
         self.steps = steps
         self.refresh_seconds = refresh_seconds
@@ -101,6 +101,10 @@ class HomelabApp(App[int]):
             self._base(ConfigErrorScreen(path, [exc.message], exc.hint))
             return False
         self.config_path = path
+        if self.source_factory is None:
+            from homelab.tui.sources import EngineSource
+
+            self.source_factory = EngineSource
         self.source = self.source_factory(path)
         self._base(DashboardScreen(self.source, path, self.refresh_seconds))
         return True
