@@ -32,6 +32,18 @@ if TYPE_CHECKING:
 GRID_MIN_WIDTH = 120  # columns from which the panes stand side by side
 
 
+def grid_columns(width: int) -> int:
+    """Panes per row at `width` terminal columns: 1 (the stacked list) below 120, then as many
+    as fit at ~60 columns each (a pane is never narrower than ~58), at most 3."""
+    return 1 if width < GRID_MIN_WIDTH else min(3, width // 60)
+
+
+def moved(index: int, count: int, columns: int, rows: int, steps: int) -> int:
+    """The pane `rows` rows and `steps` panes away from pane `index` (reading order, `columns`
+    per row), kept on the board: a move off its edge stays at the first or last pane."""
+    return max(0, min(count - 1, index + rows * columns + steps))
+
+
 def run_line(view: RunView, refresh_seconds: float) -> Text:
     """The line under the panes: what the last status run found, in words."""
     text = Text()
@@ -56,8 +68,12 @@ class DashboardScreen(RunScreen):
         Binding("a", "apply", "apply"),
         Binding("question_mark", "app.help", "help"),
         QUIT,
-        Binding("down,j", "app.focus_next", "next layer", show=False),
-        Binding("up,k", "app.focus_previous", "previous layer", show=False),
+        # the same keys at every width: in the grid up/down move by a row, left/right by a pane;
+        # in the stacked list (one column) both pairs go to the previous/next layer
+        Binding("down,j", "move(1, 0)", "layer below", show=False),
+        Binding("up,k", "move(-1, 0)", "layer above", show=False),
+        Binding("right,l", "move(0, 1)", "next layer", show=False),
+        Binding("left,h", "move(0, -1)", "previous layer", show=False),
     ]
 
     def __init__(self, source: EventSource, config_path: Path, refresh_seconds: float = 15.0) -> None:
@@ -68,6 +84,7 @@ class DashboardScreen(RunScreen):
         self.view = reduce(self.view, LayersKnown(source.layers()))
         # by layer name, in display order
         self.panes: dict[str, LayerPane] = {lv.name: LayerPane(lv) for lv in self.view.layers}
+        self.columns = 1  # panes per row, set by _lay_out
 
     def compose(self) -> ComposeResult:
         yield Static(f"homelab — {self.config_path} — dashboard", id="title")
@@ -88,8 +105,9 @@ class DashboardScreen(RunScreen):
         wide = width >= GRID_MIN_WIDTH
         box = self.query_one("#panes")
         box.set_class(wide, "-grid")
+        self.columns = grid_columns(width)
         if wide:
-            box.styles.grid_size_columns = min(3, width // 60)  # a pane is never narrower than ~58 columns
+            box.styles.grid_size_columns = self.columns
         for pane in self.panes.values():
             pane.set_class(wide, "-in-grid")
             pane.show(pane.layer_view)
@@ -131,6 +149,13 @@ class DashboardScreen(RunScreen):
             detailed = view.layer(self.detail.layer_name)
             if detailed is not None:
                 self.detail.show_layer(detailed, view)
+
+    def action_move(self, rows: int, steps: int) -> None:
+        panes = list(self.panes.values())
+        if not panes:
+            return
+        here = next((i for i, p in enumerate(panes) if p is self.focused), 0)
+        panes[moved(here, len(panes), self.columns, rows, steps)].focus()
 
     def _focus_first(self) -> None:
         panes = list(self.query(LayerPane))
