@@ -124,6 +124,15 @@ def _focused_layer(app: HomelabApp) -> str:
     return focused.layer_view.name
 
 
+async def _walk(pilot: Pilot, *keys: str) -> list[str]:
+    """The layer focused after each key."""
+    out = []
+    for key in keys:
+        await pilot.press(key)
+        out.append(_focused_layer(pilot.app))  # type: ignore[arg-type]
+    return out
+
+
 async def test_arrow_keys_move_on_the_grid_and_enter_drills_down(app_for: AppFor) -> None:
     """120 columns: billing privilege / mesh permissions / compute (layers by number)."""
     app, _ = app_for()
@@ -132,12 +141,9 @@ async def test_arrow_keys_move_on_the_grid_and_enter_drills_down(app_for: AppFor
         await pilot.pause(0.1)
         names = list(app.screen.panes)  # type: ignore[attr-defined]
         assert names == [info.name for info in recorded.LAYERS] and _focused_layer(app) == names[0]
-        walk = []
-        for key in ("right", "down", "left", "down", "down", "up", "k", "l", "h", "j"):
-            await pilot.press(key)
-            walk.append(_focused_layer(app))
-        assert walk == ["privilege", "permissions", "mesh", "compute", "compute", "mesh", "billing", "privilege",
-                        "billing", "mesh"]
+        assert await _walk(pilot, "right", "down", "left", "down", "down", "up", "k", "l", "h", "j") == [
+            "privilege", "permissions", "mesh", "compute", "compute", "mesh", "billing", "privilege",
+            "billing", "mesh"]
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, LayerDetailScreen))
         assert app.screen.layer_name == "mesh"  # type: ignore[attr-defined]
@@ -152,12 +158,9 @@ async def test_the_same_keys_walk_the_stacked_list_at_80x24(app_for: AppFor) -> 
         await until(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.view.finished is not None)
         await pilot.pause(0.1)
         assert not app.screen.query_one("#panes").has_class("-grid")
-        walk = []
-        for key in ("down", "right", "up", "left", "left", "j", "j", "j", "j", "j"):
-            await pilot.press(key)
-            walk.append(_focused_layer(app))
-        assert walk == ["privilege", "mesh", "privilege", "billing", "billing", "privilege", "mesh", "permissions",
-                        "compute", "compute"]
+        assert await _walk(pilot, "down", "right", "up", "left", "left", "j", "j", "j", "j", "j") == [
+            "privilege", "mesh", "privilege", "billing", "billing", "privilege", "mesh", "permissions",
+            "compute", "compute"]
         await pilot.resize_terminal(120, 40)  # wider now: the same focus, laid out as a grid
         await pilot.pause(0.2)
         assert app.screen.query_one("#panes").has_class("-grid") and _focused_layer(app) == "compute"
