@@ -15,11 +15,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, Mapping
+from typing import Any, ClassVar, Iterable, Iterator, Mapping
 
 from homelab.config.hetzner import HetznerConfig
 from homelab.errors import HomelabError
 from homelab.events import Event, Progress
+from homelab.hosts import HostTarget
 from homelab.layers.base import Layer, Observed, RunContext
 from homelab.model import Change, Health, LayerPlan, Monitor, Op
 from homelab.outputs import OperatorKey
@@ -95,6 +96,13 @@ def diff_privilege(seen: Seen, generate: bool, key_name: str) -> LayerPlan:
     return LayerPlan(LAYER, tuple(changes), tuple(same), tuple(warnings), tuple(blocked))
 
 
+def count_pinned(targets: Iterable[HostTarget], learned: Mapping[str, Any]) -> tuple[int, int]:
+    """Pure: (host keys pinned, hosts that have one): a machine provisioned in place
+    (`address: local`) is reached without SSH, so it has no host key to pin."""
+    remote = [t.name for t in targets if not t.local]
+    return sum(1 for n in remote if learned.get(n, {}).get("host_key")), len(remote)
+
+
 def privilege_monitors(seen: Seen) -> list[Monitor]:
     """Pure: key present and its type, token valid and read-write, host keys pinned."""
     out: list[Monitor] = []
@@ -137,9 +145,9 @@ class PrivilegeLayer(Layer):
         path = Path(os.path.expanduser(priv.ssh_key))
         public = read_public_key(path)
         ctx.outputs.publish(OperatorKey(public, str(path)))
-        hosts = ctx.state.data.get("hosts", {})
+        pinned, remote = count_pinned(ctx.hosts.values(), ctx.state.data.get("hosts", {}))
         seen = Seen(str(path), public, count_agent_keys(priv.use_agent), self._hetzner(ctx) is not None,
-                    pinned=sum(1 for n in ctx.hosts if hosts.get(n, {}).get("host_key")), hosts=len(ctx.hosts))
+                    pinned=pinned, hosts=remote)
         if seen.hetzner:
             api = self._api(ctx)
             check = api.check_token()

@@ -13,25 +13,23 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
+from typing import TYPE_CHECKING
+
 from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 
 from homelab.errors import ConfigError, HomelabError
-from homelab.tui.screens.apply import ApplyScreen
-from homelab.tui.screens.config_error import ConfigErrorScreen
-from homelab.tui.screens.confirm_apply import ApplyChoice, ConfirmApplyScreen
-from homelab.tui.screens.dashboard import DashboardScreen
-from homelab.tui.screens.help import HelpScreen
-from homelab.tui.screens.host_key import HostKeyScreen
-from homelab.tui.screens.layer_detail import LayerDetailScreen
-from homelab.tui.screens.plan_review import PlanScreen
-from homelab.tui.screens.wizard import WizardScreen
-from homelab.tui.sources import EngineSource, EventSource, SourceFactory
-from homelab.tui.widgets.layer_pane import LayerPane
-from homelab.tui.widgets.plan_tree import PlanTree
-from homelab.tui.wizard.step import WizardStep
+
+if TYPE_CHECKING:
+    from homelab.tui.sources import EventSource, SourceFactory
+    from homelab.tui.screens.confirm_apply import ApplyChoice
+    from homelab.tui.screens.wizard import WizardScreen
+    from homelab.tui.wizard.step import WizardStep
+
+# Screens are imported where they are first shown: the first paint loads only its own
+# screen (wizard or dashboard), not plan review, apply and the dialogs (bench/tui_startup.py).
 
 
 class HomelabApp(App[int]):
@@ -43,13 +41,13 @@ class HomelabApp(App[int]):
         Binding("f1", "help", "help", show=False),
     ]
 
-    def __init__(self, config_path: Path | None, source_factory: SourceFactory = EngineSource,
+    def __init__(self, config_path: Path | None, source_factory: SourceFactory | None = None,
                  steps: Sequence[WizardStep] | None = None, refresh_seconds: float = 15.0,
                  this_machine: bool = False) -> None:
         super().__init__()
         self.this_machine = this_machine  # the wizard starts with "this machine" (address local)
         self.config_path = config_path
-        self.source_factory = source_factory
+        self.source_factory = source_factory  # None: the engine (EngineSource), imported with the dashboard
         self.source: EventSource | None = None
         self.steps = steps
         self.refresh_seconds = refresh_seconds
@@ -65,6 +63,8 @@ class HomelabApp(App[int]):
         self._quitting.set()  # a worker waiting for a host-key answer gives up (refuses)
 
     def _wizard(self) -> WizardScreen:
+        from homelab.tui.screens.wizard import WizardScreen
+
         if self.steps is None:
             from homelab.tui.wizard.steps import active_steps
 
@@ -89,6 +89,8 @@ class HomelabApp(App[int]):
     def open_config(self, path: Path) -> bool:
         """Validate `path` and show its dashboard, or its problems."""
         from homelab.config import load_config
+        from homelab.tui.screens.config_error import ConfigErrorScreen
+        from homelab.tui.screens.dashboard import DashboardScreen
 
         try:
             load_config(path)
@@ -99,6 +101,10 @@ class HomelabApp(App[int]):
             self._base(ConfigErrorScreen(path, [exc.message], exc.hint))
             return False
         self.config_path = path
+        if self.source_factory is None:
+            from homelab.tui.sources import EngineSource
+
+            self.source_factory = EngineSource
         self.source = self.source_factory(path)
         self._base(DashboardScreen(self.source, path, self.refresh_seconds))
         return True
@@ -108,14 +114,20 @@ class HomelabApp(App[int]):
             self.open_plan(apply_after=False)
 
     def open_plan(self, apply_after: bool) -> None:
+        from homelab.tui.screens.plan_review import PlanScreen
+
         assert self.source is not None and self.config_path is not None
         self.push_screen(PlanScreen(self.source, self.config_path, apply_after))
 
     def start_apply(self, choice: ApplyChoice) -> None:
+        from homelab.tui.screens.apply import ApplyScreen
+
         assert self.source is not None and self.config_path is not None
         self.switch_screen(ApplyScreen(self.source, self.config_path, choice))
 
     def action_help(self) -> None:
+        from homelab.tui.screens.help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(help_sections()))
 
@@ -141,11 +153,25 @@ class HomelabApp(App[int]):
         return False
 
     def on_homelab_app_host_key_asked(self, asked: HostKeyAsked) -> None:
+        from homelab.tui.screens.host_key import HostKeyScreen
+
         self.push_screen(HostKeyScreen(asked.host, asked.address, asked.fingerprint),
                          callback=lambda pinned: asked.answer.put(bool(pinned)))
 
 
 def help_sections() -> list[tuple[str, list[type]]]:
+    from homelab.tui.screens.apply import ApplyScreen
+    from homelab.tui.screens.config_error import ConfigErrorScreen
+    from homelab.tui.screens.confirm_apply import ConfirmApplyScreen
+    from homelab.tui.screens.dashboard import DashboardScreen
+    from homelab.tui.screens.help import HelpScreen
+    from homelab.tui.screens.host_key import HostKeyScreen
+    from homelab.tui.screens.layer_detail import LayerDetailScreen
+    from homelab.tui.screens.plan_review import PlanScreen
+    from homelab.tui.screens.wizard import WizardScreen
+    from homelab.tui.widgets.layer_pane import LayerPane
+    from homelab.tui.widgets.plan_tree import PlanTree
+
     return [
         ("everywhere", [HomelabApp]),
         ("dashboard", [DashboardScreen, LayerPane]),
@@ -163,10 +189,12 @@ def help_sections() -> list[tuple[str, list[type]]]:
 def run_tui(config_path: str | None) -> int:
     """`homelab` / `homelab tui [CONFIG]`."""
     path = Path(os.path.expanduser(config_path)) if config_path else None
-    from homelab.tui.wizard.steps.compute import on_a_server
+    this_machine = False
+    if path is None or not path.exists():  # the wizard: only then its compute step is imported
+        from homelab.tui.wizard.steps.compute import on_a_server
 
-    fresh = path is None or not path.exists()
+        this_machine = on_a_server()
     app = HomelabApp(path, refresh_seconds=float(os.environ.get("HOMELAB_TUI_REFRESH", "15")),
-                     this_machine=fresh and on_a_server())
+                     this_machine=this_machine)
     app.run()
     return app.return_code or 0

@@ -38,7 +38,7 @@ class EventRun(Protocol):
 
 class EventSource(Protocol):
     def layers(self) -> tuple[LayerInfo, ...]:
-        """The built layers in display order (called on a worker thread)."""
+        """The built layers in display order (cheap: the dashboard reads it to lay out its first frame)."""
         ...
 
     def start(self, request: RunRequest) -> EventRun: ...

@@ -31,6 +31,15 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def steady_cursor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An input's cursor blinks every 0.5 s: on a loaded machine a snapshot could catch it
+    either way. In tests it stays shown (as right after a key press)."""
+    from textual.widgets import Input
+
+    monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)
+
+
+@pytest.fixture(autouse=True)
 def no_lab(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Screens must not depend on a lab that happens to run on this machine."""
     from homelab.tui.wizard import lab_machines

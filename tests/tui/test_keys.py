@@ -9,12 +9,13 @@ from textual.pilot import Pilot
 from homelab.tui.app import HomelabApp
 from homelab.tui.screens.apply import ApplyScreen
 from homelab.tui.screens.confirm_apply import ConfirmApplyScreen
-from homelab.tui.screens.dashboard import DashboardScreen
+from homelab.tui.screens.dashboard import DashboardScreen, grid_columns, moved
 from homelab.tui.screens.help import HelpScreen
 from homelab.tui.screens.host_key import HostKeyScreen
 from homelab.tui.screens.layer_detail import LayerDetailScreen
 from homelab.tui.screens.plan_review import PlanScreen
 from homelab.tui.screens.wizard import WizardScreen
+from homelab.tui.widgets.layer_pane import LayerPane
 from tests.tui import recorded
 from tests.tui.replay import AskHostKey, Gate
 from tests.tui.test_pilot import SIZE, until
@@ -103,3 +104,65 @@ async def test_the_wizard_takes_q_as_a_letter_and_esc_as_back(tmp_path: Any) -> 
         await pilot.press("ctrl+q")
         await pilot.pause(0.1)
         assert not app.is_running
+
+
+# ------------------------------------------------------------ dashboard grid --
+def test_panes_per_row_follow_the_width() -> None:
+    assert [grid_columns(w) for w in (60, 80, 119, 120, 179, 180, 200, 300)] == [1, 1, 1, 2, 2, 3, 3, 3]
+
+
+def test_moves_on_the_grid_stay_on_the_board() -> None:
+    # 5 panes, 2 per row:  0 1 / 2 3 / 4
+    assert [moved(0, 5, 2, 0, 1), moved(1, 5, 2, 1, 0), moved(3, 5, 2, 0, -1)] == [1, 3, 2]
+    assert [moved(0, 5, 2, -1, 0), moved(3, 5, 2, 1, 0), moved(4, 5, 2, 0, 1)] == [0, 4, 4]
+    assert [moved(2, 5, 1, 1, 0), moved(2, 5, 1, 0, 1), moved(2, 5, 1, -1, 0)] == [3, 3, 1]  # stacked list
+
+
+def _focused_layer(app: HomelabApp) -> str:
+    focused = app.screen.focused
+    assert isinstance(focused, LayerPane)
+    return focused.layer_view.name
+
+
+async def _walk(pilot: Pilot, *keys: str) -> list[str]:
+    """The layer focused after each key."""
+    out = []
+    for key in keys:
+        await pilot.press(key)
+        out.append(_focused_layer(pilot.app))  # type: ignore[arg-type]
+    return out
+
+
+async def test_arrow_keys_move_on_the_grid_and_enter_drills_down(app_for: AppFor) -> None:
+    """120 columns: billing privilege / mesh permissions / compute (layers by number)."""
+    app, _ = app_for()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.view.finished is not None)
+        await pilot.pause(0.1)
+        names = list(app.screen.panes)  # type: ignore[attr-defined]
+        assert names == [info.name for info in recorded.LAYERS] and _focused_layer(app) == names[0]
+        assert await _walk(pilot, "right", "down", "left", "down", "down", "up", "k", "l", "h", "j") == [
+            "privilege", "permissions", "mesh", "compute", "compute", "mesh", "billing", "privilege",
+            "billing", "mesh"]
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, LayerDetailScreen))
+        assert app.screen.layer_name == "mesh"  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        assert _focused_layer(app) == "mesh"  # back where the drill-down started
+
+
+async def test_the_same_keys_walk_the_stacked_list_at_80x24(app_for: AppFor) -> None:
+    app, _ = app_for()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.view.finished is not None)
+        await pilot.pause(0.1)
+        assert not app.screen.query_one("#panes").has_class("-grid")
+        assert await _walk(pilot, "down", "right", "up", "left", "left", "j", "j", "j", "j", "j") == [
+            "privilege", "mesh", "privilege", "billing", "billing", "privilege", "mesh", "permissions",
+            "compute", "compute"]
+        await pilot.resize_terminal(120, 40)  # wider now: the same focus, laid out as a grid
+        await pilot.pause(0.2)
+        assert app.screen.query_one("#panes").has_class("-grid") and _focused_layer(app) == "compute"
+        await pilot.press("up")
+        assert _focused_layer(app) == "mesh"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from homelab.layers.privilege import Seen, TokenSeen, diff_privilege, privilege_monitors
+from homelab.hosts import LOCAL, HostTarget
+from homelab.layers.privilege import Seen, TokenSeen, count_pinned, diff_privilege, privilege_monitors
 from homelab.model import Health
 from homelab.providers.keys import generate_ed25519, md5_fingerprint, read_public_key, write_key_pair
 
@@ -86,3 +87,13 @@ def test_monitors() -> None:
     assert ro["API token"].health is Health.FAIL and ro["API token"].reason == "read-only token"
     nokey = {m.name: m for m in privilege_monitors(seen(public_key=None, hetzner=False, token=None))}
     assert nokey["key"].health is Health.FAIL and "API token" not in nokey
+
+
+def test_a_machine_provisioned_in_place_has_no_host_key_to_pin() -> None:
+    targets = [HostTarget("in-place", LOCAL), HostTarget("pi", "10.0.0.2"), HostTarget("nas", "10.0.0.3")]
+    learned = {"pi": {"host_key": "ssh-ed25519 AAAA"}, "in-place": {"facts": {}}}
+    assert count_pinned(targets, learned) == (1, 2)
+    pinned, hosts = count_pinned(targets[:1], learned)  # the one-off server alone
+    (monitor,) = [m for m in privilege_monitors(Seen("k", "ssh-ed25519 AAAA", 0, False, pinned=pinned, hosts=hosts))
+                  if m.name == "host keys pinned"]
+    assert monitor.health is Health.OK and monitor.reason == "0 of 0"

@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
+from textual.widget import AwaitMount, Widget
 from textual.widgets import Button, ContentSwitcher, Footer, Input, Label, Static
 
 from homelab.errors import Problem
@@ -24,9 +25,7 @@ from homelab.tui.keys import back
 from homelab.tui.widgets.problem_list import ProblemList
 from homelab.tui.widgets.step_form import StepForm
 from homelab.tui.wizard.fields import Answers
-from homelab.tui.wizard.render import render_config
 from homelab.tui.wizard.step import WizardStep
-from homelab.tui.wizard.validate import check_config, describe
 
 WRITE = "write"
 
@@ -97,15 +96,14 @@ class WizardScreen(Screen[None]):
         self.index = 0
         self._insisted = -1  # step where next was pressed once despite problems
         self.problems: dict[str, list[Problem]] = {}
+        self._forms_mounted: AwaitMount | None = None
 
     # -------------------------------------------------------------- layout --
     def compose(self) -> ComposeResult:
         yield Static("homelab — new config", id="title")
         yield StepBar(id="stepbar")
         with ContentSwitcher(initial=self._step_id(0), id="steps"):
-            for step in self.steps:
-                yield StepForm(step, self.answers[step.section], id=f"step-{step.section}")
-            yield WriteForm(self.path)
+            yield self._form(0)  # the other steps are built after the first paint (_mount_forms)
         yield ProblemList(id="problems")
         with Horizontal(id="nav"):
             yield Button("← back (ctrl+p)", id="back", compact=True, action="screen.back")
@@ -113,8 +111,29 @@ class WizardScreen(Screen[None]):
             yield Button("next (ctrl+n) →", id="next", compact=True, action="screen.next")
         yield Footer()
 
+    def _form(self, index: int) -> Widget:
+        if index >= len(self.steps):
+            return WriteForm(self.path)
+        step = self.steps[index]
+        return StepForm(step, self.answers[step.section], id=f"step-{step.section}")
+
     def on_mount(self) -> None:
-        self._show_step()
+        self._place_focus()
+        # validation (the config parser) and the other steps wait for the first frame: the
+        # first step shows no problem before something is typed or next is pressed anyway
+        self.call_after_refresh(self._mount_forms)
+
+    async def _mount_forms(self) -> None:
+        """The steps not composed yet (all but the first), hidden; then the first validation."""
+        if self._forms_mounted is None:
+            rest = [self._form(i) for i in range(1, len(self.steps) + 1)]
+            for form in rest:
+                form.display = False  # ContentSwitcher shows only the current one
+            self._forms_mounted = self.query_one(ContentSwitcher).mount_all(rest)
+            await self._forms_mounted
+            self._refresh()
+        else:
+            await self._forms_mounted
 
     def _step_id(self, index: int) -> str:
         return f"step-{self.steps[index].section}" if index < len(self.steps) else f"step-{WRITE}"
@@ -129,6 +148,8 @@ class WizardScreen(Screen[None]):
     # ---------------------------------------------------------- validation --
     def _validate(self) -> list[str]:
         """Problems now shown for the current step (also marks its fields)."""
+        from homelab.tui.wizard.validate import check_config, describe  # the config parser: after the first paint
+
         if self.on_write_step:
             _, problems = check_config(self.answers, self.steps)
             extra = [x for s in self.steps for x in s.extra_problems(self.answers[s.section])]
@@ -151,6 +172,8 @@ class WizardScreen(Screen[None]):
         self.query_one(StepBar).show(self.steps, self.index, flagged)
         note = ""
         if self.on_write_step:
+            from homelab.tui.wizard.render import render_config
+
             self.query_one(WriteForm).show(render_config(self.answers, self.steps))
             if lines:
                 note = "Go back (ctrl+p) to the step named in a problem to fix it."
@@ -159,9 +182,12 @@ class WizardScreen(Screen[None]):
 
     def _show_step(self) -> None:
         self.query_one(ContentSwitcher).current = self._step_id(self.index)
+        self._refresh()
+        self._place_focus()
+
+    def _place_focus(self) -> None:
         self.query_one("#back", Button).disabled = self.index == 0
         self.query_one("#next", Button).display = not self.on_write_step
-        self._refresh()
         target = self.query_one(f"#{self._step_id(self.index)}")
         focusable = [w for w in target.query("Input, Select, Checkbox, Button") if w.focusable]
         if focusable:
@@ -173,7 +199,7 @@ class WizardScreen(Screen[None]):
         self._refresh()
 
     # ---------------------------------------------------------- navigation --
-    def action_next(self) -> None:
+    async def action_next(self) -> None:
         """On to the next step; with problems, only when asked twice.
 
         Layers are asked bottom to top, but a lower layer may name things of a higher one
@@ -183,6 +209,7 @@ class WizardScreen(Screen[None]):
         """
         if self.on_write_step:
             return
+        await self._mount_forms()  # pressed before they were all built
         form = self.form()
         was_revealed = form.revealed
         form.reveal()
@@ -196,7 +223,8 @@ class WizardScreen(Screen[None]):
         self.index += 1
         self._show_step()
 
-    def action_back(self) -> None:
+    async def action_back(self) -> None:
+        await self._mount_forms()
         if self.index > 0:
             self.index -= 1
             self._show_step()
@@ -215,6 +243,8 @@ class WizardScreen(Screen[None]):
             self.notify(f"{path} exists already; the wizard only writes new files. Pick another name.",
                         severity="error", timeout=6)
             return None
+        from homelab.tui.wizard.render import render_config
+
         text = render_config(self.answers, self.steps)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

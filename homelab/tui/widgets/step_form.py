@@ -29,9 +29,9 @@ def _control(f: Field, value: Any, *, compact_label: bool = False) -> Widget:
     if f.kind == "bool":
         return TickBox(f.label, bool(value), compact=True)
     if f.kind == "choice":
-        options = [(label, v) for label, v in f.choices]
-        known = {v for _, v in f.choices}
-        return Select(options, value=value if value in known else f.choices[0][1], allow_blank=False,
+        options = list(f.options())
+        known = {v for _, v in options}
+        return Select(options, value=value if value in known else options[0][1], allow_blank=False,
                       compact=True)
     return Input(str(value), placeholder=f.placeholder or (f.label if compact_label else ""), compact=True)
 

@@ -8,7 +8,7 @@ its own.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Union
+from typing import Any, Callable, Mapping, Union
 
 # field key -> str (typed text) | bool (checkbox) | tuple of item dicts (list fields)
 Answers = Mapping[str, Any]
@@ -30,6 +30,12 @@ class Field:
     path: str = ""  # config key the parser reports problems under, if not `key`
     one_item_list: bool = False  # written as `key: [value]` (e.g. one SSH key of a user's list)
     wizard_only: bool = False  # a question for the wizard itself, never written
+    # choices found only when the field is shown (the recipe catalog: reading it is a tenth of
+    # the wizard's start-up, and its step is not the first one painted)
+    load_choices: Callable[[], tuple[tuple[str, str], ...]] | None = None
+
+    def options(self) -> tuple[tuple[str, str], ...]:
+        return self.load_choices() if self.load_choices is not None else self.choices
 
 
 @dataclass(frozen=True)

@@ -35,14 +35,15 @@ def inventory_path(instance: str | None = None) -> Path:
 def _inventory_from_api() -> dict[str, Any] | None:
     """The lab's own view (HOMELAB_LAB_INSTANCE / HOMELAB_LAB_DIR), when the lab package is there."""
     try:
-        from homelab.lab import Lab
+        from homelab.lab import LabConfig
     except ImportError:
         return None
     try:
-        lab = Lab()
-        if not lab.inventory_path.exists():
-            return None  # no lab up
-        inv = lab.inventory()
+        if not (LabConfig.from_env().dir / "inventory.json").exists():
+            return None  # no lab up: the manager (a third of the wizard's start-up) is not imported
+        from homelab.lab import Lab
+
+        inv = Lab().inventory()
     except Exception:  # a half-torn-down lab is not an error here: there is simply nothing to pick
         return None
     return inv if isinstance(inv, dict) else None

@@ -13,8 +13,6 @@ import re
 from dataclasses import dataclass
 from typing import Union
 
-import yaml
-
 _PLAIN = re.compile(r"^[A-Za-z0-9_./~+@-][A-Za-z0-9_./~+@:-]*$")
 _INT = re.compile(r"^[+-]?[0-9]+$")
 _NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
@@ -23,6 +21,8 @@ _NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 def text_scalar(text: str) -> str:
     """A string as YAML: plain when it reads back as the same string, else double-quoted."""
     if _PLAIN.match(text) and not text.endswith(":"):
+        import yaml  # here, not at the top: the wizard's first frame needs no YAML (start-up)
+
         try:
             if yaml.safe_load(text) == text:
                 return text

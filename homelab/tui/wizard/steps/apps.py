@@ -28,7 +28,7 @@ APPS = ListField(
     "list", "Apps (from the recipe catalog) and the machine each runs on",
     (
         Field("name", "name", placeholder="calendar", width=12),
-        Field("recipe", "recipe", kind="choice", default="radicale", choices=recipe_choices(), width=40),
+        Field("recipe", "recipe", kind="choice", default="radicale", load_choices=recipe_choices, width=40),
         Field("machine", "machine", placeholder="pi-1", width=12),
     ),
     comment="Apps homelab runs; each recipe's variables keep their defaults unless set here.",
