@@ -29,7 +29,7 @@ def check_config(answers: Mapping[str, Answers], steps: Sequence[WizardStep],
 
 def step_problems(answers: Mapping[str, Answers], steps: Sequence[WizardStep], step: WizardStep) -> list[Problem]:
     """Problems of `step`, judged on the document of every step so far (cross-checks included)."""
-    upto = [s for s in steps if s.layer <= step.layer] if step in steps else [*steps, step]
+    upto = list(steps[:steps.index(step) + 1]) if step in steps else [*steps, step]
     _, problems = check_config(answers, upto)
     return [p for p in problems if step.owns(p)]
 
