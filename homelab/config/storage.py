@@ -297,6 +297,8 @@ def _named_nodes(sec: Section, key: str, parsed: tuple[Any, ...]) -> list[tuple[
 
 # ----------------------------------------------------------------- claims ----
 SERVER_PACKAGES = ("restic", "restic-rest-server")
+# mkfs for each filesystem a disk may get (Debian packages); planned on the disk's machine
+FILESYSTEM_PACKAGES = {"ext4": "e2fsprogs", "xfs": "xfsprogs", "btrfs": "btrfs-progs"}
 CLIENT_PACKAGES = ("restic", "jq", "curl")  # jq: the drill compares file lists; curl: append-only check
 
 

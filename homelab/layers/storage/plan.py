@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from homelab.claims import BackupPath
-from homelab.config.storage import CLIENT_PACKAGES, SERVER_PACKAGES, Disk, Repository, StorageConfig
+from homelab.config.storage import CLIENT_PACKAGES, FILESYSTEM_PACKAGES, SERVER_PACKAGES, Disk, Repository, StorageConfig
 from homelab.host_secrets import generate_command
 from homelab.layers.storage import disks as diskmod
 from homelab.layers.storage import files as filemod
@@ -253,6 +253,7 @@ def _disks(h: _Host, cfg: StorageConfig, blocked: list[str]) -> None:
             assert seen.device is not None
             dev = disk.by_id or seen.device.path
             cmds = [" ".join(shlex.quote(a) for a in argv) for argv in diskmod.format_commands(dev, disk.filesystem, disk.name)]
+            cmds.append(diskmod.SETTLE)
             h.changes.append(Change(LAYER, h.host, "create", decision.reason,
                                     (Op("server.shell", {"commands": cmds}),), host=h.host,
                                     destructive=decision.destructive, detail=decision.facts))
@@ -318,7 +319,8 @@ def plan_storage(inputs: StorageInputs) -> LayerPlan:
         h = host(name)
         if h is None:
             continue
-        wanted = [*(CLIENT_PACKAGES if name in clients else ()), *(SERVER_PACKAGES if name in servers else ())]
+        wanted = [*(CLIENT_PACKAGES if name in clients else ()), *(SERVER_PACKAGES if name in servers else ()),
+                  *(FILESYSTEM_PACKAGES[d.filesystem] for d in cfg.disks if d.machine == name)]
         _packages(h, wanted)
         _disks(h, cfg, blocked)
         _dirs(h, wanted_dirs(cfg, backups, name))

@@ -12,7 +12,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from homelab.config.storage import CLIENT_PACKAGES, SERVER_PACKAGES, Disk
+from homelab.config.storage import CLIENT_PACKAGES, FILESYSTEM_PACKAGES, SERVER_PACKAGES, Disk
 from homelab.layers.storage import restserver
 from homelab.layers.storage.disks import Device, Signature, parse_lsblk, parse_wipefs
 from homelab.layers.storage.monitors import Space
@@ -28,6 +28,7 @@ CREDENTIAL_SUFFIX = ".rest-password"
 FILE_GLOBS = (f"{ETC}/*", f"{LIB}/*", f"{UNIT_DIR}/homelab-*.service", f"{UNIT_DIR}/homelab-*.timer",
               f"{UNIT_DIR}/*.mount", restserver.DEFAULTS_FILE, restserver.HTPASSWD, restserver.DROPIN)
 SPLIT = "@@homelab-split@@"
+PROBED_PACKAGES = tuple(dict.fromkeys([*CLIENT_PACKAGES, *SERVER_PACKAGES, *FILESYSTEM_PACKAGES.values()]))
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def storage_probes(layout: Any) -> dict[str, Probe]:
     units, disks, append_only = layout.units, layout.disks, layout.append_only
     probes = {
         PREFIX + "files": files_probe(layout.dirs),
-        PREFIX + "packages": packages([*dict.fromkeys([*CLIENT_PACKAGES, *SERVER_PACKAGES])], SHORT),
+        PREFIX + "packages": packages(list(PROBED_PACKAGES), SHORT),
         PREFIX + "credentials": credentials_probe(),
         PREFIX + "status": status_probe(),
         PREFIX + "space": space_probe(layout.space),
@@ -219,7 +220,7 @@ def parse_view(results: Mapping[str, ProbeResult]) -> HostView:
              if k.startswith(PREFIX + "disk.") and not r.timed_out}
     return HostView(
         files=parse_files(files) if files else {},
-        packages=parse_packages(pkgs, [*CLIENT_PACKAGES, *SERVER_PACKAGES]) if pkgs else {},
+        packages=parse_packages(pkgs, list(PROBED_PACKAGES)) if pkgs else {},
         units=parse_unit_states(units) if units else {},
         credentials=parse_tabbed(creds) if creds else {},
         htpasswd=parse_htpasswd(htp) if htp else {},
