@@ -15,9 +15,6 @@ Run: HOMELAB_LAB_INSTANCE=N LAB_HOSTS=1 pytest tests/e2e/test_storage_disks.py
 """
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import io
 import subprocess
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,6 +22,7 @@ from typing import Any, Iterator
 import pytest
 
 from homelab.lab.demo import render_lab_config
+from tests.e2e.util import homelab
 
 pytestmark = pytest.mark.lab
 
@@ -32,13 +30,6 @@ HOST = "h1"
 SIZE = 96 * 2**20
 SERIAL = "4242001"
 ROOT = "/srv/homelab"
-
-
-@dataclasses.dataclass
-class Run:
-    rc: int
-    out: str
-    err: str
 
 
 class Bench:
@@ -55,13 +46,9 @@ storage:
 """)
         return self.cfg
 
-    def homelab(self, *args: str) -> Run:
-        from homelab.cli import main
-
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            rc = main(list(args))
-        return Run(rc, out.getvalue(), err.getvalue())
+    def homelab(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The real CLI, as a user runs it (its state and logs in this test's own XDG dir)."""
+        return homelab(*args, env={"XDG_STATE_HOME": str(self.tmp / "xdg")})
 
     def sh(self, cmd: str) -> str:
         return self.lab.run(HOST, cmd, check=True).stdout
@@ -76,12 +63,9 @@ def bench(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]
     # an old filesystem with data on it, made on the outer machine (the host has no mkfs yet)
     subprocess.run(["mkfs.ext3", "-q", "-L", "old", loop], check=True)
     subprocess.run(["debugfs", "-w", "-R", "write /etc/hostname keep-me", loop], check=True, capture_output=True)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("XDG_STATE_HOME", str(tmp / "xdg"))
     try:
         yield Bench(lab, tmp, by_id, loop)
     finally:
-        mp.undo()
         lab.detach_disk(HOST, by_id)
 
 
@@ -93,8 +77,8 @@ def old_file_there(b: Bench) -> bool:
 def test_a_disk_with_a_filesystem_is_refused_without_format_true(bench: Bench) -> None:
     cfg = bench.write(f"by_id: {bench.by_id}, ")
     r = bench.homelab("plan", str(cfg), "--accept-new-host-keys")
-    assert r.rc == 1, r.out + r.err
-    text = r.out + r.err
+    assert r.returncode == 1, r.stdout + r.stderr
+    text = r.stdout + r.stderr
     assert "disk data: has data (ext3 at offset 0x438); not formatting it" in text, text
     assert f"serial {SERIAL}" in text and f"{SIZE} bytes" in text, text
 
@@ -102,12 +86,12 @@ def test_a_disk_with_a_filesystem_is_refused_without_format_true(bench: Bench) -
 def test_format_true_alone_is_not_enough(bench: Bench) -> None:
     cfg = bench.write(f"by_id: {bench.by_id}, format: true, ")
     plan = bench.homelab("plan", str(cfg))
-    assert plan.rc == 3, plan.out + plan.err
-    assert "disk data: erase ext3 at offset 0x438 and format ext4" in plan.out, plan.out
-    assert "destructive" in plan.out.lower(), plan.out
+    assert plan.returncode == 3, plan.stdout + plan.stderr
+    assert "disk data: erase ext3 at offset 0x438 and format ext4" in plan.stdout, plan.stdout
+    assert "destructive" in plan.stdout.lower(), plan.stdout
     r = bench.homelab("apply", str(cfg), "--yes")
-    assert r.rc == 1, r.out + r.err
-    assert "not confirmed" in r.out + r.err, r.out + r.err
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "not confirmed" in r.stdout + r.stderr, r.stdout + r.stderr
     assert old_file_there(bench)
     assert bench.sh(f"lsblk -ndo FSTYPE {bench.by_id}").strip() == "ext3"
 
@@ -115,7 +99,7 @@ def test_format_true_alone_is_not_enough(bench: Bench) -> None:
 def test_with_the_confirmation_it_is_formatted_and_mounted(bench: Bench) -> None:
     cfg = bench.write(f"by_id: {bench.by_id}, format: true, ")
     r = bench.homelab("apply", str(cfg), "--yes", "--confirm-delete")
-    assert r.rc == 0, r.out + r.err
+    assert r.returncode == 0, r.stdout + r.stderr
     assert not old_file_there(bench)
     assert bench.sh(f"lsblk -ndo FSTYPE,LABEL {bench.by_id}").split() == ["ext4", "data"]
     unit = bench.sh("cat /etc/systemd/system/srv-homelab.mount")
@@ -133,9 +117,9 @@ def test_with_the_confirmation_it_is_formatted_and_mounted(bench: Bench) -> None
 def test_second_apply_changes_nothing(bench: Bench) -> None:
     cfg = bench.write(f"by_id: {bench.by_id}, format: true, ")
     r = bench.homelab("apply", str(cfg), "--yes", "--confirm-delete")
-    assert r.rc == 0, r.out + r.err
+    assert r.returncode == 0, r.stdout + r.stderr
     plan = bench.homelab("plan", str(cfg))
-    assert plan.rc == 0, plan.out + plan.err
+    assert plan.returncode == 0, plan.stdout + plan.stderr
     assert bench.sh(f"cat {ROOT}/probe.txt").strip() == "on-the-disk"  # formatted once only
 
 
@@ -146,8 +130,8 @@ def test_second_apply_changes_nothing(bench: Bench) -> None:
 def test_a_wrong_size_or_serial_is_refused_with_the_facts(bench: Bench, ident: str, why: str) -> None:
     cfg = bench.write(f"by_id: {bench.by_id}, {ident}format: true, ")
     r = bench.homelab("plan", str(cfg))
-    assert r.rc == 1, r.out + r.err
-    text = r.out + r.err
+    assert r.returncode == 1, r.stdout + r.stderr
+    text = r.stdout + r.stderr
     assert f"disk data: not the configured disk: {why}" in text, text
     assert f"{bench.loop}: serial {SERIAL}" in text, text
     assert bench.sh(f"findmnt -n -o SOURCE {ROOT}").strip() == bench.loop  # nothing touched
