@@ -35,7 +35,7 @@ from homelab.lab.system import run
 BY_ID_PREFIX = "/dev/disk/by-id/scsi-0HC_Volume_"
 SERIAL = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 POLL = 0.2  # seconds between the udev stand-in's looks at a device (blkid reads a few KiB)
-MAX_SIZE = 8 * 2**30  # sparse, but a test should not be able to fill the outer disk by mistake
+MAX_SIZE = 64 * 2**30  # sparse (10 GB volumes cost what is written), but no typo fills the outer disk
 
 
 @dataclass(frozen=True)
