@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then echo "build/install.sh: run as root (the lab needs it)" >&2; exit 1; fi
 export DEBIAN_FRONTEND=noninteractive
-need=(debootstrap systemd-container apt-utils iproute2 nftables openssh-client util-linux dpkg-dev
+# e2fsprogs: tests/e2e/test_storage_disks.py writes and reads an ext3 lab disk from outside (mkfs, debugfs)
+need=(debootstrap systemd-container apt-utils iproute2 nftables openssh-client util-linux dpkg-dev e2fsprogs
       python3 python3-venv python3-pip tmux ca-certificates debian-archive-keyring)
 if [ "${1:-}" = --tests ]; then need+=(chromium libnss3-tools); fi
 missing=()

@@ -94,6 +94,17 @@ class NeedsPackage(Claim):
 
 
 @dataclass(frozen=True)
+class NeedsVolume(Claim):
+    """A Hetzner Cloud volume attached to server `host`, for the disk `disk` (compute makes it,
+    billing prices it, storage formats and mounts it)."""
+
+    host: str
+    disk: str
+    size_gb: int
+    protection: bool = True
+
+
+@dataclass(frozen=True)
 class Conflict:
     message: str
     path: str  # where to point the error

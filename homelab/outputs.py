@@ -54,6 +54,24 @@ class MeshAddresses:
 
 
 @dataclass(frozen=True)
+class VolumeDevice:
+    """A Hetzner volume attached to server `host` for storage disk `disk` (published by compute)."""
+
+    host: str
+    disk: str
+    volume_id: int
+    device: str  # /dev/disk/by-id/scsi-0HC_Volume_<id>, as the API names it
+    size_gb: int
+
+
+@dataclass(frozen=True)
+class VolumeDevices:
+    """Every attached volume homelab made, by storage disk name (one output for the run)."""
+
+    by_disk: Mapping[str, VolumeDevice] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class HostFacts:
     host: str
     os: str

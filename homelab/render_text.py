@@ -72,7 +72,9 @@ class TextRenderer:
         if plan.changes:
             print(f"layer {num} {event.layer}: {len(plan.changes)} change(s)", file=o)
             for c in plan.changes:
-                print(f"  {c.symbol} {c.target}: {c.summary}", file=o)
+                # an erasing change says so on its own line: the apply refuses it without --confirm-delete
+                mark = "  [DESTRUCTIVE: apply needs --confirm-delete]" if c.destructive else ""
+                print(f"  {c.symbol} {c.target}: {c.summary}{mark}", file=o)
                 for line in c.detail:
                     print(f"      {line}", file=o)
         elif plan.unplanned:  # it could not look at some hosts: "no changes" would be a guess

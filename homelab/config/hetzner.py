@@ -27,6 +27,7 @@ LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
 MANAGED_BY = "managed-by"
 CLUSTER_LABEL = "homelab/cluster"
 SERVER_LABEL = "homelab/server"
+DISK_LABEL = "homelab/disk"  # on volumes: the storage.disks name it is for
 RESERVED_PREFIXES = ("homelab/", "hetzner.cloud/")
 
 DEFAULT_ENDPOINT = "https://api.hetzner.cloud/v1"
@@ -66,6 +67,15 @@ class HetznerConfig:
 
     def server(self, name: str) -> Server | None:
         return next((s for s in self.servers if s.name == name), None)
+
+    def volume_labels(self, server: str, disk: str) -> dict[str, str]:
+        """The labels of a volume homelab makes for `disk` on `server` (ours, like a server's)."""
+        return {MANAGED_BY: "homelab", CLUSTER_LABEL: self.cluster, SERVER_LABEL: server, DISK_LABEL: disk}
+
+
+def volume_name(server: str, disk: str) -> str:
+    """The Hetzner name of the volume for `disk` on `server` (names are unique per project)."""
+    return f"{server}-{disk}"
 
 
 def _label_key_ok(key: str) -> bool:

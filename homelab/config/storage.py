@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from homelab.claims import Claim, NeedsPackage, OpenPort
+from homelab.claims import Claim, NeedsPackage, NeedsVolume, OpenPort
 from homelab.config.reader import HOSTNAME, NAME, USER, Problems, Section
 from homelab.config.yamlpos import Located, locate
 from homelab.secrets import SecretRef
@@ -61,6 +61,14 @@ def span_seconds(text: str) -> int:
 
 
 @dataclass(frozen=True)
+class Volume:
+    """A Hetzner Cloud volume homelab creates for the disk and attaches to its server."""
+
+    size_gb: int  # Hetzner bills and sizes volumes in GB (2**30 bytes on the device)
+    protection: bool = True  # delete protection, as for servers
+
+
+@dataclass(frozen=True)
 class Disk:
     """A block device homelab may mount (and format, only with `format: true`)."""
 
@@ -72,6 +80,7 @@ class Disk:
     filesystem: str = "ext4"
     mount: str = DEFAULT_DATA_ROOT
     format: bool = False
+    volume: Volume | None = None  # a Hetzner volume: its id names the device once it exists
 
 
 @dataclass(frozen=True)
@@ -138,6 +147,13 @@ class StorageConfig:
             if machine is not None and machine not in known:
                 problems.add(locate(root, f"storage.{key}[{i}].machine"), f"storage.{key}[{i}].machine",
                              f"no machine or server named {machine!r}", hint)
+        hetzner = getattr(getattr(cfg, "compute", None), "hetzner", None)
+        servers = {s.name for s in hetzner.servers} if hetzner is not None else set()
+        for i, disk in enumerate(self.disks):
+            if disk.volume is not None and disk.machine in known and disk.machine not in servers:
+                problems.add(locate(root, f"storage.disks[{i}].volume"), f"storage.disks[{i}].volume",
+                             f"{disk.machine} is not a Hetzner server: only those get Hetzner volumes",
+                             "name a server of compute.hetzner.servers, or give the disk's by_id instead")
 
 
 # ------------------------------------------------------------------ parse ----
@@ -149,6 +165,18 @@ def _abs_path(sec: Section, key: str, default: str | None = None, *, required: b
     return v.rstrip("/") or "/" if v is not None else None
 
 
+MAX_VOLUME_GB = 10240  # Hetzner: 10 GB to 10 TB per volume
+
+
+def parse_volume(sec: Section | None) -> Volume | None:
+    if sec is None:
+        return None
+    size = sec.integer("size_gb", required=True, lo=10, hi=MAX_VOLUME_GB)
+    protection = sec.flag("protection", True)
+    sec.done(["size_gb", "protection"])
+    return Volume(size, protection) if size is not None else None
+
+
 def parse_disk(sec: Section) -> Disk | None:
     name = sec.text("name", required=True, pattern=NAME, hint="a short name like 'data1'")
     machine = sec.text("machine", required=True, pattern=NAME, hint="a machine name from compute")
@@ -158,8 +186,12 @@ def parse_disk(sec: Section) -> Disk | None:
     fs = sec.text("filesystem", "ext4", choices=FILESYSTEMS)
     mount = _abs_path(sec, "mount", required=True)
     fmt = sec.flag("format", False)
-    sec.done(["name", "machine", "by_id", "serial", "size", "filesystem", "mount", "format"])
-    if by_id is None and (serial is None or size is None) and sec.ok:
+    volume = parse_volume(sec.section("volume"))
+    sec.done(["name", "machine", "by_id", "serial", "size", "filesystem", "mount", "format", "volume"])
+    if volume is not None and (by_id or serial or size):
+        sec.fail(sec.raw("volume"), sec.sub("volume"), "a Hetzner volume is named by its id, not by_id/serial/size",
+                 "drop by_id, serial and size: homelab finds the volume's device (scsi-0HC_Volume_<id>) itself")
+    elif not sec.has("volume") and by_id is None and (serial is None or size is None) and sec.ok:
         sec.fail(sec.node, sec.path, "needs by_id, or serial and size, to know it is the right disk",
                  "see `lsblk -b -o PATH,SERIAL,SIZE` on the machine; kernel names like /dev/sdb can change")
     if mount in ("/", "/usr", "/etc", "/boot", "/var"):
@@ -167,7 +199,7 @@ def parse_disk(sec: Section) -> Disk | None:
     if not sec.ok or name is None or machine is None or mount is None:
         return None
     return Disk(name=name, machine=machine, by_id=by_id, serial=serial, size=size, filesystem=fs or "ext4",
-                mount=mount, format=fmt)
+                mount=mount, format=fmt, volume=volume)
 
 
 def parse_repository(sec: Section) -> Repository | None:
@@ -297,11 +329,14 @@ def _named_nodes(sec: Section, key: str, parsed: tuple[Any, ...]) -> list[tuple[
 
 # ----------------------------------------------------------------- claims ----
 SERVER_PACKAGES = ("restic", "restic-rest-server")
+# mkfs for each filesystem a disk may get (Debian packages); planned on the disk's machine
+FILESYSTEM_PACKAGES = {"ext4": "e2fsprogs", "xfs": "xfsprogs", "btrfs": "btrfs-progs"}
 CLIENT_PACKAGES = ("restic", "jq", "curl")  # jq: the drill compares file lists; curl: append-only check
 
 
 def storage_claims(storage: StorageConfig, cfg: Any) -> Iterator[Claim]:
-    """Packages for the rest-server machines, and their port where the mesh does not cover it.
+    """Hetzner volumes for disks that ask for one; packages for the rest-server machines, and
+    their port where the mesh does not cover it.
 
     The port: rest-server listens on the repository machine's mesh address only, and the mesh
     already claims trust of everything arriving on its interface (WireGuard authenticated it),
@@ -314,6 +349,10 @@ def storage_claims(storage: StorageConfig, cfg: Any) -> Iterator[Claim]:
     collected, after this function runs; their packages (`CLIENT_PACKAGES`) are planned by the
     layer itself from the claims it reads.
     """
+    for i, disk in enumerate(storage.disks):
+        if disk.volume is not None:  # compute creates and attaches it; billing prices it
+            yield NeedsVolume("storage", f"storage.disks[{i}].volume", disk.machine, disk.name,
+                              disk.volume.size_gb, disk.volume.protection)
     mesh = cfg.sections.get("mesh") if hasattr(cfg, "sections") else None
     members = {n.name for n in mesh.members} if mesh is not None else set()
     for i, repo in enumerate(storage.repositories):

@@ -1,7 +1,7 @@
 """`homelab lab`: throwaway local Debian 13/12 machines (systemd-nspawn) to test against.
 
 Public API: `Lab` (up/add/down/status/reset/run/ssh_argv/inventory/stop_host/start_host/
-rekey_host/move_behind_nat/move_to_bridge/address), `LabConfig` (settings from HOMELAB_LAB_*), `missing_requirements()`,
+rekey_host/move_behind_nat/move_to_bridge/address/attach_disk/detach_disk/attached_disks), `LabConfig` (settings from HOMELAB_LAB_*), `missing_requirements()`,
 `deps_command()`, `parse_hosts_spec()` and `LAB_PACKAGES` (what the local apt repo mirrors).
 """
 from __future__ import annotations

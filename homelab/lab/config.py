@@ -42,6 +42,8 @@ LAB_PACKAGES: dict[str, tuple[str, ...]] = {
         "syncthing", "radicale", "postgresql-client", "valkey-tools",
         # ACME test server for the ingress layer (Let's Encrypt's Pebble)
         "pebble",
+        # mkfs for the storage layer's disks (lab hosts get loop devices: homelab/lab/disks.py)
+        "e2fsprogs", "xfsprogs", "btrfs-progs",
     ),
     # bookworm's docker-compose is the old python v1: only trixie gets Compose v2
     # pebble: Let's Encrypt's test ACME server, so ingress proves real ACME in the lab

@@ -1,13 +1,14 @@
 """A stand-in for the Hetzner Cloud API, on 127.0.0.1, for trying cloud configs on lab hosts.
 
 This is NOT Hetzner. It answers the endpoints homelab's `hcloud` calls use (servers,
-ssh_keys, actions, server_types, locations, images, pricing, and DNS zones with their RRSets:
-`fake_hcloud_zones`) in the real API's shapes, so
+ssh_keys, actions, server_types, locations, images, pricing, DNS zones with their RRSets:
+`fake_hcloud_zones`, and volumes: `fake_hcloud_volumes`) in the real API's shapes, so
 the real `hcloud` library talks to it unchanged. When a server is "created", a lab host is
 booted (through a HostBackend) and its address is the server's public IPv4; the cloud-init
 user data's `ssh_keys` host key and the project SSH keys are installed on that host before
 its sshd starts, as cloud-init would, so the first connection is verified like on Hetzner.
-Deleting the server stops the lab host.
+Deleting the server stops the lab host. A volume attached to a server becomes a loop device
+of its lab host (Lab.attach_disk), at the by-id path the API names.
 
 Switches for testing the unhappy paths:
 - `rate_limit(n)`: the next n requests get 429 `rate_limit_exceeded` with Hetzner's
@@ -96,6 +97,11 @@ class HostBackend(Protocol):
 
     def destroy(self, name: str) -> None: ...
 
+    def attach_disk(self, name: str, serial: str, size: int) -> None:
+        """Give server `name`'s host a block device of `size` bytes, serial `serial`."""
+
+    def detach_disk(self, name: str, serial: str) -> None: ...
+
 
 class NoHosts:
     """Servers with documentation addresses (192.0.2.0/24) and nothing behind them: unit tests."""
@@ -103,6 +109,7 @@ class NoHosts:
     def __init__(self) -> None:
         self.n = itertools.count(10)
         self.booted: dict[str, tuple[list[str], HostKey | None]] = {}
+        self.disks: dict[tuple[str, str], int] = {}  # (server, serial) -> bytes
 
     def boot(self, name: str, image: str, authorized_keys: list[str], host_key: HostKey | None) -> str:
         self.booted[name] = (authorized_keys, host_key)
@@ -110,6 +117,12 @@ class NoHosts:
 
     def destroy(self, name: str) -> None:
         self.booted.pop(name, None)
+
+    def attach_disk(self, name: str, serial: str, size: int) -> None:
+        self.disks[(name, serial)] = size
+
+    def detach_disk(self, name: str, serial: str) -> None:
+        self.disks.pop((name, serial), None)
 
 
 class LabHosts:
@@ -134,6 +147,15 @@ class LabHosts:
         lab_name = self.names.pop(name, None)
         if lab_name is not None:
             self.lab.stop_host(lab_name)
+
+    def attach_disk(self, name: str, serial: str, size: int) -> None:
+        self.lab.attach_disk(self.names[name], size, serial=serial)
+
+    def detach_disk(self, name: str, serial: str) -> None:
+        from homelab.lab.disks import by_id_path
+
+        if name in self.names:
+            self.lab.detach_disk(self.names[name], by_id_path(serial))
 
 
 class ApiError(Exception):
@@ -234,6 +256,9 @@ class FakeHcloud:
         from homelab.lab.fake_hcloud_zones import ZoneStore
 
         self.dns = ZoneStore(self)  # zones and RRSets
+        from homelab.lab.fake_hcloud_volumes import VolumeStore
+
+        self.volumes = VolumeStore(self)
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) for assertions
         self._throttle = 0
         self._slow = 0.0
@@ -313,7 +338,8 @@ class FakeHcloud:
             "backup_window": "22-02" if s["backups"] else None,
             "outgoing_traffic": 0, "ingoing_traffic": 0, "included_traffic": 21990232555520,
             "protection": {"delete": s["protected"], "rebuild": s["protected"]}, "labels": dict(s["labels"]),
-            "volumes": [], "load_balancers": [], "primary_disk_size": SERVER_TYPES[s["type"]][2],
+            "volumes": [v["id"] for v in self.volumes.volumes.values() if v["server"] == s["id"]],
+            "load_balancers": [], "primary_disk_size": SERVER_TYPES[s["type"]][2],
             "placement_group": None,
         }
 
@@ -398,6 +424,8 @@ class FakeHcloud:
                 return self._servers(method, parts[1:], q, body)
             if parts[:1] == ["zones"]:
                 return self.dns.handle(method, parts[1:], query, body)
+            if parts[:1] == ["volumes"]:
+                return self.volumes.handle(method, parts[1:], q, body)
         raise ApiError(404, "not_found", f"{method} /{'/'.join(parts)} is not part of this stand-in")
 
     def _page(self, key: str, items: list[Any], q: dict[str, str]) -> dict[str, Any]:

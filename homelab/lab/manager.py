@@ -25,7 +25,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
-from homelab.lab import cgroups, hosts, network
+from homelab.lab import cgroups, disks, hosts, network
 from homelab.lab.build import SuiteCache, ensure_suite, mirror_url
 from homelab.lab.daemon import Daemon
 from homelab.lab.images import registry
@@ -89,6 +89,8 @@ class Lab:
         self.known_hosts = d / "known_hosts"
         self.ssh_config = d / "ssh_config"
         self.inventory_path = d / "inventory.json"
+        self.disks_dir = d / "disks"  # sparse images behind the hosts' loop devices (see disks.py)
+        self._disks_record = d / "disks.json"
         self._lock_depth = 0
         self._lock_guard = threading.Lock()
         self._procs: dict[int, subprocess.Popen[bytes]] = {}  # our children, kept to be reaped
@@ -176,6 +178,8 @@ class Lab:
                 hosts.stop(hd, group)
                 network.netns_remove(self.config.host_ns(name))
                 hosts.wipe(hd)
+            disks.release_all(self.disks_dir)
+            self._disks_record.unlink(missing_ok=True)
             self._stop_repo_server()
             self._stop_registry()
             self._sweep()
@@ -216,6 +220,7 @@ class Lab:
                 hosts.stop(hd, group)
                 network.netns_remove(self.config.host_ns(name))
                 hosts.wipe(hd)
+                self._release_disks(name)  # a pristine host has no disks attached
             self._reap()
             self._bring_up(suites)
             log.info("reset %s in %s", " ".join(names), t)
@@ -256,6 +261,67 @@ class Lab:
             hosts.wait_ssh(hd, self.address(name), lambda: self._ssh_ok(name), timeout=30)
             log.info("%s has new host keys", name)
             return next(k for k in new if k.startswith("ssh-ed25519 "))
+
+    # ---------------------------------------------------------------- disks ----
+
+    def attach_disk(self, name: str, size: int, serial: str | None = None) -> str:
+        """Give a running host a block device of `size` bytes (a loop device on a sparse file).
+
+        Named like a Hetzner volume: returns its /dev/disk/by-id/scsi-0HC_Volume_<serial> path,
+        visible in the host; lsblk there shows `serial` (default: the next free number from
+        100000, like a volume id). The by-id link and the udev data are the lab's stand-in for
+        udev (see disks.py). It stays attached across stop_host/start_host; `reset`, `down`
+        and `detach_disk` remove it."""
+        with self._locked():
+            self._suite_of_existing(name)
+            if not hosts.running_pid(self._host(name)):
+                raise LabError(f"{name} is not running", f"start it first: lab.start_host({name!r})")
+            record = disks.load(self._disks_record)
+            if serial is None:
+                serial = str(max((int(d.serial) for d in record if d.serial.isdigit()), default=99999) + 1)
+            if any(d.serial == serial for d in record):
+                raise LabError(f"a lab disk with serial {serial} exists already", "pick another serial")
+            disk = disks.make(self.disks_dir, name, serial, size)
+            disks.save(self._disks_record, [*record, disk])
+            self._plug(disk)
+            log.info("%s: disk %s (%d bytes, %s) attached", name, disk.by_id, size, disk.loop)
+            return disk.by_id
+
+    def detach_disk(self, name: str, by_id: str) -> None:
+        """Take a disk away from a host (unmounted lazily if the host still has it mounted)."""
+        with self._locked():
+            record = disks.load(self._disks_record)
+            disk = next((d for d in record if d.host == name and d.by_id == by_id), None)
+            if disk is None:
+                raise LabError(f"{name} has no lab disk {by_id}")
+            self._unplug(disk)
+            disks.release(disk)
+            disks.save(self._disks_record, [d for d in record if d is not disk])
+
+    def attached_disks(self, name: str) -> list[disks.LabDisk]:
+        return [d for d in disks.load(self._disks_record) if d.host == name]
+
+    def _plug(self, disk: disks.LabDisk) -> None:
+        init = read_pid(self._host(disk.host).init_pid_file)
+        run(["nsenter", "-t", str(init), "-m", "--", "/bin/sh", "-c", disks.plug_script(disk)],
+            what=f"{disk.host}: plug {disk.loop}")
+        unit = disks.unit_name(disk.loop)
+        # the link and the udev data exist once the stand-in's first look is done
+        self.run(disk.host, f"systemctl daemon-reload && systemctl restart {unit} && "
+                            f"for i in $(seq 50); do [ -e {disks.udev_db(disk.loop)} ] && exit 0; sleep 0.1; done; "
+                            "exit 1", check=True, timeout=30)
+
+    def _unplug(self, disk: disks.LabDisk) -> None:
+        hd = self._host(disk.host)
+        if not hosts.running_pid(hd):
+            return  # a stopped host's /dev is gone with it
+        self.run(disk.host, disks.unplug_script(disk), timeout=60)
+
+    def _release_disks(self, name: str) -> None:
+        record = disks.load(self._disks_record)
+        for disk in (d for d in record if d.host == name):
+            disks.release(disk)
+        disks.save(self._disks_record, [d for d in record if d.host != name])
 
     # ------------------------------------------------------------------ NAT ----
 
@@ -451,6 +517,8 @@ class Lab:
         hd, address = self._host(name), self.address(name)
         waited = hosts.wait_ssh(hd, address, lambda: self._ssh_ok(name))
         init = hosts.after_boot(hd)
+        for disk in self.attached_disks(name):  # a booted host has a fresh /dev
+            self._plug(disk)
         log.info("%s (%s, %s): sshd up after %.1fs (nspawn pid %s, init pid %d)", name, address, hd.suite,
                  waited, read_pid(hd.nspawn_pid_file), init)
 

@@ -8,14 +8,17 @@ above (the engine stops at a blocked layer).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Sequence
 
+from homelab.claims import NeedsVolume
 from homelab.config.billing import BillingConfig
-from homelab.config.hetzner import HetznerConfig
+from homelab.config.hetzner import HetznerConfig, volume_name
 from homelab.layers.base import Layer, Observed, RunContext
 from homelab.model import Health, LayerPlan, Monitor
 from homelab.probe import ProbeResult
-from homelab.providers.pricing import Bill, Billable, Prices, bill, describe_change, money, parse_pricing
+from homelab.providers.pricing import (
+    Bill, Billable, BillableVolume, Prices, bill, describe_change, money, parse_pricing,
+)
 
 WARN_AT = 0.8  # share of the budget from which status warns
 
@@ -24,6 +27,7 @@ WARN_AT = 0.8  # share of the budget from which status warns
 class Seen:
     prices: Prices | None  # None: nothing in the cloud, nothing asked
     existing: tuple[Billable, ...] = ()
+    existing_volumes: tuple[BillableVolume, ...] = ()
 
 
 def wanted_items(hetzner: HetznerConfig | None) -> list[Billable]:
@@ -32,22 +36,30 @@ def wanted_items(hetzner: HetznerConfig | None) -> list[Billable]:
     return [Billable(s.name, s.type, s.location, s.backups) for s in hetzner.servers]
 
 
+def wanted_volumes(claims: Sequence[NeedsVolume]) -> list[BillableVolume]:
+    return [BillableVolume(volume_name(c.host, c.disk), c.size_gb) for c in claims]
+
+
 def empty_bill(currency: str) -> Bill:
     return Bill(currency=currency)
 
 
-def diff_billing(cfg: BillingConfig, hetzner: HetznerConfig | None, seen: Seen) -> LayerPlan:
-    """Pure: the plan's cost lines, warnings, and the budget verdict."""
+def diff_billing(cfg: BillingConfig, hetzner: HetznerConfig | None, seen: Seen,
+                 volumes: Sequence[NeedsVolume] = ()) -> LayerPlan:
+    """Pure: the plan's cost lines, warnings, and the budget verdict. `volumes`: the disks'
+    claims for Hetzner volumes."""
     if seen.prices is None:
         wanted = current = empty_bill(cfg.currency)
     else:
-        wanted = bill(seen.prices, wanted_items(hetzner))
-        current = bill(seen.prices, seen.existing)
+        wanted = bill(seen.prices, wanted_items(hetzner), wanted_volumes(volumes))
+        current = bill(seen.prices, seen.existing, seen.existing_volumes)
     notes = [f"monthly cost: {describe_change(wanted, current)}"]
     for item in wanted.items:
         extra = f" + backups {item.backups:.2f}" if item.backups else ""
         notes.append(f"  {item.name}: {item.type} in {item.location} {item.server:.2f} + IPv4 {item.ipv4:.2f}{extra}"
                      f" = {money(item.total, wanted.currency)}")
+    for vol in wanted.volumes:
+        notes.append(f"  volume {vol.name}: {vol.size_gb} GB = {money(vol.total, wanted.currency)}")
     warnings = list(wanted.unknown) + [f"existing {u}" for u in current.unknown]
     if seen.prices is not None and seen.prices.currency != cfg.currency:
         warnings.append(f"Hetzner bills this project in {seen.prices.currency}, billing.currency is {cfg.currency}: "
@@ -59,7 +71,7 @@ def diff_billing(cfg: BillingConfig, hetzner: HetznerConfig | None, seen: Seen) 
             blocked.append(f"monthly cost {money(wanted.total, wanted.currency)} is over the budget of "
                            f"{money(cfg.budget, cfg.currency)} (billing.budget)")
     return LayerPlan("billing", notes=tuple(notes), warnings=tuple(warnings), blocked=tuple(blocked),
-                     unchanged=(f"{len(wanted.items)} server(s) priced",))
+                     unchanged=(f"{len(wanted.items)} server(s), {len(wanted.volumes)} volume(s) priced",))
 
 
 def budget_monitor(cfg: BillingConfig, current: Bill) -> Monitor:
@@ -93,13 +105,16 @@ class BillingLayer(Layer):
         prices = parse_pricing(api.pricing())
         existing = tuple(Billable(s.name, s.type, s.location, s.backups, ipv4=s.ipv4 is not None)
                          for s in api.list_servers(hetzner.selector()))
-        return Observed(hosts=probed, api=Seen(prices, existing))
+        volumes = tuple(BillableVolume(v.name, v.size_gb) for v in api.list_volumes(hetzner.selector()))
+        return Observed(hosts=probed, api=Seen(prices, existing, volumes))
 
     def diff(self, ctx: RunContext, observed: Observed) -> LayerPlan:
-        return diff_billing(self._config(ctx), ctx.config.compute.hetzner, observed.api)
+        return diff_billing(self._config(ctx), ctx.config.compute.hetzner, observed.api,
+                            ctx.config.claims.of(NeedsVolume))
 
     def status(self, ctx: RunContext, observed: Observed) -> list[Monitor]:
         seen: Any = observed.api
         cfg = self._config(ctx)
-        current = bill(seen.prices, seen.existing) if seen.prices is not None else empty_bill(cfg.currency)
+        current = (bill(seen.prices, seen.existing, seen.existing_volumes) if seen.prices is not None
+                   else empty_bill(cfg.currency))
         return [budget_monitor(cfg, current)]

@@ -29,6 +29,7 @@ from hcloud.locations import Location
 from hcloud.server_types import ServerType
 from hcloud.servers import Server as HServer
 from hcloud.ssh_keys import SSHKey
+from hcloud.volumes import Volume as HVolume
 
 from homelab.errors import HomelabError
 from homelab.providers.retry import Attempts, RetryPolicy, describe_reset, not_there, rate_limit_wait
@@ -69,6 +70,19 @@ def server_ipv6(network: str | None) -> str | None:
 
 
 @dataclass(frozen=True)
+class CloudVolume:
+    id: int
+    name: str
+    size_gb: int
+    location: str
+    server_id: int | None  # the server it is attached to
+    linux_device: str  # /dev/disk/by-id/scsi-0HC_Volume_<id>
+    labels: Mapping[str, str] = field(default_factory=dict)
+    protected: bool = False
+    status: str = ""  # creating | available
+
+
+@dataclass(frozen=True)
 class CloudKey:
     id: int
     name: str
@@ -103,6 +117,13 @@ def _server(s: Any) -> CloudServer:
         protected=bool(prot.get("delete")), backups=s.backup_window is not None,
         image=s.image.name if s.image is not None else None,
         architecture=s.server_type.architecture if s.server_type else None, ipv6=server_ipv6(ipv6))
+
+
+def _volume(v: Any) -> CloudVolume:
+    return CloudVolume(id=int(v.id), name=v.name, size_gb=int(v.size), location=v.location.name if v.location else "",
+                       server_id=int(v.server.id) if v.server is not None else None,
+                       linux_device=v.linux_device or "", labels=dict(v.labels or {}),
+                       protected=bool((v.protection or {}).get("delete")), status=v.status or "")
 
 
 def _cloud_key(k: Any) -> CloudKey:
@@ -305,6 +326,55 @@ class HcloudApi:
     def set_labels(self, server: CloudServer, labels: Mapping[str, str]) -> None:
         self.call(f"label server {server.name}",
                   lambda: self.client.servers.update(HServer(id=server.id), labels=dict(labels)))
+
+    # ---------------------------------------------------------------- volumes --
+    def list_volumes(self, selector: str) -> list[CloudVolume]:
+        found = self.call("list volumes", lambda: self.client.volumes.get_all(label_selector=selector))
+        return sorted((_volume(v) for v in found), key=lambda v: v.name)
+
+    def find_volume(self, name: str) -> CloudVolume | None:
+        v = self.call(f"look up volume {name}", lambda: self.client.volumes.get_by_name(name))
+        return _volume(v) if v is not None else None
+
+    def create_volume(self, *, name: str, size_gb: int, server_id: int, labels: Mapping[str, str],
+                      timeout: float) -> CloudVolume:
+        """Create a volume attached to the server (in its location), unformatted: storage formats
+        it. Never makes a second volume of that name (a timed-out create is looked up first)."""
+        what = f"create volume {name}"
+        # hcloud types `labels` as str; the API (and hcloud's own request body) take the mapping
+        result: Any = self.call(what, lambda: self.client.volumes.create(
+            size=size_gb, name=name, labels=dict(labels),  # type: ignore[arg-type]
+            server=HServer(id=server_id), automount=False),
+            idempotent=False, recover=lambda: self.find_volume(name))
+        if isinstance(result, CloudVolume):
+            return result
+        self.wait_action(what, result.action.id, timeout)
+        for nxt in result.next_actions or []:  # the attach
+            self.wait_action(what, nxt.id, timeout)
+        return _volume(self.call(f"read volume {name}", lambda: self.client.volumes.get_by_id(result.volume.id)))
+
+    def _volume_action(self, what: str, fn: Callable[[], Any], timeout: float) -> None:
+        self.wait_action(what, self.call(what, fn).id, timeout)
+
+    def attach_volume(self, volume: CloudVolume, server_id: int, timeout: float) -> None:
+        self._volume_action(f"attach volume {volume.name}", lambda: self.client.volumes.attach(
+            HVolume(id=volume.id), HServer(id=server_id), automount=False), timeout)
+
+    def detach_volume(self, volume: CloudVolume, timeout: float) -> None:
+        self._volume_action(f"detach volume {volume.name}", lambda: self.client.volumes.detach(HVolume(id=volume.id)),
+                            timeout)
+
+    def resize_volume(self, volume: CloudVolume, size_gb: int, timeout: float) -> None:
+        self._volume_action(f"resize volume {volume.name}", lambda: self.client.volumes.resize(
+            HVolume(id=volume.id), size_gb), timeout)
+
+    def protect_volume(self, volume: CloudVolume, on: bool, timeout: float) -> None:
+        self._volume_action(f"{'protect' if on else 'unprotect'} volume {volume.name}",
+                            lambda: self.client.volumes.change_protection(HVolume(id=volume.id), delete=on), timeout)
+
+    def delete_volume(self, volume: CloudVolume) -> None:
+        self.call(f"delete volume {volume.name}", lambda: self.client.volumes.delete(HVolume(id=volume.id)),
+                  idempotent=False, recover=lambda: None)
 
     # --------------------------------------------------------------- ssh keys --
     def find_ssh_key(self, fingerprint: str) -> CloudKey | None:

@@ -20,6 +20,7 @@ class Prices:
     server_monthly: Mapping[tuple[str, str], float]  # (type, location) -> gross per month
     ipv4_monthly: Mapping[str, float]  # location -> gross per month for a primary IPv4
     backup_percent: float = 20.0
+    volume_gb_monthly: float | None = None  # gross per GB and month, one price in every location
 
 
 @dataclass(frozen=True)
@@ -39,14 +40,24 @@ class Priced:
 
 
 @dataclass(frozen=True)
+class PricedVolume:
+    """One volume's share of the bill."""
+
+    name: str
+    size_gb: int
+    total: float
+
+
+@dataclass(frozen=True)
 class Bill:
     items: tuple[Priced, ...] = ()
     unknown: tuple[str, ...] = ()  # "web-1: no price for cx99 in fsn1"
     currency: str = "EUR"
+    volumes: tuple[PricedVolume, ...] = ()
 
     @property
     def total(self) -> float:
-        return round(sum(i.total for i in self.items), 2)
+        return round(sum(i.total for i in self.items) + sum(v.total for v in self.volumes), 2)
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,14 @@ class Billable:
     backups: bool = False
     ipv4: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BillableVolume:
+    """A Hetzner volume: billed by its size, per GB and month."""
+
+    name: str
+    size_gb: int
 
 
 def _gross(price: Mapping[str, Any], what: str) -> float:
@@ -87,8 +106,12 @@ def parse_pricing(doc: Mapping[str, Any]) -> Prices:
         pct = float((p.get("server_backup") or {}).get("percentage", 20.0))
     except (TypeError, ValueError):
         pct = 20.0
+    try:
+        volume: float | None = float(p["volume"]["price_per_gb_month"]["gross"])
+    except (KeyError, TypeError, ValueError):
+        volume = None  # named as unknown by `bill` when a volume is asked for
     return Prices(currency=str(p.get("currency", "EUR")), server_monthly=servers, ipv4_monthly=ipv4,
-                  backup_percent=pct)
+                  backup_percent=pct, volume_gb_monthly=volume)
 
 
 def price_server(prices: Prices, item: Billable) -> Priced | None:
@@ -100,7 +123,7 @@ def price_server(prices: Prices, item: Billable) -> Priced | None:
     return Priced(item.name, item.type, item.location, base, ip, backups)
 
 
-def bill(prices: Prices, items: Iterable[Billable]) -> Bill:
+def bill(prices: Prices, items: Iterable[Billable], volumes: Iterable[BillableVolume] = ()) -> Bill:
     priced: list[Priced] = []
     unknown: list[str] = []
     for item in items:
@@ -109,7 +132,13 @@ def bill(prices: Prices, items: Iterable[Billable]) -> Bill:
             unknown.append(f"{item.name}: no price for server type {item.type} in {item.location}")
         else:
             priced.append(p)
-    return Bill(tuple(priced), tuple(unknown), prices.currency)
+    priced_volumes: list[PricedVolume] = []
+    for v in volumes:
+        if prices.volume_gb_monthly is None:
+            unknown.append(f"volume {v.name}: no price for volumes")
+        else:
+            priced_volumes.append(PricedVolume(v.name, v.size_gb, v.size_gb * prices.volume_gb_monthly))
+    return Bill(tuple(priced), tuple(unknown), prices.currency, tuple(priced_volumes))
 
 
 def money(amount: float, currency: str) -> str:

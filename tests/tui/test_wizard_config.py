@@ -143,3 +143,21 @@ def test_lab_machines_are_added_once(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert once["machines"][1] == {"name": "h2", "address": "10.44.0.3", "user": "root", "port": "22",
                                    "key": "/var/lib/homelab-lab/4/id_ed25519"}
     assert add_lab_machines(once) == once
+
+
+def test_disks_alone_write_a_storage_section_the_parser_takes() -> None:
+    disks = ({"name": "data", "machine": "web-1", "by_id": "", "volume.size_gb": "10", "mount": "/srv/homelab",
+              "format": False},
+             {"name": "usb", "machine": "pi-1", "by_id": "/dev/disk/by-id/usb-X_1", "volume.size_gb": "",
+              "mount": "/srv/usb", "format": True},
+             {"name": "", "machine": "", "by_id": "", "volume.size_gb": "", "mount": "/srv/homelab", "format": False})
+    answers = {**ANSWERS, "storage": {"disks": disks}}
+    text = render_config(answers, active_steps())
+    assert text.split("storage:\n", 1)[1].splitlines()[1:8] == [
+        "  disks:", "    - name: data", "      machine: web-1", "      volume:", "        size_gb: 10",
+        "      mount: /srv/homelab", "      format: false"]
+    cfg, problems = check_config(answers, active_steps())
+    assert problems == [] and cfg is not None
+    data, usb = cfg.get("storage").disks  # the blank row is not written
+    assert data.volume is not None and data.volume.size_gb == 10 and data.by_id is None
+    assert usb.by_id == "/dev/disk/by-id/usb-X_1" and usb.format and usb.volume is None

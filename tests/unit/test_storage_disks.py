@@ -70,3 +70,22 @@ def test_mounted_or_missing_disk_is_refused() -> None:
 def test_format_commands() -> None:
     assert format_commands("/dev/sdb", "ext4", "data1") == [["wipefs", "-a", "/dev/sdb"],
                                                              ["mkfs.ext4", "-q", "-L", "data1", "/dev/sdb"]]
+
+
+def test_the_plan_text_marks_a_format_destructive() -> None:
+    import io
+
+    from homelab.events import LayerPlanned
+    from homelab.model import Change, LayerPlan
+    from homelab.render_text import TextRenderer
+
+    out = io.StringIO()
+    erase = Change("storage", "h1", "create", "disk d: erase ext3 at offset 0x438 and format ext4", host="h1",
+                   destructive=True, detail=("/dev/vdb: serial S1, wwn -, 100 bytes, disk",))
+    mount = Change("storage", "h1", "create", "mount disk d at /srv/homelab", host="h1")
+    TextRenderer(out, io.StringIO())(LayerPlanned("storage", LayerPlan("storage", changes=(erase, mount))))
+    assert out.getvalue().splitlines()[1:] == [
+        "  + h1: disk d: erase ext3 at offset 0x438 and format ext4  [DESTRUCTIVE: apply needs --confirm-delete]",
+        "      /dev/vdb: serial S1, wwn -, 100 bytes, disk",
+        "  + h1: mount disk d at /srv/homelab",
+    ]

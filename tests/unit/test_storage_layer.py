@@ -215,7 +215,11 @@ def test_format_is_destructive_then_the_mount_follows() -> None:
     plan = plan_storage(inputs(cfg, {"h1": HostView(), "h2": disk_view("xfs", (Signature("xfs", "0x0"),), "u-1")}))
     fmt = next(c for c in plan.changes if c.summary.startswith("disk data1"))
     assert fmt.destructive and fmt.ops[0].kwargs["commands"] == [
-        "wipefs -a /dev/disk/by-id/virtio-data1", "mkfs.ext4 -q -L data1 /dev/disk/by-id/virtio-data1"]
+        "wipefs -a /dev/disk/by-id/virtio-data1", "mkfs.ext4 -q -L data1 /dev/disk/by-id/virtio-data1",
+        "if command -v udevadm >/dev/null; then udevadm settle --timeout=30; fi"]
+    # mkfs.ext4 comes with e2fsprogs, installed before the format
+    pkgs = next(c for c in plan.changes if c.host == "h2")
+    assert "e2fsprogs" in pkgs.ops[0].kwargs["packages"]
     assert any(c.deferred and c.summary == "mount disk data1 at /srv/homelab" for c in plan.changes)
     # once it is ext4: a mount unit by UUID, enabled and started, before the directories
     plan = plan_storage(inputs(cfg, {"h1": HostView(), "h2": disk_view("ext4", (Signature("ext4", "0x438"),), "u-2")}))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar, Iterator, Mapping
 
+from homelab.claims import NeedsVolume
 from homelab.config.hetzner import HetznerConfig
 from homelab.events import Event
 from homelab.hosts import HostTarget
@@ -18,6 +19,7 @@ from homelab.layers.compute.base_os import base_monitors, base_probes, diff_base
 from homelab.layers.compute.hetzner import (
     LAYER, STATE_KEY, apply_server_change, diff_servers, host_target, server_name, server_record,
 )
+from homelab.layers.compute.volumes import apply_volume_change, devices, diff_volumes
 from homelab.model import Change, Health, LayerPlan, Monitor
 from homelab.outputs import HostFacts
 from homelab.probe import AnyProbe, ProbeResult
@@ -37,6 +39,7 @@ class ComputeLayer(Layer):
     def __init__(self) -> None:
         self._api: Any = None  # one HcloudApi per run (a layer instance lives for one run)
         self._listed: list[Any] | None = None
+        self._volumes: list[Any] = []  # our volumes, as the last observe listed them
 
     # ------------------------------------------------------------- hetzner ---
     @staticmethod
@@ -96,7 +99,13 @@ class ComputeLayer(Layer):
             if facts is not None:
                 ctx.state.update_host(name, os=f"{facts.os_id} {facts.os_version}", arch=facts.arch)
                 ctx.outputs.publish(HostFacts(name, f"{facts.os_id} {facts.os_version}", facts.arch))
-        servers = self._list_servers(ctx, fresh=True) if self._hetzner(ctx) is not None else None
+        hz = self._hetzner(ctx)
+        if hz is None:
+            return Observed(hosts=probed, api=None)
+        servers = self._list_servers(ctx, fresh=True)
+        volumes = self.api(ctx).list_volumes(hz.selector())
+        ctx.outputs.publish(devices(volumes, {s.name: s for s in servers}))  # storage mounts them
+        self._volumes = volumes
         return Observed(hosts=probed, api=servers)
 
     def diff(self, ctx: RunContext, observed: Observed) -> LayerPlan:
@@ -108,10 +117,12 @@ class ComputeLayer(Layer):
         if hz is not None:
             known = ctx.state.section(LAYER).get(STATE_KEY, {})
             sd = diff_servers(hz, observed.api or [], known)
-            changes += sd.changes
-            same += sd.same
-            warnings += sd.warnings
-            blocked += sd.blocked
+            vd = diff_volumes(hz, ctx.config.claims.of(NeedsVolume), self._volumes,
+                              {s.name: s for s in observed.api or []})
+            changes += sd.changes + vd.changes  # in this order: a volume's server exists first
+            same += sd.same + vd.same
+            warnings += sd.warnings + vd.warnings
+            blocked += sd.blocked + vd.blocked
             for name in sd.creates:  # new servers: their whole base, in this same apply
                 c, _ = diff_base(name, ctx.config.compute.base, None)
                 changes += c
@@ -123,7 +134,10 @@ class ComputeLayer(Layer):
 
     def apply_change(self, ctx: RunContext, change: Change) -> Iterator[Event]:
         hz = self._hetzner(ctx)
-        assert hz is not None, "only cloud server changes are applied by the layer itself"
+        assert hz is not None, "only cloud server and volume changes are applied by the layer itself"
+        if change.ops[0].name.endswith("_volume"):
+            yield from apply_volume_change(ctx, self.api(ctx), hz, change)
+            return
         yield from apply_server_change(ctx, self.api(ctx), hz, change, operator_key_path(ctx, None))
 
     def status(self, ctx: RunContext, observed: Observed) -> list[Monitor]:

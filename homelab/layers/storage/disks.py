@@ -118,8 +118,14 @@ def decide(disk: Disk, dev: Device | None, signatures: tuple[Signature, ...]) ->
     return DiskDecision(disk.name, "format", f"disk {disk.name}: {what}", destructive=bool(found), facts=tuple(facts))
 
 
+# udev makes /dev/disk/by-uuid/<new uuid> (the mount unit's What=) from the change event the
+# mkfs causes; wait for it before the mount is planned. No udevadm (a container): nothing to wait for.
+SETTLE = "if command -v udevadm >/dev/null; then udevadm settle --timeout=30; fi"
+
+
 def format_commands(dev_path: str, fstype: str, label: str) -> list[list[str]]:
-    """argv to run (after the confirmation) for a `format` decision: wipe every signature, mkfs."""
+    """argv to run (after the confirmation) for a `format` decision: wipe every signature, mkfs
+    (then SETTLE, a shell line)."""
     mkfs = {"ext4": ["mkfs.ext4", "-q", "-L", label], "xfs": ["mkfs.xfs", "-q", "-L", label],
             "btrfs": ["mkfs.btrfs", "-q", "-L", label]}[fstype]
     return [["wipefs", "-a", dev_path], [*mkfs, dev_path]]

@@ -23,7 +23,7 @@ from homelab.layers.storage.probes import CREDENTIAL_SUFFIX, parse_view, storage
 from homelab.layers.storage.repo import ETC
 from homelab.layers.storage.status import storage_monitors
 from homelab.model import LayerPlan, Monitor
-from homelab.outputs import MeshAddresses
+from homelab.outputs import MeshAddresses, VolumeDevices
 from homelab.probe import Probe, ProbeResult
 from homelab.secrets import Secret
 
@@ -87,8 +87,10 @@ class StorageLayer(Layer):
         mesh = ctx.outputs.get(MeshAddresses)
         addresses = {m.name: m.address for m in ctx.config.machines}
         addresses.update({name: t.address for name, t in ctx.hosts.items()})
+        attached = ctx.outputs.get(VolumeDevices)  # compute's: which Hetzner volume is which disk
+        volumes = {d.disk: (d.device, d.size_gb * 2**30) for d in (attached.by_disk.values() if attached else [])}
         inputs = StorageInputs(cfg, self._backups(ctx), addresses, dict(mesh.addresses) if mesh else {},
-                               mesh.interface if mesh else "wg0", passwords, s3, views, credentials)
+                               mesh.interface if mesh else "wg0", passwords, s3, views, credentials, volumes)
         return Observed(hosts=probed, api=(inputs, tuple(errors)))
 
     def diff(self, ctx: RunContext, observed: Observed) -> LayerPlan:

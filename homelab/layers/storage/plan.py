@@ -13,19 +13,20 @@ htpasswd are deferred changes: the engine plans them in its next pass.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shlex
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from homelab.claims import BackupPath
-from homelab.config.storage import CLIENT_PACKAGES, SERVER_PACKAGES, Disk, Repository, StorageConfig
+from homelab.config.storage import CLIENT_PACKAGES, FILESYSTEM_PACKAGES, SERVER_PACKAGES, Disk, Repository, StorageConfig
 from homelab.host_secrets import generate_command
 from homelab.layers.storage import disks as diskmod
 from homelab.layers.storage import files as filemod
 from homelab.layers.storage import restserver, scripts, units
 from homelab.layers.storage.files import HostDir, HostFile
-from homelab.layers.storage.probes import CREDENTIAL_SUFFIX, HostView
+from homelab.layers.storage.probes import CREDENTIAL_SUFFIX, DiskView, HostView
 from homelab.layers.storage.repo import ETC, LIB, Target, render_credentials
 from homelab.model import Change, LayerPlan, Op
 from homelab.secrets import Secret
@@ -44,6 +45,7 @@ class StorageInputs:
     s3_keys: Mapping[str, tuple[Secret, Secret]] = field(default_factory=dict)  # repository -> (access, secret)
     views: Mapping[str, HostView] = field(default_factory=dict)  # reachable hosts only
     credentials: Mapping[tuple[str, str], Secret] = field(default_factory=dict)  # (host, repo) -> read back
+    volumes: Mapping[str, tuple[str, int]] = field(default_factory=dict)  # disk -> (by-id path, bytes): Hetzner
 
 
 # ------------------------------------------------------------------ layout --
@@ -238,9 +240,28 @@ def _packages(h: _Host, wanted: Sequence[str]) -> None:
         h.same.append(f"{h.host}: packages installed ({', '.join(dict.fromkeys(wanted))})")
 
 
-def _disks(h: _Host, cfg: StorageConfig, blocked: list[str]) -> None:
+def _volume_disk(h: _Host, disk: Disk, volumes: Mapping[str, tuple[str, int]]) -> tuple[Disk, DiskView | None]:
+    """A Hetzner volume disk as the disk it now is (its device, its exact size), and what the
+    host shows there; (disk, None) with a deferred mount while the volume is not there yet."""
+    found = volumes.get(disk.name)
+    if found is None:
+        h.defer(f"mount disk {disk.name} at {disk.mount}", "needs its Hetzner volume (compute creates and attaches it)")
+        return disk, None
+    by_id, size = found
+    seen = h.view.volumes.get(by_id)
+    if seen is None:
+        h.defer(f"mount disk {disk.name} at {disk.mount}", f"{by_id} is not on {h.host} yet (just attached?)")
+    return dataclasses.replace(disk, by_id=by_id, size=size), seen
+
+
+def _disks(h: _Host, cfg: StorageConfig, blocked: list[str], volumes: Mapping[str, tuple[str, int]]) -> None:
     for disk in (d for d in cfg.disks if d.machine == h.host):
-        seen = h.view.disks.get(disk.name)
+        if disk.volume is not None:
+            disk, seen = _volume_disk(h, disk, volumes)
+            if seen is None:
+                continue
+        else:
+            seen = h.view.disks.get(disk.name)
         if seen is None or seen.error:
             blocked.append(f"{h.host}: disk {disk.name}: not read ({seen.error if seen else 'no probe result'})")
             continue
@@ -253,6 +274,7 @@ def _disks(h: _Host, cfg: StorageConfig, blocked: list[str]) -> None:
             assert seen.device is not None
             dev = disk.by_id or seen.device.path
             cmds = [" ".join(shlex.quote(a) for a in argv) for argv in diskmod.format_commands(dev, disk.filesystem, disk.name)]
+            cmds.append(diskmod.SETTLE)
             h.changes.append(Change(LAYER, h.host, "create", decision.reason,
                                     (Op("server.shell", {"commands": cmds}),), host=h.host,
                                     destructive=decision.destructive, detail=decision.facts))
@@ -318,9 +340,10 @@ def plan_storage(inputs: StorageInputs) -> LayerPlan:
         h = host(name)
         if h is None:
             continue
-        wanted = [*(CLIENT_PACKAGES if name in clients else ()), *(SERVER_PACKAGES if name in servers else ())]
+        wanted = [*(CLIENT_PACKAGES if name in clients else ()), *(SERVER_PACKAGES if name in servers else ()),
+                  *(FILESYSTEM_PACKAGES[d.filesystem] for d in cfg.disks if d.machine == name)]
         _packages(h, wanted)
-        _disks(h, cfg, blocked)
+        _disks(h, cfg, blocked, inputs.volumes)
         _dirs(h, wanted_dirs(cfg, backups, name))
 
     # clients: per app and repository, the scripts, units, password and credentials

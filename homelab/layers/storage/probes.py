@@ -12,7 +12,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from homelab.config.storage import CLIENT_PACKAGES, SERVER_PACKAGES, Disk
+from homelab.config.storage import CLIENT_PACKAGES, FILESYSTEM_PACKAGES, SERVER_PACKAGES, Disk
 from homelab.layers.storage import restserver
 from homelab.layers.storage.disks import Device, Signature, parse_lsblk, parse_wipefs
 from homelab.layers.storage.monitors import Space
@@ -28,6 +28,7 @@ CREDENTIAL_SUFFIX = ".rest-password"
 FILE_GLOBS = (f"{ETC}/*", f"{LIB}/*", f"{UNIT_DIR}/homelab-*.service", f"{UNIT_DIR}/homelab-*.timer",
               f"{UNIT_DIR}/*.mount", restserver.DEFAULTS_FILE, restserver.HTPASSWD, restserver.DROPIN)
 SPLIT = "@@homelab-split@@"
+PROBED_PACKAGES = tuple(dict.fromkeys([*CLIENT_PACKAGES, *SERVER_PACKAGES, *FILESYSTEM_PACKAGES.values()]))
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class HostView:
     credentials: Mapping[str, str] = field(default_factory=dict)  # path -> value (made a Secret by the layer)
     htpasswd: Mapping[str, str] = field(default_factory=dict)  # user -> bcrypt hash (not secret)
     disks: Mapping[str, DiskView] = field(default_factory=dict)
+    volumes: Mapping[str, DiskView] = field(default_factory=dict)  # Hetzner volumes: by-id path -> view
     statuses: Mapping[str, str] = field(default_factory=dict)  # status file -> JSON text
     space: Mapping[str, Space] = field(default_factory=dict)  # path asked for -> its filesystem
     append_only: Mapping[str, str] = field(default_factory=dict)  # target key -> HTTP code
@@ -117,12 +119,33 @@ def disk_probe(disk: Disk) -> Probe:
     return Probe(cmd, SHORT, parse_disk)
 
 
+VOLUME_GLOB = "/dev/disk/by-id/scsi-0HC_Volume_*"  # how Hetzner's udev rules name its volumes
+VOLUME_MARK = "@@homelab-volume@@"
+
+
+def volumes_probe() -> Probe:
+    """lsblk and wipefs of every Hetzner volume on the host: which one is which disk is known
+    only from the API (compute's `VolumeDevices`), which a probe cannot wait for."""
+    cmd = (f"for dev in {VOLUME_GLOB}; do [ -e \"$dev\" ] || continue; echo {VOLUME_MARK} \"$dev\"; "
+           "lsblk -J -b -o PATH,SERIAL,WWN,SIZE,TYPE,FSTYPE,PTTYPE,UUID,MOUNTPOINTS \"$dev\"; "
+           f"echo {SPLIT}; wipefs -n -J \"$dev\"; done; true")
+    return Probe(cmd, SHORT, parse_volumes)
+
+
+def parse_volumes(result: ProbeResult) -> dict[str, DiskView]:
+    out: dict[str, DiskView] = {}
+    for block in result.out.split(VOLUME_MARK)[1:]:
+        path, _, rest = block.strip().partition("\n")
+        out[path.strip()] = parse_disk(ProbeResult(0, rest))
+    return out
+
+
 def storage_probes(layout: Any) -> dict[str, Probe]:
     """Every probe of one host (`layout`: plan.ProbeLayout, which needs this module's parsers)."""
     units, disks, append_only = layout.units, layout.disks, layout.append_only
     probes = {
         PREFIX + "files": files_probe(layout.dirs),
-        PREFIX + "packages": packages([*dict.fromkeys([*CLIENT_PACKAGES, *SERVER_PACKAGES])], SHORT),
+        PREFIX + "packages": packages(list(PROBED_PACKAGES), SHORT),
         PREFIX + "credentials": credentials_probe(),
         PREFIX + "status": status_probe(),
         PREFIX + "space": space_probe(layout.space),
@@ -132,7 +155,10 @@ def storage_probes(layout: Any) -> dict[str, Probe]:
     if layout.server:
         probes[PREFIX + "htpasswd"] = htpasswd_probe()
     for disk in disks:
-        probes[f"{PREFIX}disk.{disk.name}"] = disk_probe(disk)
+        if disk.volume is None:
+            probes[f"{PREFIX}disk.{disk.name}"] = disk_probe(disk)
+    if any(d.volume is not None for d in disks):
+        probes[PREFIX + "volumes"] = volumes_probe()
     if append_only:
         cmd = "; ".join(append_only_probe(k, s, e) for k, s, e in append_only)
         probes[PREFIX + "append_only"] = Probe(cmd, SHORT + 5 * len(append_only))
@@ -217,13 +243,15 @@ def parse_view(results: Mapping[str, ProbeResult]) -> HostView:
     space = get("space")
     disks = {k[len(PREFIX + "disk."):]: parse_disk(r) for k, r in results.items()
              if k.startswith(PREFIX + "disk.") and not r.timed_out}
+    volumes = get("volumes")
     return HostView(
         files=parse_files(files) if files else {},
-        packages=parse_packages(pkgs, [*CLIENT_PACKAGES, *SERVER_PACKAGES]) if pkgs else {},
+        packages=parse_packages(pkgs, list(PROBED_PACKAGES)) if pkgs else {},
         units=parse_unit_states(units) if units else {},
         credentials=parse_tabbed(creds) if creds else {},
         htpasswd=parse_htpasswd(htp) if htp else {},
         disks=disks,
+        volumes=parse_volumes(volumes) if volumes else {},
         statuses=parse_tabbed(status) if status else {},
         space=parse_space(space) if space else {},
         append_only=parse_append_only(get("append_only")),

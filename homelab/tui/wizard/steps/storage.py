@@ -2,16 +2,31 @@
 
 The repository password is never asked for: the config names an environment variable or a
 command that prints it (the operator holds it; backups must survive the loss of every host).
-Disks are left to the config file (their identity needs `lsblk` on the machine).
+Disks: a stable device path (`by_id`, from `ls -l /dev/disk/by-id` on the machine), or a
+Hetzner volume size for a cloud server (homelab creates the volume). Serial-and-size
+identities are left to the config file.
 """
 from __future__ import annotations
 
 from homelab.tui.wizard.fields import Answers, Field, ListField
 from homelab.tui.wizard.step import WizardStep, field_entries, nest
 from homelab.tui.wizard.steps.privilege import looks_like_token
-from homelab.tui.wizard.yaml_text import Entry, scalar
+from homelab.tui.wizard.yaml_text import Entry, Items, scalar
 
 ENABLED = Field("enabled", "Back up app data with restic", kind="bool", default=True, wizard_only=True)
+DISKS = ListField(
+    "disks", "Disks for app data",
+    (
+        Field("name", "name", placeholder="data1", width=10),
+        Field("machine", "machine", placeholder="nas", width=12),
+        Field("by_id", "by_id (/dev/disk/by-id/...)", placeholder="/dev/disk/by-id/ata-...", width=30),
+        Field("volume.size_gb", "or Hetzner volume GB", kind="int", placeholder="10", width=8),
+        Field("mount", "mount", default="/srv/homelab", width=14),
+        Field("format", "format if it has data", kind="bool", default=False),
+    ),
+    comment="A disk with a filesystem or partitions is formatted only with format: true and --confirm-delete.",
+    add_label="add a disk",
+)
 
 
 class StorageStep(WizardStep):
@@ -27,6 +42,7 @@ class StorageStep(WizardStep):
               comment="Each app gets <data_root>/<app> on the machine it runs on."),
         Field("password_from", "Repository password from", kind="choice", default="env", path="password",
               choices=(("environment variable", "env"), ("command", "command")), wizard_only=True),
+        DISKS,
         Field("password_source", "Variable name / command", default="RESTIC_PASSWORD", path="password",
               placeholder="RESTIC_PASSWORD or: pass show restic", wizard_only=True),
         ListField(
@@ -46,16 +62,20 @@ class StorageStep(WizardStep):
     )
 
     def entries(self, answers: Answers) -> tuple[Entry, ...]:
-        repos = next(f for f in self.fields if isinstance(f, ListField))
+        repos = next(f for f in self.fields if isinstance(f, ListField) and f.key == "repositories")
+        disks = [Entry(e.key, Items(tuple(nest(list(item)) for item in e.value.items)), e.comment)
+                 for e in field_entries(DISKS, answers.get("disks")) if isinstance(e.value, Items)]
         if not answers.get("enabled", True) or not field_entries(repos, answers.get("repositories")):
-            return ()  # no repository, no backups: the section would only restate defaults
+            # no repository, no backups: the section would only restate defaults (disks alone still count)
+            return tuple(disks)
         out: list[Entry] = []
         for f in self.fields:
             if isinstance(f, Field) and f.wizard_only:
                 continue
-            if f.key == "repositories":
+            if f.key in ("repositories", "disks"):
                 continue
             out.extend(field_entries(f, answers.get(f.key)))
+        out.extend(disks)
         source = str(answers.get("password_source", "")).strip()
         if source:
             kind = str(answers.get("password_from", "env"))
