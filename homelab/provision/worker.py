@@ -69,6 +69,7 @@ for _name in ("run_shell_command", "put_file", "get_file"):
     setattr(SSHConnector, _name, as_lost_connection(getattr(SSHConnector, _name)))
 
 from homelab.hosts import LOCAL  # noqa: E402
+from homelab.provision.apt_lock import timeout_from_env, uses_apt, with_lock_timeout  # noqa: E402
 
 _out_lock_free = True  # gevent: writes from greenlets do not interleave within one write()
 REDACT: list[str] = []
@@ -119,6 +120,37 @@ def _guarded_apply(spec: dict[str, Any]) -> Any:
             raise
 
     return python.call(function=apply)
+
+
+def _apt_lock_wait(host_name: str, timeout: int) -> Any:
+    """Wait until no apt/dpkg lock is held on the host (homelab.provision.apt_lock), telling
+    who holds it while waiting; past `timeout` seconds fail the host, naming the holder."""
+    import time
+
+    from homelab.provision.apt_lock import (POLL_EVERY, PROGRESS_EVERY, parse_holders, render_holders_probe,
+                                            render_timeout_error, render_waiting)
+    probe = render_holders_probe()
+
+    def wait(state: State, host: Any) -> None:
+        start = time.monotonic()
+        told = -PROGRESS_EVERY
+        while True:
+            ok, output = host.run_shell_command(StringCommand(probe), _sudo=bool(host.data.get("_sudo")),
+                                                _timeout=60)
+            holders = parse_holders(output.stdout) if ok else ()
+            waited = time.monotonic() - start
+            if not holders:
+                return
+            if waited >= timeout:
+                message, hint = render_timeout_error(host_name, holders, timeout)
+                CALLBACK_ERRORS[host_name] = f"{message} ({hint})"
+                raise RuntimeError(message)
+            if waited - told >= PROGRESS_EVERY:
+                told = waited
+                emit(event="progress", host=host_name, message=render_waiting(host_name, holders, waited, timeout))
+            time.sleep(min(POLL_EVERY, max(0.1, timeout - waited)))
+
+    return python.call(function=wait)
 
 
 # The only operations a job may name: a whitelist, not getattr on arbitrary modules.
@@ -226,6 +258,7 @@ def run(job: dict[str, Any]) -> int:
         callbacks = Callbacks(index)
         state.add_callback_handler(callbacks)
         connect_all(state)
+        apt_timeout = timeout_from_env()
         for host in inventory:
             if host not in state.activated_hosts:
                 continue
@@ -234,6 +267,9 @@ def run(job: dict[str, Any]) -> int:
                 if func is None:
                     emit(event="op_error", host=name_of(host), index=i, error=f"unknown operation {name}")
                     break
+                if uses_apt(name, kwargs):  # the apt/dpkg locks free first, a bounded wait
+                    add_op(state, _apt_lock_wait, host=host, host_name=name_of(host), timeout=apt_timeout)
+                    kwargs = with_lock_timeout(name, kwargs, apt_timeout)
                 results = add_op(state, func, host=host, **kwargs)
                 op_meta = results.get(host)
                 if op_meta is not None:

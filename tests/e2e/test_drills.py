@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -166,4 +167,59 @@ def test_ssh_cut_to_one_of_three_mid_apply(lab, drill: dict[str, Any]) -> None: 
         nft_cut(lab, "h2", False)
     healed = homelab("apply", str(cfg), "--yes", env=env)
     assert healed.returncode == 0, healed.stdout[-3000:] + healed.stderr[-3000:]
+    assert homelab("plan", str(cfg), env=env).returncode == 0
+
+
+def with_package(cfg: Path, package: str) -> Path:
+    """The drill config with one more base package: every host has an apt install to do."""
+    text = cfg.read_text()
+    assert "  base:\n" in text
+    cfg.write_text(text.replace("  base:\n", f"  base:\n    packages: [{package}]\n", 1))
+    return cfg
+
+
+def hold_apt_lock(lab: Any, host: str) -> int:
+    """A process inside the host holding dpkg's frontend lock as apt does (a POSIX fcntl lock: a
+    flock(2) lock would not stop apt-get, the two kinds do not conflict on Linux); its PID there."""
+    code = ("import fcntl,time; f=open('/var/lib/dpkg/lock-frontend','w'); fcntl.lockf(f, fcntl.LOCK_EX); "
+            "open('/run/drill-apt-lock','w').write('held'); time.sleep(900)")
+    out = lab.run(host, f"rm -f /run/drill-apt-lock; setsid python3 -c \"{code}\" >/dev/null 2>&1 </dev/null & "
+                        "echo $!; for i in $(seq 50); do [ -e /run/drill-apt-lock ] && break; sleep 0.1; done",
+                  check=True)
+    return int(out.stdout.split()[0])
+
+
+def test_held_apt_lock_on_one_host_is_a_bounded_wait_then_a_clear_error(lab, drill: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    env = {**drill["env"], "HOMELAB_APT_LOCK_TIMEOUT": "12"}
+    cfg = drill_config(lab, drill["dir"] / "drill.yaml", 0)  # the other drills' config and state, if they ran
+    first = homelab("apply", str(cfg), "--yes", "--accept-new-host-keys", env=env)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    for host in HOSTS:
+        lab.run(host, "dpkg -r jq >/dev/null 2>&1; true", check=True)
+    with_package(cfg, "jq")
+    pid = hold_apt_lock(lab, "h2")
+    try:
+        t0 = time.monotonic()
+        held = homelab("apply", str(cfg), "--yes", env=env)
+        took = time.monotonic() - t0
+        assert held.returncode == 1, held.stdout[-3000:] + held.stderr[-3000:]
+        holder = f"/var/lib/dpkg/lock-frontend held by PID {pid} (python3)"
+        # progress while waiting, then the error naming the holder and what to do
+        waits = re.findall(rf"\.\.\. h2: waiting for the apt lock {re.escape(holder)} (\d+)s/12s", held.stderr)
+        assert len(waits) >= 2 and waits[0] == "0", held.stderr[-3000:]
+        assert f"apt lock on h2 still held after 12 s: {holder}" in held.stderr, held.stderr[-3000:]
+        assert f"ps -o pid,etime,args -p {pid}" in held.stderr and "HOMELAB_APT_LOCK_TIMEOUT" in held.stderr
+        summary = held.stdout[held.stdout.index("summary:"):]
+        assert f"{'h2':<16} failed" in summary, summary
+        for host in ("h1", "h3"):
+            assert f"{host:<16} changed" in summary, summary  # the others install it
+            assert lab.run(host, "dpkg-query -W jq").returncode == 0
+        assert lab.run("h2", "dpkg-query -W -f='${db:Status-Abbrev}' jq 2>/dev/null | grep -q ^ii").returncode != 0
+        assert took < 120, took  # bounded: the 12 s wait, not apt's or SSH's own timeouts
+        print(f"\napt lock drill: held on h2, apply failed after {took:.0f} s (wait 12 s), others changed")
+    finally:
+        lab.run("h2", f"kill {pid}; true", check=True)
+    released = homelab("apply", str(cfg), "--yes", env=env)
+    assert released.returncode == 0, released.stdout[-3000:] + released.stderr[-3000:]
+    assert lab.run("h2", "dpkg-query -W jq").returncode == 0
     assert homelab("plan", str(cfg), env=env).returncode == 0
