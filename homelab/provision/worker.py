@@ -68,7 +68,10 @@ def as_lost_connection(fn: Callable[..., Any]) -> Callable[..., Any]:
 for _name in ("run_shell_command", "put_file", "get_file"):
     setattr(SSHConnector, _name, as_lost_connection(getattr(SSHConnector, _name)))
 
+from pyinfra.connectors.local import LocalConnector  # noqa: E402
+
 from homelab.hosts import LOCAL  # noqa: E402
+from homelab.provision import file_writes  # noqa: E402
 from homelab.provision.apt_lock import timeout_from_env, uses_apt, with_lock_timeout  # noqa: E402
 
 _out_lock_free = True  # gevent: writes from greenlets do not interleave within one write()
@@ -95,6 +98,56 @@ def _put_text(content: str, **kwargs: Any) -> Any:
 
 # host -> why a Python-side operation failed (its message becomes the op_error's error)
 CALLBACK_ERRORS: dict[str, str] = {}
+
+
+def _size_of(filename_or_io: Any) -> int:
+    if isinstance(filename_or_io, io.StringIO):
+        return len(filename_or_io.getvalue().encode())
+    if isinstance(filename_or_io, (str, os.PathLike)):
+        try:
+            return os.path.getsize(filename_or_io)
+        except OSError:
+            return 0
+    return 0
+
+
+def atomic_put(put_file: Callable[..., Any]) -> Callable[..., Any]:
+    """A connector's put_file that replaces the destination whole or not at all
+    (homelab.provision.file_writes): on a full disk the old file stays and the op's error says
+    "no space left on <mount> on <host>"."""
+    def wrapped(self: Any, filename_or_io: Any, remote_filename: Any, remote_temp_filename: Any = None,
+                print_output: bool = False, print_input: bool = False, **arguments: Any) -> bool:
+        import secrets
+
+        dest = str(remote_filename)
+        temp = file_writes.temp_beside(dest, secrets.token_hex(4))
+        # the sudo path's staging file in /tmp: named here so a failed copy can remove it too
+        staging = remote_temp_filename or self.host.get_temp_filename(dest)
+        error = ""
+        try:
+            ok = put_file(self, filename_or_io, temp, remote_temp_filename=staging, print_output=print_output,
+                          print_input=print_input, **arguments)
+        except (OSError, paramiko.SSHException) as exc:  # SFTP says only "Failure" on ENOSPC
+            ok, error = False, str(exc)
+        if ok:
+            ok, out = self.run_shell_command(StringCommand(file_writes.render_move_into_place(temp, dest)),
+                                             **arguments)
+            error = "" if ok else out.stderr
+        if ok:
+            return True
+        self.run_shell_command(StringCommand(file_writes.render_cleanup(temp, staging)), **arguments)
+        probed, out = self.run_shell_command(StringCommand(file_writes.render_space_probe(dest)), **arguments)
+        space = file_writes.parse_space(out.stdout) if probed else None
+        host = name_of(self.host)
+        message, hint = file_writes.render_failure(host, dest, _size_of(filename_or_io), space, error)
+        CALLBACK_ERRORS[host] = f"{message} ({hint})"
+        return False
+
+    return wrapped
+
+
+for _connector in (SSHConnector, LocalConnector):
+    _connector.put_file = atomic_put(_connector.put_file)  # type: ignore[method-assign]
 
 
 def _guarded_apply(spec: dict[str, Any]) -> Any:

@@ -223,3 +223,58 @@ def test_held_apt_lock_on_one_host_is_a_bounded_wait_then_a_clear_error(lab, dri
     assert released.returncode == 0, released.stdout[-3000:] + released.stderr[-3000:]
     assert lab.run("h2", "dpkg-query -W jq").returncode == 0
     assert homelab("plan", str(cfg), env=env).returncode == 0
+
+
+WG = "/etc/wireguard"
+
+
+def fill_wireguard_dir(lab: Any, host: str) -> None:
+    """A small tmpfs over /etc/wireguard (its files copied in), then filled: the rendered wg0.conf
+    has no room. Entered through the host's namespaces (homelab's sshd sees the same mounts)."""
+    argv = lab.enter_argv(host)
+    assert argv is not None
+    script = (f"set -e; rm -rf /run/drill-wg; cp -a {WG} /run/drill-wg; mount -t tmpfs -o size=64k,mode=700 "
+              f"drill-full {WG}; cp -a /run/drill-wg/. {WG}/; dd if=/dev/zero of={WG}/drill-filler bs=1k "
+              f"2>/dev/null || true; df -k {WG} | tail -1")
+    subprocess.run([*argv, script], check=True, timeout=60, capture_output=True)
+
+
+def unmount_wireguard_dir(lab: Any, host: str) -> None:
+    """The tmpfs goes, what homelab wrote there is kept (copied back onto the real directory)."""
+    argv = lab.enter_argv(host)
+    assert argv is not None
+    script = (f"if mountpoint -q {WG}; then rm -f {WG}/drill-filler; rm -rf /run/drill-wg; "
+              f"cp -a {WG} /run/drill-wg; umount {WG}; cp -a /run/drill-wg/. {WG}/; fi")
+    subprocess.run([*argv, script], check=True, timeout=60, capture_output=True)
+
+
+def test_full_disk_on_one_host_is_a_clear_error_and_nothing_half_written(lab, drill: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    env = drill["env"]
+    cfg = drill_config(lab, drill["dir"] / "drill.yaml", 0)
+    first = homelab("apply", str(cfg), "--yes", "--accept-new-host-keys", env=env)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    before = lab.run("h2", f"sha256sum {WG}/wg0.conf; ls -A {WG}; ls -A /tmp", check=True).stdout
+    # h2 listens elsewhere: its wg0.conf changes, and the others' (their endpoint for h2)
+    cfg.write_text(cfg.read_text().replace("{name: h2, endpoint: auto}", "{name: h2, endpoint: auto, port: 51999}"))
+    fill_wireguard_dir(lab, "h2")
+    try:
+        full = homelab("apply", str(cfg), "--yes", env=env)
+        assert full.returncode == 1, full.stdout[-3000:] + full.stderr[-3000:]
+        assert f"no space left on {WG} on h2 (writing {WG}/wg0.conf" in full.stderr, full.stderr[-3000:]
+        assert "nothing half-written left" in full.stderr and f"free space on {WG} of h2" in full.stderr
+        summary = full.stdout[full.stdout.index("summary:"):]
+        assert f"{'h2':<16} failed" in summary, summary
+        for host in ("h1", "h3"):
+            assert f"{host:<16} changed" in summary, summary
+            assert ":51999" in lab.run(host, f"cat {WG}/wg0.conf", check=True).stdout
+        after = lab.run("h2", f"sha256sum {WG}/wg0.conf; ls -A {WG} | grep -v drill-filler; ls -A /tmp",
+                        check=True).stdout
+        assert after == before  # the old file intact, no temp file beside it or in /tmp
+        lab.run("h2", f"rm -f {WG}/drill-filler", check=True)  # space freed
+        freed = homelab("apply", str(cfg), "--yes", env=env)
+        assert freed.returncode == 0, freed.stdout[-3000:] + freed.stderr[-3000:]
+        assert "ListenPort = 51999" in lab.run("h2", f"cat {WG}/wg0.conf", check=True).stdout
+        assert lab.run("h2", f"ls -A {WG} | grep -c homelab- || true", check=True).stdout.strip() == "0"
+    finally:
+        unmount_wireguard_dir(lab, "h2")
+    assert homelab("plan", str(cfg), env=env).returncode == 0  # converged, on the real directory too
