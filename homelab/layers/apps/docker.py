@@ -91,6 +91,7 @@ def render_install_script(settings: DockerSettings) -> str:
         f"{{ {APT_GET} update -qq && DEBIAN_FRONTEND=noninteractive {APT_GET} install -y -q {pkgs} >/dev/null; "
         "echo 'docker changed: installed'; }",
         "mkdir -p /etc/docker",
+        f"trap 'rm -f {DAEMON_JSON}.new' EXIT",  # a write that failed half-way (a full disk) leaves no .new
         f"cat > {DAEMON_JSON}.new <<'HOMELAB_EOF'",
         text.rstrip("\n"),
         "HOMELAB_EOF",

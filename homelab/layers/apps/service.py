@@ -74,6 +74,7 @@ def render_service_deploy(app: App, recipe: Recipe) -> str:
         if v.source is None:
             lines.append(f"v={d}/{shlex.quote(v.name)}; [ -d \"$v\" ] || {{ mkdir -p \"$v\"{owner}; }}")
     lines += [
+        f"trap 'rm -f {u}.new' EXIT",  # a write that failed half-way (a full disk) leaves no .new behind
         f"cat > {u}.new <<'HOMELAB_EOF'",
         unit.rstrip("\n"),
         "HOMELAB_EOF",
