@@ -11,6 +11,13 @@ terminal or the OOM killer would.
 SSH cut: a `reject with tcp reset` for port 22 inside one host (its own nft table, not
 homelab's) the moment the apply has changed something: that host is reported, the others
 complete, the run exits 1; with the rule gone, one apply converges.
+
+apt lock: a process inside one host holds dpkg's frontend lock while an apply installs a
+package: a bounded wait (HOMELAB_APT_LOCK_TIMEOUT=12) with progress naming the holder, then a
+clear error, exit 1, the others install it; released, one apply converges.
+
+Full disk: /etc/wireguard on one host a full tmpfs while an apply rewrites wg0.conf: "no space
+left on /etc/wireguard on h2", the old file intact, no temp file left; freed, one apply converges.
 """
 from __future__ import annotations
 
