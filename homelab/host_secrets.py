@@ -24,7 +24,7 @@ SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./@+-]{1,250}$")
 
 def generate_command(path: str, kind: str = "password", length: int = 32, owner: str | None = None) -> str:
     """One shell command: create `path` (0600, optionally chowned) with a new value unless it
-    exists and is not empty. Pure; raises ValueError on a path or kind that is not safe."""
+    exists and is not empty; a failure (a full disk) leaves no half-written temp behind. Pure; raises ValueError on a path or kind that is not safe."""
     if not SAFE_PATH.match(path) or ".." in path.split("/"):
         raise ValueError(f"unsafe secret path {path!r}")
     if kind not in KINDS or not 8 <= length <= 256:
@@ -34,7 +34,7 @@ def generate_command(path: str, kind: str = "password", length: int = 32, owner:
     make = KINDS[kind].format(n=length, half=(length + 1) // 2)
     chown = f" && chown {shlex.quote(owner)} {tmp}" if owner else ""
     return (f"if [ ! -s {q} ]; then umask 077 && mkdir -p \"$(dirname {q})\" && "
-            f"( {make} ) >{tmp} && [ -s {tmp} ]{chown} && mv -f {tmp} {q}; fi")
+            f"{{ ( {make} ) >{tmp} && [ -s {tmp} ]{chown} && mv -f {tmp} {q}; }} || {{ rm -f {tmp}; false; }}; fi")
 
 
 def generate_on_host(path: str, kind: str = "password", length: int = 32, owner: str | None = None) -> Op:

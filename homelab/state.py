@@ -8,6 +8,7 @@ A lock file next to it makes a second apply fail at once, naming who holds the l
 from __future__ import annotations
 
 import copy
+import errno
 import fcntl
 import json
 import os
@@ -95,6 +96,26 @@ def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
 
     `path` exists at every instant (a kill -9 anywhere leaves the old or the new version):
     .prev is made as a second name of the old file, never by moving it away first."""
+    try:
+        _write_atomic(path, text, mode)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        mount = mount_of(path.parent)
+        raise HomelabError(f"no space left on {mount} on this machine: {path} not written (the previous version "
+                           "stays, nothing half-written left)",
+                           f"free space on {mount} (`df -h {mount}`), then run again") from exc
+
+
+def mount_of(directory: Path) -> Path:
+    """The mount point that holds `directory`."""
+    p = directory.resolve()
+    while not os.path.ismount(p) and p.parent != p:
+        p = p.parent
+    return p
+
+
+def _write_atomic(path: Path, text: str, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a killed writer's leftovers (writers hold the run lock)
         stale.unlink(missing_ok=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Iterator, Mapping, Sequence
 
-from homelab.events import ChangeApplied, ChangeFailed, Event, HostFailed, HostOutput
+from homelab.events import ChangeApplied, ChangeFailed, Event, HostFailed, HostOutput, Progress
 from homelab.model import Change, Op
 from homelab.secrets import Secret, SecretText
 from homelab.transport import OpsRun
@@ -62,6 +62,8 @@ def track(run: OpsRun, layer: str, spans: Mapping[str, list[tuple[Change, range]
         kind, host = ev.get("event"), ev.get("host", "")
         if kind == "output":
             yield HostOutput(host, layer, ev.get("line", ""))
+        elif kind == "progress":  # a wait on the host (the apt lock): "h1: waiting for ..."
+            yield Progress(layer, ev.get("message", ""))
         elif kind == "op_ok" and ev.get("index") is not None and host in owner:
             change, last = owner[host][ev["index"]]
             done[host].add(ev["index"])

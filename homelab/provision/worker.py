@@ -68,7 +68,11 @@ def as_lost_connection(fn: Callable[..., Any]) -> Callable[..., Any]:
 for _name in ("run_shell_command", "put_file", "get_file"):
     setattr(SSHConnector, _name, as_lost_connection(getattr(SSHConnector, _name)))
 
+from pyinfra.connectors.local import LocalConnector  # noqa: E402
+
 from homelab.hosts import LOCAL  # noqa: E402
+from homelab.provision import file_writes  # noqa: E402
+from homelab.provision.apt_lock import timeout_from_env, uses_apt, with_lock_timeout  # noqa: E402
 
 _out_lock_free = True  # gevent: writes from greenlets do not interleave within one write()
 REDACT: list[str] = []
@@ -96,6 +100,56 @@ def _put_text(content: str, **kwargs: Any) -> Any:
 CALLBACK_ERRORS: dict[str, str] = {}
 
 
+def _size_of(filename_or_io: Any) -> int:
+    if isinstance(filename_or_io, io.StringIO):
+        return len(filename_or_io.getvalue().encode())
+    if isinstance(filename_or_io, (str, os.PathLike)):
+        try:
+            return os.path.getsize(filename_or_io)
+        except OSError:
+            return 0
+    return 0
+
+
+def atomic_put(put_file: Callable[..., Any]) -> Callable[..., Any]:
+    """A connector's put_file that replaces the destination whole or not at all
+    (homelab.provision.file_writes): on a full disk the old file stays and the op's error says
+    "no space left on <mount> on <host>"."""
+    def wrapped(self: Any, filename_or_io: Any, remote_filename: Any, remote_temp_filename: Any = None,
+                print_output: bool = False, print_input: bool = False, **arguments: Any) -> bool:
+        import secrets
+
+        dest = str(remote_filename)
+        temp = file_writes.temp_beside(dest, secrets.token_hex(4))
+        # the sudo path's staging file in /tmp: named here so a failed copy can remove it too
+        staging = remote_temp_filename or self.host.get_temp_filename(dest)
+        error = ""
+        try:
+            ok = put_file(self, filename_or_io, temp, remote_temp_filename=staging, print_output=print_output,
+                          print_input=print_input, **arguments)
+        except (OSError, paramiko.SSHException) as exc:  # SFTP says only "Failure" on ENOSPC
+            ok, error = False, str(exc)
+        if ok:
+            ok, out = self.run_shell_command(StringCommand(file_writes.render_move_into_place(temp, dest)),
+                                             **arguments)
+            error = "" if ok else out.stderr
+        if ok:
+            return True
+        self.run_shell_command(StringCommand(file_writes.render_cleanup(temp, staging)), **arguments)
+        probed, out = self.run_shell_command(StringCommand(file_writes.render_space_probe(dest)), **arguments)
+        space = file_writes.parse_space(out.stdout) if probed else None
+        host = name_of(self.host)
+        message, hint = file_writes.render_failure(host, dest, _size_of(filename_or_io), space, error)
+        CALLBACK_ERRORS[host] = f"{message} ({hint})"
+        return False
+
+    return wrapped
+
+
+for _connector in (SSHConnector, LocalConnector):
+    _connector.put_file = atomic_put(_connector.put_file)  # type: ignore[method-assign]
+
+
 def _guarded_apply(spec: dict[str, Any]) -> Any:
     """Layer 2's guarded change (sshd, firewall): arm it on the host through this session, then
     confirm it through a NEW login from here, in one operation (no other host's operation can
@@ -119,6 +173,37 @@ def _guarded_apply(spec: dict[str, Any]) -> Any:
             raise
 
     return python.call(function=apply)
+
+
+def _apt_lock_wait(host_name: str, timeout: int) -> Any:
+    """Wait until no apt/dpkg lock is held on the host (homelab.provision.apt_lock), telling
+    who holds it while waiting; past `timeout` seconds fail the host, naming the holder."""
+    import time
+
+    from homelab.provision.apt_lock import (POLL_EVERY, PROGRESS_EVERY, parse_holders, render_holders_probe,
+                                            render_timeout_error, render_waiting)
+    probe = render_holders_probe()
+
+    def wait(state: State, host: Any) -> None:
+        start = time.monotonic()
+        told = -PROGRESS_EVERY
+        while True:
+            ok, output = host.run_shell_command(StringCommand(probe), _sudo=bool(host.data.get("_sudo")),
+                                                _timeout=60)
+            holders = parse_holders(output.stdout) if ok else ()
+            waited = time.monotonic() - start
+            if not holders:
+                return
+            if waited >= timeout:
+                message, hint = render_timeout_error(host_name, holders, timeout)
+                CALLBACK_ERRORS[host_name] = f"{message} ({hint})"
+                raise RuntimeError(message)
+            if waited - told >= PROGRESS_EVERY:
+                told = waited
+                emit(event="progress", host=host_name, message=render_waiting(host_name, holders, waited, timeout))
+            time.sleep(min(POLL_EVERY, max(0.1, timeout - waited)))
+
+    return python.call(function=wait)
 
 
 # The only operations a job may name: a whitelist, not getattr on arbitrary modules.
@@ -226,6 +311,7 @@ def run(job: dict[str, Any]) -> int:
         callbacks = Callbacks(index)
         state.add_callback_handler(callbacks)
         connect_all(state)
+        apt_timeout = timeout_from_env()
         for host in inventory:
             if host not in state.activated_hosts:
                 continue
@@ -234,6 +320,9 @@ def run(job: dict[str, Any]) -> int:
                 if func is None:
                     emit(event="op_error", host=name_of(host), index=i, error=f"unknown operation {name}")
                     break
+                if uses_apt(name, kwargs):  # the apt/dpkg locks free first, a bounded wait
+                    add_op(state, _apt_lock_wait, host=host, host_name=name_of(host), timeout=apt_timeout)
+                    kwargs = with_lock_timeout(name, kwargs, apt_timeout)
                 results = add_op(state, func, host=host, **kwargs)
                 op_meta = results.get(host)
                 if op_meta is not None:

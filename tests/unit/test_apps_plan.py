@@ -6,6 +6,7 @@ from pathlib import Path
 from homelab.layers.apps.pins import ImagePin
 from homelab.layers.apps.plan import HostInputs, build_release, plan_host
 from homelab.layers.apps.probes import AppFacts, DockerFacts
+from homelab.provision.apt_lock import APT_GET
 from homelab.layers.apps.docker import PACKAGES, render_daemon_json
 from homelab.layers.apps.monitor import ServiceState
 from homelab.layers.apps.plan import docker_settings
@@ -133,7 +134,7 @@ def test_a_service_kind_app_is_a_hardened_unit_gated_on_its_health(tmp_path: Pat
     hp = plan_host(c, inputs(c, docker=DockerFacts(), os="debian 12"))  # no Docker needed, Debian 12 is fine
     assert len(hp.changes) == 1 and "service): install radicale as homelab-cal.service" in hp.changes[0].summary
     script = hp.changes[0].ops[0].kwargs["commands"][0]
-    assert "apt-get install -y -q radicale" in script and "systemctl disable --now radicale.service" in script
+    assert f"{APT_GET} install -y -q radicale" in script and "systemctl disable --now radicale.service" in script
     assert "ProtectSystem=strict" in script and "rolled-back" in script and "/.web/" in script
     app = c.apps[0]
     seen = {"cal": {"unit": unit_sha(app, c.recipe_of(app)), "active": "active", "http": "200"}}

@@ -20,6 +20,7 @@ from ipaddress import ip_address
 from typing import Mapping
 
 from homelab.errors import HomelabError
+from homelab.provision.apt_lock import APT_GET
 
 DAEMON_JSON = "/etc/docker/daemon.json"
 # docker.io is the daemon, docker-cli the client (split in trixie), docker-compose the v2 plugin
@@ -87,8 +88,10 @@ def render_install_script(settings: DockerSettings) -> str:
     return "\n".join([
         "set -eu",
         f"[ \"$(dpkg-query -W -f='${{db:Status-Abbrev}}\\n' {pkgs} 2>/dev/null | grep -c '^ii')\" = {len(PACKAGES)} ] || "
-        f"{{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q {pkgs} >/dev/null; echo 'docker changed: installed'; }}",
+        f"{{ {APT_GET} update -qq && DEBIAN_FRONTEND=noninteractive {APT_GET} install -y -q {pkgs} >/dev/null; "
+        "echo 'docker changed: installed'; }",
         "mkdir -p /etc/docker",
+        f"trap 'rm -f {DAEMON_JSON}.new' EXIT",  # a write that failed half-way (a full disk) leaves no .new
         f"cat > {DAEMON_JSON}.new <<'HOMELAB_EOF'",
         text.rstrip("\n"),
         "HOMELAB_EOF",

@@ -16,6 +16,7 @@ from homelab.config.recipe import Recipe
 from homelab.errors import HomelabError
 from homelab.layers.apps.render import render_service_unit, unit_name
 from homelab.model import Health, Monitor
+from homelab.provision.apt_lock import APT_GET
 from homelab.probe import Probe, ProbeResult
 
 UNIT_DIR = "/etc/systemd/system"
@@ -57,7 +58,7 @@ def render_service_deploy(app: App, recipe: Recipe) -> str:
         "#!/bin/bash",
         "set -eu",
         f"if ! dpkg-query -W -f='${{db:Status-Abbrev}}' {pkg} 2>/dev/null | grep -q '^ii'; then",
-        f"  DEBIAN_FRONTEND=noninteractive apt-get install -y -q {pkg} >/dev/null",
+        f"  DEBIAN_FRONTEND=noninteractive {APT_GET} install -y -q {pkg} >/dev/null",
         # the package's own unit (radicale.service ...) would hold the same port: ours runs it
         f"  systemctl disable --now {pkg}.service >/dev/null 2>&1 || true",
         "fi",
@@ -73,6 +74,7 @@ def render_service_deploy(app: App, recipe: Recipe) -> str:
         if v.source is None:
             lines.append(f"v={d}/{shlex.quote(v.name)}; [ -d \"$v\" ] || {{ mkdir -p \"$v\"{owner}; }}")
     lines += [
+        f"trap 'rm -f {u}.new' EXIT",  # a write that failed half-way (a full disk) leaves no .new behind
         f"cat > {u}.new <<'HOMELAB_EOF'",
         unit.rstrip("\n"),
         "HOMELAB_EOF",

@@ -35,7 +35,7 @@ def _generate(tool: str, path: str, *, replace: bool) -> str:
     """Write `wg <tool>` output to `path` atomically (0600); keep an existing key unless `replace`."""
     p = shlex.quote(path)
     tmp = shlex.quote(path + ".new")
-    make = f"umask 077 && wg {tool} > {tmp} && chmod 600 {tmp} && mv -f {tmp} {p}"
+    make = f"umask 077 && {{ wg {tool} > {tmp} && chmod 600 {tmp} && mv -f {tmp} {p} || {{ rm -f {tmp}; false; }}; }}"
     return f"( {make} )" if replace else f"( [ -s {p} ] || {{ {make}; }} )"
 
 

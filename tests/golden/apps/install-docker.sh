@@ -1,6 +1,7 @@
 set -eu
-[ "$(dpkg-query -W -f='${db:Status-Abbrev}\n' docker.io docker-cli docker-compose 2>/dev/null | grep -c '^ii')" = 3 ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io docker-cli docker-compose >/dev/null; echo 'docker changed: installed'; }
+[ "$(dpkg-query -W -f='${db:Status-Abbrev}\n' docker.io docker-cli docker-compose 2>/dev/null | grep -c '^ii')" = 3 ] || { apt-get -o DPkg::Lock::Timeout="${HOMELAB_APT_LOCK_TIMEOUT:-120}" update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout="${HOMELAB_APT_LOCK_TIMEOUT:-120}" install -y -q docker.io docker-cli docker-compose >/dev/null; echo 'docker changed: installed'; }
 mkdir -p /etc/docker
+trap 'rm -f /etc/docker/daemon.json.new' EXIT
 cat > /etc/docker/daemon.json.new <<'HOMELAB_EOF'
 {
   "live-restore": true,
