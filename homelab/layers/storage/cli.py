@@ -127,6 +127,8 @@ def summarize(action: str, job: Job, rc: int, out: str) -> tuple[bool, list[str]
         extra = f", snapshots {', '.join(s[:8] for s in st.get('snapshots', []))}" if st.get("snapshots") else ""
         if action == "drill" and st.get("files") is not None:
             extra = f", {st['files']} files verified" + (f" (stopped at {st['step']})" if result != "ok" else "")
+            if st.get("check") and result == "ok":
+                extra += f", scratch database: {st['check']}"
         why = f": {st['message']}" if st.get("message") and result != "ok" else ""
         return rc == 0 and result == "ok", [f"{'ok' if result == 'ok' else result.upper():<8} {label}{extra}{why}"]
     if action == "list":
