@@ -12,7 +12,10 @@ and its directory are removed on success and on each kind of failure. The lab te
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -58,6 +61,7 @@ case "$1" in
       psql)
         if [ -n "${stdin:-}" ]; then
           cat >"$FAKE_DIR/loaded.sql"
+          if [ -n "${FAKE_SLOW:-}" ]; then touch "$FAKE_DIR/loading"; sleep 30; fi
           if grep -q garbage "$FAKE_DIR/loaded.sql"; then
             echo 'psql:<stdin>:1: ERROR:  syntax error at or near "garbage"' >&2; echo 'LINE 1: garbage' >&2; exit 3
           fi
@@ -69,7 +73,8 @@ esac
 """
 
 
-def _drill(tmp: Path, dump: str, running: bool = True) -> tuple[int, dict, list[str]]:
+def _drill(tmp: Path, dump: str, running: bool = True, stop_while_loading: bool = False
+           ) -> tuple[int, dict, list[str]]:
     bin_dir = tmp / "bin"
     bin_dir.mkdir()
     for name, text in (("restic", RESTIC), ("docker", DOCKER)):
@@ -88,10 +93,29 @@ def _drill(tmp: Path, dump: str, running: bool = True) -> tuple[int, dict, list[
         f"set -a; . {TARGET.env_file}; set +a", "")
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_DIR": str(tmp), "FAKE_DUMP": dump,
            "FAKE_RUNNING": "true" if running else "false"}
-    proc = subprocess.run(["/bin/dash" if Path("/bin/dash").exists() else "/bin/sh", "-s"], input=script, text=True,
-                          capture_output=True, env=env, timeout=60)
+    shell = "/bin/dash" if Path("/bin/dash").exists() else "/bin/sh"
+    if stop_while_loading:
+        # what systemd does when the unit's TimeoutStartSec runs out: SIGTERM to every process of it
+        env["FAKE_SLOW"] = "1"
+        (tmp / "drill.sh").write_text(script)
+        proc = subprocess.Popen([shell, str(tmp / "drill.sh")], env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not (tmp / "loading").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # the whole session, like a cgroup: `timeout` runs in a process group of its own
+        for pid in [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]:
+            try:
+                if os.getsid(pid) == proc.pid:
+                    os.kill(pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+        rc = proc.wait(timeout=30)
+    else:
+        rc = subprocess.run([shell, "-s"], input=script, text=True, capture_output=True, env=env,
+                            timeout=60).returncode
     calls = (tmp / "docker.log").read_text().splitlines() if (tmp / "docker.log").exists() else []
-    return proc.returncode, json.loads(status.read_text()), calls
+    return rc, json.loads(status.read_text()), calls
 
 
 def _assert_removed(tmp: Path, calls: list[str]) -> None:
@@ -133,6 +157,13 @@ def test_a_scratch_database_that_stops_fails_with_its_log_line(tmp_path: Path) -
     rc, st, calls = _drill(tmp_path, "CREATE TABLE feeds (id int);\n", running=False)
     assert rc == 1 and st["step"] == "scratch-ready", st
     assert st["message"] == "the scratch database stopped before it was ready: FATAL:  data directory has wrong ownership"
+    _assert_removed(tmp_path, calls)
+
+
+def test_a_drill_stopped_while_loading_still_removes_the_scratch_database(tmp_path: Path) -> None:
+    rc, st, calls = _drill(tmp_path, "CREATE TABLE feeds (id int);\n", stop_while_loading=True)
+    assert rc == 143 and st["result"] == "failed" and st["step"] == "scratch-restore", st
+    assert st["message"] == "interrupted"
     _assert_removed(tmp_path, calls)
 
 
