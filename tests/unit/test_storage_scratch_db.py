@@ -63,7 +63,7 @@ case "$1" in
           cat >"$FAKE_DIR/loaded.sql"
           if [ -n "${FAKE_SLOW:-}" ]; then touch "$FAKE_DIR/loading"; sleep 30; fi
           if grep -q garbage "$FAKE_DIR/loaded.sql"; then
-            echo 'psql:<stdin>:1: ERROR:  syntax error at or near "garbage"' >&2; echo 'LINE 1: garbage' >&2; exit 3
+            echo 'ERROR:  syntax error at or near "garbage"' >&2; echo 'LINE 1: garbage' >&2; exit 3
           fi
         else
           echo "   2 tables, 3 rows"
@@ -147,8 +147,8 @@ def test_a_dump_that_loads_passes_with_the_query_result(tmp_path: Path) -> None:
 def test_a_dump_that_does_not_load_fails_with_the_database_message(tmp_path: Path) -> None:
     rc, st, calls = _drill(tmp_path, "garbage\n")
     assert rc == 1 and st["result"] == "failed" and st["step"] == "scratch-restore", st
-    # psql's own first ERROR line (the status keeps JSON-safe characters only: <, > and quotes go)
-    assert st["message"] == "the dump did not load into a scratch database: psql:stdin:1: ERROR:  syntax error at or near garbage"
+    # psql's own first ERROR line (the status keeps JSON-safe characters only: quotes go)
+    assert st["message"] == "the dump did not load into a scratch database: ERROR:  syntax error at or near garbage"
     assert st["check"] == ""
     _assert_removed(tmp_path, calls)
 
