@@ -14,7 +14,7 @@ registry): rows written with psql in its container are backed up as a dump, and 
 loads that dump into a scratch database of the same image (no network, its own data dir,
 removed after) and records the tables and rows it counts there; a snapshot whose dump is
 garbage (a dump command that wrote no SQL) makes the drill FAIL with PostgreSQL's own error,
-and status with it.
+and status with it. A valkey app's RDB dump is loaded by a scratch valkey and its keys counted.
 
 Run: HOMELAB_LAB_INSTANCE=N LAB_HOSTS=2 pytest tests/e2e/test_storage_layer.py
 """
@@ -76,7 +76,7 @@ class Bench:
 @pytest.fixture(scope="module")
 def bench(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
     lab.reset(*HOSTS)
-    lab.ensure_images(["postgres"])
+    lab.ensure_images(["postgres", "valkey"])
     tmp = tmp_path_factory.mktemp("storage")
     cfg = tmp / "storage.yaml"
     cfg.write_text(render_lab_config(lab.inventory(), hosts=HOSTS) + """\
@@ -93,6 +93,7 @@ apps:
   images: {mirror: "labrepo:5000"}
   list:
     - {name: pgdb, recipe: postgres, machine: h2, variables: {database: notes, user: notes}}
+    - {name: cache, recipe: valkey, machine: h2}
 """)
     # the app: a data directory and a unit that serves it
     lab.run("h2", f"mkdir -p {DATA} && echo first >{DATA}/note.txt && head -c 200000 /dev/urandom >{DATA}/blob && "
@@ -238,6 +239,16 @@ def test_a_dump_that_does_not_load_fails_the_drill_and_status(bench: Bench) -> N
     assert drill_monitor(bench)[1]["health"] == "OK"
 
 
+def test_a_valkey_dump_loads_into_a_scratch_server_with_its_keys(bench: Bench) -> None:
+    for key in ("a", "b", "c"):
+        r = bench.lab.run("h2", f"docker compose -p cache exec -T valkey valkey-cli set {key} 1", timeout=60)
+        assert r.stdout.strip() == "OK", r.stdout + r.stderr
+    assert bench.homelab("backup", str(bench.cfg), "run", "cache").rc == 0
+    drill = bench.homelab("backup", str(bench.cfg), "drill", "cache")
+    assert drill.rc == 0 and drill.out.strip().endswith("scratch database: 3 keys"), drill.out + drill.err
+    assert not scratch_left(bench)
+
+
 def test_no_repository_password_in_state_logs_or_output(bench: Bench) -> None:
     state = bench.cfg.with_name("storage.state.json").read_text()
     assert PASSWORD not in state
@@ -247,6 +258,12 @@ def test_no_repository_password_in_state_logs_or_output(bench: Bench) -> None:
     cred = bench.lab.run("h2", "cat /etc/homelab/storage/nas.rest-password", check=True).stdout.strip()
     assert len(cred) == 32
     assert cred not in state and not any(cred in t for t in logs + bench.outputs)
+    # the database's generated password: the drill's scratch copy got it in a file, never in an argument
+    env = bench.lab.run("h2", f"cat /srv/homelab/{DB_APP}/secrets.env", check=True).stdout
+    db_secrets = [v for v in (line.split("=", 1)[1] for line in env.splitlines() if "=" in line) if len(v) >= 16]
+    assert db_secrets, env
     for host in HOSTS:
         journal = bench.lab.run(host, "journalctl --no-pager -o cat").stdout
         assert PASSWORD not in journal and cred not in journal
+        assert not any(v in journal for v in db_secrets)
+    assert not any(v in text for v in db_secrets for text in logs + bench.outputs)
