@@ -233,10 +233,6 @@ def test_a_dump_that_does_not_load_fails_the_drill_and_status(bench: Bench) -> N
     assert not scratch_left(bench)
     rc, mon = drill_monitor(bench)
     assert rc == 1 and mon["health"] == "FAIL" and "(at scratch-restore)" in mon["reason"], mon
-    # a good dump again: the next drill passes
-    assert bench.homelab("backup", str(bench.cfg), "run", DB_APP).rc == 0
-    assert bench.homelab("backup", str(bench.cfg), "drill", DB_APP).rc == 0
-    assert drill_monitor(bench)[1]["health"] == "OK"
 
 
 def test_a_valkey_dump_loads_into_a_scratch_server_with_its_keys(bench: Bench) -> None:
