@@ -76,13 +76,15 @@ class Route(Claim):
 @dataclass(frozen=True)
 class BackupPath(Claim):
     """Back up `paths` (absolute, on the host) of `app` on `host`; `dump` (a recipe's DumpSpec)
-    streams a database first; `stop` names what to quiesce for a consistent copy."""
+    streams a database first; `stop` names what to quiesce for a consistent copy; `home` is a
+    compose app's project directory (the drill starts its scratch database from that project)."""
 
     host: str
     app: str
     paths: tuple[str, ...]
     dump: Any = None
     stop: tuple[str, ...] = ()
+    home: str = ""
 
 
 @dataclass(frozen=True)

@@ -421,8 +421,14 @@ def resolved_dump(app: App, recipe: Recipe) -> DumpSpec | None:
     if dump is None:
         return None
     scope = scope_for(app, recipe, secret=lambda n: "${" + secret_variable(n) + "}")
-    argv = {k: tuple(fill(a, scope) for a in getattr(dump, k)) for k in ("command", "restore", "verify")}
-    return DumpSpec(dump.service, argv["command"], argv["restore"], argv["verify"], dump.filename)
+    service = next((s for s in recipe.services if s.name == dump.service), None)
+    health = service.healthcheck if service is not None else None
+    # a fresh instance takes the restore once the service's own health check passes, unless the
+    # recipe knows better (e.g. postgres answers on its socket while its entrypoint still inits)
+    ready = dump.ready or (health.command if health is not None else ())
+    argv = {k: tuple(fill(a, scope) for a in v) for k, v in
+            (("command", dump.command), ("restore", dump.restore), ("verify", dump.verify), ("ready", ready))}
+    return DumpSpec(dump.service, argv["command"], argv["restore"], argv["verify"], dump.filename, argv["ready"])
 
 
 def apps_claims(apps: AppsConfig, cfg: Any) -> Iterator[Claim]:
@@ -439,7 +445,8 @@ def apps_claims(apps: AppsConfig, cfg: Any) -> Iterator[Claim]:
             # without a dump, a consistent copy of files needs the services that write them stopped
             stop = () if dump is not None else tuple(
                 s.name for s in recipe.services if any(v.name in recipe.backup.volumes for v in s.volumes))
-            yield BackupPath("apps", app.path, app.machine, app.name, paths, dump, stop)
+            yield BackupPath("apps", app.path, app.machine, app.name, paths, dump, stop,
+                             home=app.dir if recipe.kind == "compose" else "")
         wanted = COMPOSE_PACKAGES if recipe.kind == "compose" else (recipe.package or "",)
         for package in wanted:
             packages.setdefault((app.machine, package), app.path)

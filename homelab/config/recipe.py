@@ -160,13 +160,16 @@ class HttpSpec:
 @dataclass(frozen=True)
 class DumpSpec:
     """A consistent copy of a database: `command` writes the dump to stdout (run in `service`),
-    `restore` reads it from stdin, `verify` exits 0 when a restored copy is sound."""
+    `restore` reads it from stdin, `verify` exits 0 when a restored copy is sound (its last line of
+    output is the drill's result, e.g. a row count). `ready` exits 0 once a fresh instance takes the
+    restore; empty: the service's health check command."""
 
     service: str
     command: tuple[str, ...]
     restore: tuple[str, ...]
     verify: tuple[str, ...]
     filename: str  # how the dump is named in the backup, e.g. "postgres.sql"
+    ready: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -698,12 +701,13 @@ class _RecipeParser:
         for key, argv in argvs.items():
             if not argv and not d.has(key):
                 d.fail(d.node, d.sub(key), "is required", "a list of arguments")
+        ready = self._argv(d, "ready")
         filename = d.text("filename", required=True, pattern=FILENAME, hint="a plain file name like postgres.sql")
-        d.done(["service", "command", "restore", "verify", "filename"])
+        d.done(["service", "command", "restore", "verify", "filename", "ready"])
         if not d.ok or service is None or filename is None:
             d.ok = False
             return None
-        return DumpSpec(service, argvs["command"], argvs["restore"], argvs["verify"], filename)
+        return DumpSpec(service, argvs["command"], argvs["restore"], argvs["verify"], filename, ready)
 
     # -- interpolation ------------------------------------------------------------------------
 

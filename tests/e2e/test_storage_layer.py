@@ -9,6 +9,13 @@ backup CONFIG run|list|drill` work, a restore in place brings the old data back 
 healthy, a second apply changes nothing and plan exits 0, the monitors are OK, and the
 repository password is in no state, log or output.
 
+h2 also runs a real database app (the postgres recipe, compose, its image from the lab
+registry): rows written with psql in its container are backed up as a dump, and the drill
+loads that dump into a scratch database of the same image (no network, its own data dir,
+removed after) and records the tables and rows it counts there; a snapshot whose dump is
+garbage (a dump command that wrote no SQL) makes the drill FAIL with PostgreSQL's own error,
+and status with it. A valkey app's RDB dump is loaded by a scratch valkey and its keys counted.
+
 Run: HOMELAB_LAB_INSTANCE=N LAB_HOSTS=2 pytest tests/e2e/test_storage_layer.py
 """
 from __future__ import annotations
@@ -32,6 +39,8 @@ pytestmark = pytest.mark.lab
 
 HOSTS = ["h1", "h2"]
 DATA = "/srv/homelab/notes/data"
+DB_APP = "pgdb"  # the postgres recipe on h2: database and user "notes"
+SCRATCH = f"homelab-drill.{DB_APP}-nas"  # the drill's scratch container
 PASSWORD = "e2e-repo-pw-" + pysecrets.token_hex(10)
 
 
@@ -67,6 +76,7 @@ class Bench:
 @pytest.fixture(scope="module")
 def bench(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
     lab.reset(*HOSTS)
+    lab.ensure_images(["postgres", "valkey"])
     tmp = tmp_path_factory.mktemp("storage")
     cfg = tmp / "storage.yaml"
     cfg.write_text(render_lab_config(lab.inventory(), hosts=HOSTS) + """\
@@ -79,6 +89,11 @@ storage:
     - {name: nas, type: rest, machine: h1}
   password: {env: RESTIC_PASSWORD}
   schedule: {randomized_delay: "0"}
+apps:
+  images: {mirror: "labrepo:5000"}
+  list:
+    - {name: pgdb, recipe: postgres, machine: h2, variables: {database: notes, user: notes}}
+    - {name: cache, recipe: valkey, machine: h2}
 """)
     # the app: a data directory and a unit that serves it
     lab.run("h2", f"mkdir -p {DATA} && echo first >{DATA}/note.txt && head -c 200000 /dev/urandom >{DATA}/blob && "
@@ -136,6 +151,7 @@ def test_the_timer_service_runs_and_the_cli_backs_up_lists_and_drills(bench: Ben
     assert run.rc == 0 and run.out.startswith("ok       notes -> nas (h2), snapshots "), run.out + run.err
     listed = bench.homelab("backup", str(bench.cfg), "list")
     assert listed.rc == 0 and "notes -> nas (h2): 2 snapshots" in listed.out, listed.out + listed.err
+    assert f"{DB_APP} -> nas (h2): 0 snapshots (no repository yet" in listed.out  # not backed up yet: not a failure
     drill = bench.homelab("backup", str(bench.cfg), "drill", "notes")
     assert drill.rc == 0 and "2 files verified" in drill.out, drill.out + drill.err
 
@@ -167,6 +183,69 @@ def test_restore_to_a_directory(bench: Bench) -> None:
     assert bench.lab.run("h2", f"cat /var/tmp/notes-restore{DATA}/note.txt", check=True).stdout.strip() == "first"
 
 
+def psql(bench: Bench, sql: str) -> str:
+    """SQL in the live database, with psql in its container (as an app would write rows)."""
+    r = bench.lab.run("h2", f"docker compose -p {DB_APP} exec -T db psql --username notes --dbname notes "
+                            "--set ON_ERROR_STOP=1 --tuples-only --no-align", input=sql, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout.strip()
+
+
+def scratch_left(bench: Bench) -> str:
+    """Anything the drill's scratch database left on h2: containers, data dirs."""
+    return bench.lab.run("h2", "docker ps -a --filter label=homelab.drill -q; ls -d /var/tmp/homelab-drill-* "
+                               "2>/dev/null").stdout.strip()
+
+
+def drill_monitor(bench: Bench) -> tuple[int, dict[str, Any]]:
+    out = bench.homelab("status", str(bench.cfg), "--json")
+    mons = {(m["subject"], m["name"]): m for m in json.loads(out.out)["layers"]["storage"]}
+    return out.rc, mons[(f"{DB_APP}->nas", "drill")]
+
+
+def test_a_database_dump_loads_into_a_scratch_database_with_its_rows(bench: Bench) -> None:
+    psql(bench, "CREATE TABLE notes (id int PRIMARY KEY, body text); CREATE TABLE tags (name text);"
+                "INSERT INTO notes SELECT i, 'note ' || i FROM generate_series(1, 40) i; INSERT INTO tags VALUES ('a'), ('b');")
+    live = bench.lab.run("h2", f"docker compose -p {DB_APP} ps -q db", check=True).stdout.strip()
+    backup = bench.homelab("backup", str(bench.cfg), "run", DB_APP)
+    assert backup.rc == 0, backup.out + backup.err
+    drill = bench.homelab("backup", str(bench.cfg), "drill", DB_APP)
+    # the dump's 2 tables and 42 rows, counted in the scratch database after the load
+    assert drill.rc == 0 and drill.out.strip() == (f"ok       {DB_APP} -> nas (h2), 1 files verified, "
+                                                   "scratch database: 2 tables, 42 rows"), drill.out + drill.err
+    assert not scratch_left(bench)
+    # the live database ran on, untouched (same container, same rows)
+    assert bench.lab.run("h2", f"docker compose -p {DB_APP} ps -q db", check=True).stdout.strip() == live
+    assert psql(bench, "SELECT count(*) FROM notes") == "40"
+    _, mon = drill_monitor(bench)
+    assert mon["health"] == "OK" and mon["reason"].endswith("ok; scratch database: 2 tables, 42 rows"), mon
+
+
+def test_a_dump_that_does_not_load_fails_the_drill_and_status(bench: Bench) -> None:
+    # a snapshot of a dump command that wrote no SQL: intact bytes in the repository, so only
+    # loading it into a database can tell
+    wrapper = f"/usr/local/lib/homelab/storage/restic-{DB_APP}-nas"
+    bench.lab.run("h2", f"{wrapper} backup --host h2 --tag homelab --tag dump --stdin-filename postgres.sql --stdin",
+                  input="this is no SQL;\n", timeout=300, check=True)
+    drill = bench.homelab("backup", str(bench.cfg), "drill", DB_APP)
+    assert drill.rc == 1, drill.out + drill.err
+    assert drill.out.strip() == (f"FAILED   {DB_APP} -> nas (h2), 1 files verified (stopped at scratch-restore): "
+                                 "the dump did not load into a scratch database: ERROR:  syntax error at or near this"), drill.out
+    assert not scratch_left(bench)
+    rc, mon = drill_monitor(bench)
+    assert rc == 1 and mon["health"] == "FAIL" and "(at scratch-restore)" in mon["reason"], mon
+
+
+def test_a_valkey_dump_loads_into_a_scratch_server_with_its_keys(bench: Bench) -> None:
+    for key in ("a", "b", "c"):
+        r = bench.lab.run("h2", f"docker compose -p cache exec -T valkey valkey-cli set {key} 1", timeout=60)
+        assert r.stdout.strip() == "OK", r.stdout + r.stderr
+    assert bench.homelab("backup", str(bench.cfg), "run", "cache").rc == 0
+    drill = bench.homelab("backup", str(bench.cfg), "drill", "cache")
+    assert drill.rc == 0 and drill.out.strip().endswith("scratch database: 3 keys"), drill.out + drill.err
+    assert not scratch_left(bench)
+
+
 def test_no_repository_password_in_state_logs_or_output(bench: Bench) -> None:
     state = bench.cfg.with_name("storage.state.json").read_text()
     assert PASSWORD not in state
@@ -176,6 +255,12 @@ def test_no_repository_password_in_state_logs_or_output(bench: Bench) -> None:
     cred = bench.lab.run("h2", "cat /etc/homelab/storage/nas.rest-password", check=True).stdout.strip()
     assert len(cred) == 32
     assert cred not in state and not any(cred in t for t in logs + bench.outputs)
+    # the database's generated password: the drill's scratch copy got it in a file, never in an argument
+    env = bench.lab.run("h2", f"cat /srv/homelab/{DB_APP}/secrets.env", check=True).stdout
+    db_secrets = [v for v in (line.split("=", 1)[1] for line in env.splitlines() if "=" in line) if len(v) >= 16]
+    assert db_secrets, env
     for host in HOSTS:
         journal = bench.lab.run(host, "journalctl --no-pager -o cat").stdout
         assert PASSWORD not in journal and cred not in journal
+        assert not any(v in journal for v in db_secrets)
+    assert not any(v in text for v in db_secrets for text in logs + bench.outputs)

@@ -67,11 +67,20 @@ def test_claims(tmp_path: Path) -> None:
     assert backups["syncthing"].stop == ("syncthing",)
     assert backups["cal"].paths == ("/srv/homelab/cal/data/collections", "/srv/homelab/cal/data/config")
     assert "feeds" not in backups  # miniflux keeps everything in its database
+    # the drill's scratch database: the compose project it comes from, and when it takes the restore
+    assert backups["feeds-db"].home == "/srv/homelab/feeds-db" and backups["cal"].home == ""
+    assert backups["feeds-db"].dump.ready == ("pg_isready", "--host", "127.0.0.1", "--username", "app", "--dbname", "app")
     packages = {(c.host, c.package) for c in claims if isinstance(c, NeedsPackage)}
     assert packages == {("pi-1", "docker.io"), ("pi-1", "docker-compose"), ("pi-2", "docker.io"),
                         ("pi-2", "docker-compose"), ("pi-2", "radicale")}
     ports = {(c.host, c.proto, c.port, c.forwarded) for c in claims if isinstance(c, OpenPort)}
     assert ports == {("pi-2", "tcp", 22000, True), ("pi-2", "udp", 22000, True)}
+
+
+def test_a_dump_without_ready_waits_for_the_services_health_check(tmp_path: Path) -> None:
+    apps = parse("apps:\n  list:\n    - {name: cache, recipe: valkey, machine: pi-1}\n", tmp_path / "c.yaml")
+    claim = next(c for c in apps_claims(apps, Hosts("pi-1")) if isinstance(c, BackupPath))
+    assert claim.dump.ready == ("valkey-cli", "ping") and claim.home == "/srv/homelab/cache"
 
 
 def test_images_and_recipe_dirs(tmp_path: Path) -> None:

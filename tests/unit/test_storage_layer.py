@@ -303,6 +303,12 @@ def test_cli_summaries() -> None:
     assert cli.summarize("run", job, 0, ok) == (True, ["ok       web -> nas (h2), snapshots 01234567"])
     failed = json.dumps({"result": "failed", "exit": 1, "files": 3, "step": "compare", "message": "differ"})
     assert cli.summarize("drill", job, 1, failed) == (False, ["FAILED   web -> nas (h2), 3 files verified (stopped at compare): differ"])
+    passed = json.dumps({"result": "ok", "exit": 0, "files": 1, "step": "done", "check": "2 tables, 3 rows"})
+    assert cli.summarize("drill", job, 0, passed) == (True, ["ok       web -> nas (h2), 1 files verified, "
+                                                             "scratch database: 2 tables, 3 rows"])
+    # an app not backed up yet has no repository (restic exit 10): nothing to list, nothing wrong
+    assert cli.summarize("list", job, 10, "") == (True, ["web -> nas (h2): 0 snapshots (no repository yet: "
+                                                         "the first backup makes it)"])
     snaps = json.dumps([{"short_id": "ab12", "time": "2026-01-01T03:00:00.1Z", "tags": ["homelab", "files"], "paths": ["/srv/x"]}])
     assert cli.summarize("list", job, 0, snaps)[1] == ["web -> nas (h2): 1 snapshots",
                                                        "  ab12  2026-01-01T03:00:00  homelab,files  /srv/x"]

@@ -43,6 +43,15 @@ def test_drill_and_check() -> None:
     assert check_monitor("web", "nas", status(60, 1, "failed"), 7 * DAY, NOW).health is Health.FAIL
 
 
+def test_a_drill_shows_what_its_scratch_database_answered() -> None:
+    ok = drill_monitor("db", "nas", status(60, 0, "ok", step="done", check="2 tables, 3 rows"), 7 * DAY, NOW)
+    assert ok.health is Health.OK and ok.reason == "last restore drill 60 s ago: ok; scratch database: 2 tables, 3 rows"
+    bad = drill_monitor("db", "nas", status(60, 1, "failed", step="scratch-restore",
+                                            message="the dump did not load into a scratch database: ERROR: x"), 7 * DAY, NOW)
+    assert bad.health is Health.FAIL and bad.reason.endswith("did not load into a scratch database: ERROR: x; never "
+                                                             "succeeded (at scratch-restore)")
+
+
 def test_free_space() -> None:
     df = ("Filesystem     1-blocks        Used   Available Capacity Mounted on\n"
           "/dev/sda1   1000000000   960000000    40000000      96% /srv/homelab\n"

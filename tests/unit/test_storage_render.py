@@ -25,6 +25,14 @@ WEB = scripts.AppBackup("web", paths=("/srv/homelab/web/data", "/srv/homelab/web
 DB = scripts.AppBackup("notes", paths=("/srv/homelab/notes/uploads",), dump=("pg_dump", "-U", "notes", "notes"),
                        dump_name="notes.sql",
                        restore_check=("sh", "-c", 'grep -q "CREATE TABLE" "$HOMELAB_DRILL_DUMP"'))
+# a compose postgres app: the drill loads its dump into a scratch database
+PG = scripts.AppBackup("feeds-db", dump=("docker", "compose", "-p", "feeds-db", "exec", "-T", "db", "pg_dump"),
+                       dump_name="postgres.sql",
+                       scratch=scripts.ScratchDb("feeds-db", "/srv/homelab/feeds-db", "db",
+                                                 ("pg_isready", "--host", "127.0.0.1"),
+                                                 ("psql", "--set", "ON_ERROR_STOP=1"),
+                                                 ("psql", "--tuples-only", "--command", "SELECT count(*) FROM feeds")))
+T_PG = Target("feeds-db", "h1", NAS, "10.100.0.2")
 T_WEB = Target("web", "h2", NAS, "10.100.0.1")
 T_DB = Target("notes", "h2", BOX)
 HASHES = {"h2": "$2b$10$0123456789012345678901uH0pLRN2ZQ8xEjvMlrn9Z3iSNbfS3C6",
@@ -40,6 +48,7 @@ CASES = {
     "backup-notes-box": lambda: scripts.render_backup(T_DB, DB, open_timeout=30),
     "drill-web-nas": lambda: scripts.render_drill(T_WEB, WEB),
     "drill-notes-box": lambda: scripts.render_drill(T_DB, DB),
+    "drill-feeds-db-nas": lambda: scripts.render_drill(T_PG, PG),
     "check-web-nas": lambda: scripts.render_check(T_WEB, "5%"),
     "prune-nas": lambda: scripts.render_prune("nas", "/srv/restic-rest", "/etc/homelab/storage/nas.server-password",
                                               daily=7, weekly=4, monthly=6),

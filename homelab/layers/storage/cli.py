@@ -24,6 +24,7 @@ from homelab.errors import HomelabError, UsageError
 
 HELP = "backups now: `backup CONFIG run|list|restore|drill [APP]` (restore in place, or --to DIR)"
 ACTIONS = ("run", "list", "restore", "drill")
+NO_REPOSITORY = 10  # restic 0.17+: "repository does not exist" (doc/075_scripting.rst)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,9 +128,13 @@ def summarize(action: str, job: Job, rc: int, out: str) -> tuple[bool, list[str]
         extra = f", snapshots {', '.join(s[:8] for s in st.get('snapshots', []))}" if st.get("snapshots") else ""
         if action == "drill" and st.get("files") is not None:
             extra = f", {st['files']} files verified" + (f" (stopped at {st['step']})" if result != "ok" else "")
+            if st.get("check") and result == "ok":
+                extra += f", scratch database: {st['check']}"
         why = f": {st['message']}" if st.get("message") and result != "ok" else ""
         return rc == 0 and result == "ok", [f"{'ok' if result == 'ok' else result.upper():<8} {label}{extra}{why}"]
     if action == "list":
+        if rc == NO_REPOSITORY:
+            return True, [f"{label}: 0 snapshots (no repository yet: the first backup makes it)"]
         try:
             snaps = json.loads(out) if out.strip() else []
         except ValueError:

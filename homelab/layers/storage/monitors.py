@@ -36,6 +36,7 @@ class RunStatus:
     last_ok: int | None = None
     snapshots: tuple[str, ...] = ()
     step: str = ""
+    check: str = ""  # the drill's database check: its query's result (e.g. "2 tables, 3 rows")
 
 
 def parse_status(text: str | None) -> RunStatus | None:
@@ -47,7 +48,8 @@ def parse_status(text: str | None) -> RunStatus | None:
         return RunStatus(epoch=int(doc["epoch"]), exit=int(doc["exit"]), result=str(doc["result"]),
                          message=str(doc.get("message") or ""),
                          last_ok=int(doc["last_ok"]) if doc.get("last_ok") else None,
-                         snapshots=tuple(str(s) for s in doc.get("snapshots") or ()), step=str(doc.get("step") or ""))
+                         snapshots=tuple(str(s) for s in doc.get("snapshots") or ()), step=str(doc.get("step") or ""),
+                         check=str(doc.get("check") or ""))
     except (ValueError, KeyError, TypeError):
         return None
 
@@ -101,6 +103,8 @@ def drill_monitor(app: str, repo: str, text: str | None, every: int, now: float)
     m = _aged(f"{app}->{repo}", "drill", st, every, now, "restore drill", never=Health.WARN)
     if m.health is Health.FAIL and st is not None and st.step and st.result == "failed":
         return Monitor(LAYER, m.subject, m.name, m.health, f"{m.reason} (at {st.step})")
+    if m.health is not Health.FAIL and st is not None and st.check:
+        return Monitor(LAYER, m.subject, m.name, m.health, f"{m.reason}; scratch database: {st.check}")
     return m
 
 

@@ -72,16 +72,22 @@ def server_address(inputs: StorageInputs, repo: Repository) -> tuple[str | None,
 
 def app_backup(claim: BackupPath) -> scripts.AppBackup:
     """The claim as the scripts need it. A recipe's dump runs in its service (a compose service:
-    `docker compose -p <app> exec -T`), or on the host when it names none. The recipe's restore
-    check needs a scratch instance of the database, which the apps layer will provide: until then
-    the drill verifies the dump's bytes like every other file."""
+    `docker compose -p <app> exec -T`), or on the host when it names none. The drill loads a
+    compose app's dump into a scratch database of that service (its `ready`, `restore`, `verify`);
+    a dump run on the host (a service-kind app) has no image to start a scratch copy from, so
+    there the drill verifies the dump's bytes like every other file."""
     dump = claim.dump
     if dump is None:
         return scripts.AppBackup(claim.app, tuple(claim.paths))
     argv = tuple(dump.command)
+    scratch = None
     if getattr(dump, "service", ""):
         argv = ("docker", "compose", "-p", claim.app, "exec", "-T", dump.service, *argv)
-    return scripts.AppBackup(claim.app, tuple(claim.paths), argv, getattr(dump, "filename", "") or "")
+        if claim.home and dump.ready and dump.restore and dump.verify:
+            scratch = scripts.ScratchDb(claim.app, claim.home, dump.service, tuple(dump.ready),
+                                        tuple(dump.restore), tuple(dump.verify))
+    return scripts.AppBackup(claim.app, tuple(claim.paths), argv, getattr(dump, "filename", "") or "",
+                             scratch=scratch)
 
 
 def unit_names(cfg: StorageConfig, backups: Sequence[BackupPath], host: str) -> list[str]:
