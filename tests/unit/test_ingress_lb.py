@@ -184,3 +184,30 @@ def test_upstream_probe_round_trip_and_verdicts() -> None:
 def test_a_copy_is_in_the_pool_only_on_2xx(status: int, health: Health) -> None:
     facts = {("hello", "a"): UpstreamFacts(status, 0.001), ("hello", "b"): UpstreamFacts(200, 0.001)}
     assert upstream_monitors(TARGETS, facts)[0].health is health
+
+
+# ------------------------------------------------- apps commands per copy --
+
+class _Session:
+    def __init__(self, log: list[tuple[str, str]], host: str, rc: int) -> None:
+        self.log, self.host, self.rc = log, host, rc
+
+    def run_script(self, script: str, timeout: float) -> object:
+        self.log.append((self.host, script))
+        return type("R", (), {"rc": self.rc, "stdout": "", "stderr": "boom" if self.rc else ""})()
+
+    def close(self) -> None:
+        pass
+
+
+def test_restart_reaches_every_copy_and_names_the_one_that_failed(tmp_path: Path) -> None:
+    from homelab.layers.apps.cli import restart_app
+
+    apps = parse(HELLO, tmp_path / "c.yaml")
+    log: list[tuple[str, str]] = []
+    rcs = {"pi-1": 0, "pi-2": 1}
+    engine = type("E", (), {"config": {"apps": apps},
+                            "open_host": lambda self, h: _Session(log, h, rcs[h])})()
+    ok, message = restart_app(engine, apps.app("hello"))
+    assert [h for h, _ in log] == ["pi-1", "pi-2"] and all("docker compose -p hello" in s for _, s in log)
+    assert not ok and message == "hello: restarted on pi-1\nhello@pi-2: restart failed: boom"
