@@ -23,7 +23,7 @@ from homelab.layers.ingress.upstreams import (UpstreamFacts, UpstreamTarget, bal
                                               render_upstream_probe, upstream_monitors)
 from homelab.model import Health
 from homelab.outputs import MeshAddresses
-from homelab.probe import ProbeResult
+from homelab.probe import ProbeResult, as_probe
 from homelab.state import State
 from tests.unit.apps_fixtures import Hosts, parse
 from tests.unit.test_apps_config import errors
@@ -144,8 +144,8 @@ def test_ingress_status_names_the_copy_that_is_down(tmp_path: Path) -> None:
     ctx = context(tmp_path)
     layer = IngressLayer()
     probes = layer.probes(ctx, HostTarget("web", "10.0.0.1"))
-    assert "http://127.0.0.1:20080/health" in probes["ingress.upstreams"].command
-    assert "http://10.100.0.2:20080/health" in probes["ingress.upstreams"].command
+    command = as_probe(probes["ingress.upstreams"]).command
+    assert "http://127.0.0.1:20080/health" in command and "http://10.100.0.2:20080/health" in command
     probed = {"web": {"ingress.caddy": ProbeResult(0, ""), "ingress.anubis": ProbeResult(0, ""),
                       "ingress.upstreams": ProbeResult(0, "upstream hello web 200 0.002\nupstream hello pi 000 0.001\n")}}
     got = {m.subject: (m.health, m.reason) for m in layer.status(ctx, layer.observe(ctx, probed))
