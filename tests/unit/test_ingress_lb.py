@@ -81,10 +81,8 @@ def test_machine_and_machines_errors(tmp_path: Path) -> None:
                                        "machine)"]
     assert errors(HELLO.replace("[pi-1, pi-2]", "[]"), tmp_path) == [
         "T/c.yaml:3:47: apps.list[0].machines: names no machine (hint: like machines: [pi-1, pi-2])"]
-    unknown = errors(HELLO.replace("pi-2]", "pi-3]"), tmp_path, hosts=("pi-1", "pi-2"))
-    assert unknown == ["T/c.yaml:3:47: apps.list[0].machines[1]: no machine or server named 'pi-3' "
-                       "(hint: did you mean 'pi-1'?)"] or unknown[0].startswith(
-        "T/c.yaml:3:47: apps.list[0].machines[1]: no machine or server named 'pi-3'"), unknown
+    assert errors(HELLO.replace("pi-2]", "pi-3]"), tmp_path) == [
+        "T/c.yaml:3:47: apps.list[0].machines[1]: no machine or server named 'pi-3' (hint: did you mean 'pi-2'?)"]
 
 
 # ------------------------------------------------------------- the layers --
