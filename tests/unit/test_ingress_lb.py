@@ -85,6 +85,21 @@ def test_machine_and_machines_errors(tmp_path: Path) -> None:
         "T/c.yaml:3:47: apps.list[0].machines[1]: no machine or server named 'pi-3' (hint: did you mean 'pi-2'?)"]
 
 
+def test_what_a_copy_requires_must_run_beside_each_copy(tmp_path: Path) -> None:
+    text = """apps:
+  list:
+    - {name: feeds-db, recipe: postgres, machine: pi-1, variables: {database: f, user: f}}
+    - name: feeds
+      recipe: miniflux
+      machines: [pi-1, pi-2]
+      variables: {base_url: "https://feeds.example.org/"}
+      requires: {db: feeds-db}
+"""
+    assert errors(text, tmp_path) == [
+        "T/c.yaml:8:22: apps.list[1].requires.db: app 'feeds-db' runs on pi-1, not on pi-2 (hint: an app and what "
+        "it requires share one machine (its Docker network and env files))"]
+
+
 # ------------------------------------------------------------- the layers --
 
 CONFIG = """\
