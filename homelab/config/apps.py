@@ -12,6 +12,9 @@
           machine: pi-1
           variables: {base_url: "https://feeds.example.org/"}
           requires: {db: feeds-db}       # the recipe's alias -> an app of the recipe it needs
+        - name: hello
+          recipe: whoami
+          machines: [pi-1, pi-2]         # a copy on each, load-balanced by ingress (stateless only)
 
 A list of named entries, like `compute.machines`, keeps the order a person wrote and lets
 the same recipe run twice under two names. Parsing reads recipe files (through the catalog,
@@ -30,12 +33,17 @@ Requirements are wired explicitly (`requires: {alias: app}`), to an app of the r
 on the same machine: apps reach each other over the provider's Docker network
 (`homelab-<app>`, where the provider answers to its own app name), and a provider's secrets
 are copied between the two apps' env files on that machine — they never leave it.
+
+Several machines. `machines: [a, b]` runs a copy of the app on each, on one HTTP port, and
+ingress balances over them. Only a stateless recipe may: one that keeps data (a `data` volume,
+something to back up, a dump) is refused, since two copies of a database are two diverging
+databases, not a cluster. What it requires must run on each of its machines.
 """
 from __future__ import annotations
 
 import re
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -53,7 +61,7 @@ SECRETS_FILE = "secrets.env"
 # registry host[:port], optionally with a path prefix: "registry.lan:5000", "mirror.lan/hub"
 MIRROR = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,252}[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
 COMPOSE_PACKAGES = ("docker.io", "docker-compose")  # trixie: docker-compose is Compose v2
-APP_KEYS = ["name", "recipe", "machine", "variables", "requires", "port", "anubis"]
+APP_KEYS = ["name", "recipe", "machine", "machines", "variables", "requires", "port", "anubis"]
 
 
 @dataclass(frozen=True)
@@ -69,7 +77,8 @@ class ImageSettings:
 
 @dataclass(frozen=True)
 class App:
-    """One app on one machine, its recipe's variables all filled (config value or default)."""
+    """One app on one machine (or copies of a stateless one on several), its recipe's
+    variables all filled (config value or default)."""
 
     name: str
     recipe: str
@@ -80,6 +89,13 @@ class App:
     anubis: bool = False  # ask ingress to put Anubis in front of it
     path: str = field(default="", metadata={"internal": True})  # "apps.list[2]"
     machine_at: tuple[int, int] = field(default=(1, 1), compare=False, repr=False, metadata={"internal": True})
+    # `machines: [a, b]`: the machines after the first that run a copy (stateless recipes only)
+    also_on: tuple[str, ...] = ()
+
+    @property
+    def machines(self) -> tuple[str, ...]:
+        """Every machine that runs this app, the first one first."""
+        return (self.machine, *self.also_on)
 
     @property
     def dir(self) -> str:
@@ -115,15 +131,17 @@ class AppsConfig:
         return self.recipes[app.recipe]
 
     def cross_check(self, cfg: Any, root: Located, problems: Problems) -> None:
-        """Every app's machine is a machine or server of the config."""
+        """Every app's machines are machines or servers of the config."""
         known = list(getattr(cfg, "host_names", ()))
         for app in self.apps:
-            if app.machine not in known:
-                close = suggest(app.machine, known)
+            for i, machine in enumerate(app.machines):
+                if machine in known:
+                    continue
+                close = suggest(machine, known)
                 hint = close if close.startswith("did") else (
                     f"known: {', '.join(known)}" if known else "define it under compute first")
-                problems.add(Located(None, *app.machine_at), f"{app.path}.machine",
-                             f"no machine or server named {app.machine!r}", hint)
+                path = f"{app.path}.machines[{i}]" if app.also_on else f"{app.path}.machine"
+                problems.add(Located(None, *app.machine_at), path, f"no machine or server named {machine!r}", hint)
 
 
 # ------------------------------------------------------------------ values ----
@@ -159,6 +177,21 @@ def fixed_port(recipe: Recipe) -> int | None:
     port = svc.port(recipe.http.port) if svc is not None else None
     if port is not None and svc is not None and (recipe.kind == "service" or svc.host_network):
         return port.port
+    return None
+
+
+def stateful_because(recipe: Recipe) -> str | None:
+    """Why copies of this recipe on several machines would not be one app: it keeps data
+    (a dump, a `data` volume homelab creates, volumes it backs up). None: stateless, the
+    copies are interchangeable."""
+    if recipe.backup.dump is not None:
+        return f"recipe {recipe.name!r} keeps a database (it has a dump)"
+    for svc in recipe.services:
+        for vol in svc.volumes:
+            if vol.kind == "data" and vol.source is None:
+                return f"recipe {recipe.name!r} keeps data in volume {vol.name!r}"
+    if recipe.backup.volumes:
+        return f"recipe {recipe.name!r} backs up {', '.join(recipe.backup.volumes)}"
     return None
 
 
@@ -211,7 +244,7 @@ class _Parser:
     def app(self, s: Section) -> tuple[App, Section] | None:
         name = s.text("name", required=True, pattern=NAME, hint="lowercase letters, digits and '-', like 'feeds'")
         given = s.text("recipe", pattern=NAME, hint="a recipe name like 'miniflux'")
-        machine = s.text("machine", required=True, pattern=NAME, hint="a machine or server of compute")
+        machines, machines_node = self.machines(s)
         port_node = s.raw("port")
         port = s.integer("port", lo=1024, hi=65535)
         anubis = s.flag("anubis", False)
@@ -230,12 +263,38 @@ class _Parser:
         if fixed is not None and port is not None and port != fixed:
             s.fail(port_node, s.sub("port"), f"recipe {recipe.name!r} listens on {fixed} itself",  # type: ignore[union-attr]
                    "its command sets the port; drop port here")
-        if not s.ok or name is None or machine is None or recipe is None:
+        if recipe is not None and len(machines) > 1:
+            why = stateful_because(recipe)
+            if why is not None:
+                s.fail(machines_node, s.sub("machines"), f"{why}: two copies of it are not a cluster",
+                       "run it on one machine (machine: NAME); only stateless apps run on several")
+        if not s.ok or name is None or not machines or recipe is None:
             return None
-        node = s.raw("machine")
-        app = App(name, recipe.name, machine, variables, (), port if fixed is None else fixed, anubis, s.path,
-                  (node.line, node.col) if node is not None else (1, 1))
+        node = machines_node
+        app = App(name, recipe.name, machines[0], variables, (), port if fixed is None else fixed, anubis, s.path,
+                  (node.line, node.col) if node is not None else (1, 1), machines[1:])
         return app, s
+
+    @staticmethod
+    def machines(s: Section) -> tuple[tuple[str, ...], Located | None]:
+        """`machine: NAME` or `machines: [NAME, ...]` (exactly one of them), and its node."""
+        hint = "a machine or server of compute"
+        if s.has("machines"):
+            if s.has("machine"):
+                s.fail(s.raw("machine"), s.sub("machine"), "give machine or machines, not both",
+                       "machines: [a, b] runs a copy on each", key=True)
+                return (), None
+            names = s.str_list("machines", pattern=NAME, hint=hint)
+            node = s.raw("machines")
+            if s.ok and not names:
+                s.fail(node, s.sub("machines"), "names no machine", "like machines: [pi-1, pi-2]")
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                s.fail(node, s.sub("machines"), f"names {', '.join(dupes)} twice", "one copy per machine")
+            return names, node
+        machine = s.text("machine", required=True, pattern=NAME, hint=hint)
+        s.raw("machines")
+        return ((machine,) if machine is not None else ()), s.raw("machine")
 
     def variables(self, s: Section, recipe: Recipe) -> tuple[tuple[str, Value], ...]:
         node, given = _mapping(s, "variables", "NAME: value", "like variables: {base_url: \"https://feeds.example.org/\"}")
@@ -355,14 +414,14 @@ def _wire(parsed: list[tuple[App, Section]], recipes: Mapping[str, Recipe]) -> l
                 s.fail(wire, path, f"app {target!r} runs recipe {other.recipe!r}, not {req.recipe!r}",
                        f"apps of recipe {req.recipe!r}: {', '.join(candidates)}" if candidates
                        else f"add an app with recipe: {req.recipe}")
-            elif other.machine != app.machine:
-                s.fail(wire, path, f"app {target!r} runs on {other.machine}, not on {app.machine}",
+            elif not set(app.machines) <= set(other.machines):
+                missing = ", ".join(m for m in app.machines if m not in other.machines)
+                s.fail(wire, path, f"app {target!r} runs on {', '.join(other.machines)}, not on {missing}",
                        "an app and what it requires share one machine (its Docker network and env files)")
             else:
                 wired.append((alias, target))
         if s.ok:
-            out.append(App(app.name, app.recipe, app.machine, app.variables, tuple(wired), app.port, app.anubis,
-                           app.path, app.machine_at))
+            out.append(replace(app, requires=tuple(wired)))
     return out
 
 
@@ -389,27 +448,29 @@ def _assign_ports(apps: list[App], parsed: list[tuple[App, Section]], recipes: M
     nodes = {a.name: s for a, s in parsed}
     used: dict[tuple[str, str, int], str] = {}  # (machine, proto, port) -> "app (what)"
     for app in apps:
-        for proto, port, what in host_ports(app, recipes[app.recipe]):
-            key = (app.machine, proto, port)
-            if key in used:
-                s = nodes[app.name]
-                at = s.raw("port") if what == "http" and s.has("port") else s.raw("name")
-                sec.fail(at, f"{app.path}.port" if what == "http" else f"{app.path}.name",
-                         f"{app.machine}: {proto} port {port} ({app.name} {what}) is already taken by {used[key]}",
-                         "give one of them another port:" if what == "http" else
-                         "run one of them on another machine (the recipe fixes this port)")
-                continue
-            used[key] = f"{app.name} ({what})"
+        for machine in app.machines:
+            for proto, port, what in host_ports(app, recipes[app.recipe]):
+                key = (machine, proto, port)
+                if key in used:
+                    s = nodes[app.name]
+                    at = s.raw("port") if what == "http" and s.has("port") else s.raw("name")
+                    sec.fail(at, f"{app.path}.port" if what == "http" else f"{app.path}.name",
+                             f"{machine}: {proto} port {port} ({app.name} {what}) is already taken by {used[key]}",
+                             "give one of them another port:" if what == "http" else
+                             "run one of them on another machine (the recipe fixes this port)")
+                    continue
+                used[key] = f"{app.name} ({what})"
     out: dict[str, App] = {a.name: a for a in apps}
     for app in sorted(apps, key=lambda a: a.name):
         if app.port is not None or recipes[app.recipe].http is None:
             continue
+        # one port on every machine of the app: ingress dials the same port on each copy
         port = derived_port(app.name)
-        while (app.machine, "tcp", port) in used:
+        while any((m, "tcp", port) in used for m in app.machines):
             port = PORT_BASE + (port - PORT_BASE + 1) % PORT_SPAN
-        used[(app.machine, "tcp", port)] = f"{app.name} (http)"
-        out[app.name] = App(app.name, app.recipe, app.machine, app.variables, app.requires, port, app.anubis,
-                            app.path, app.machine_at)
+        for m in app.machines:
+            used[(m, "tcp", port)] = f"{app.name} (http)"
+        out[app.name] = replace(app, port=port)
     return [out[a.name] for a in apps]
 
 
@@ -437,10 +498,11 @@ def apps_claims(apps: AppsConfig, cfg: Any) -> Iterator[Claim]:
     for app in apps.apps:
         recipe = apps.recipe_of(app)
         if recipe.http is not None and app.port is not None:
-            yield HttpService("apps", app.path, app.name, (app.machine,), app.port, recipe.http.health_path,
+            yield HttpService("apps", app.path, app.name, app.machines, app.port, recipe.http.health_path,
                               app.anubis)
         paths = tuple(f"{app.data_dir}/{v}" for v in recipe.backup.volumes)
         dump = resolved_dump(app, recipe)
+        # (an app on several machines is stateless, the parser refuses the others: nothing here)
         if paths or dump is not None:
             # without a dump, a consistent copy of files needs the services that write them stopped
             stop = () if dump is not None else tuple(
@@ -448,12 +510,13 @@ def apps_claims(apps: AppsConfig, cfg: Any) -> Iterator[Claim]:
             yield BackupPath("apps", app.path, app.machine, app.name, paths, dump, stop,
                              home=app.dir if recipe.kind == "compose" else "")
         wanted = COMPOSE_PACKAGES if recipe.kind == "compose" else (recipe.package or "",)
-        for package in wanted:
-            packages.setdefault((app.machine, package), app.path)
-        for svc in recipe.services:
-            for port in svc.ports:
-                if port.publish:
-                    yield OpenPort("apps", app.path, app.machine, port.protocol, port.port,
-                                   why=f"{app.name} {port.name}", forwarded=recipe.kind == "compose")
+        for machine in app.machines:
+            for package in wanted:
+                packages.setdefault((machine, package), app.path)
+            for svc in recipe.services:
+                for port in svc.ports:
+                    if port.publish:
+                        yield OpenPort("apps", app.path, machine, port.protocol, port.port,
+                                       why=f"{app.name} {port.name}", forwarded=recipe.kind == "compose")
     for (host, package), path in packages.items():
         yield NeedsPackage("apps", path, host, package)

@@ -433,3 +433,29 @@ async def test_apps_drill_down_rolls_back_the_selected_app(monkeypatch: pytest.M
                 await pilot.press("down", "s")
                 await until(pilot, lambda: len(calls) == 2)
                 assert calls[1][0] == "restart" and calls[1][2] == "cal"
+
+
+async def test_a_copy_of_an_app_on_several_machines_is_that_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Rows of one copy (`hello@h2.whoami`, from `machines: [h1, h2]`) act on the app `hello`."""
+    from textual.app import App as TextualApp
+
+    from homelab.model import Health, Monitor
+    from homelab.tui.view_state import LayerView, RunView
+
+    calls: list[str] = []
+    monkeypatch.setattr("homelab.tui.app_actions.run_app_action",
+                        lambda what, config, name: (calls.append(name), (True, f"{name}: restarted"))[1])
+    monitors = (Monitor("apps", "hello@h2.whoami", "running", Health.FAIL, "container is exited", 1.0),)
+
+    class Host(TextualApp[None]):
+        config_path = tmp_path / "c.yaml"
+
+    app = Host()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = LayerDetailScreen(LayerView("apps", 6, "applications", monitors=monitors), RunView())
+        await app.push_screen(screen)
+        await pilot.pause()
+        assert screen.selected_app() == "hello"
+        await pilot.press("s")
+        await until(pilot, lambda: bool(calls))
+        assert calls == ["hello"]

@@ -9,7 +9,7 @@ from homelab.config import load_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.yaml"
 # dataclass fields whose YAML key differs (a Python keyword, or a clearer word in code)
-YAML_KEY = {"source": "from"}
+YAML_KEY = {"source": "from", "also_on": "machines"}
 
 
 def field_names(obj: Any) -> Iterator[str]:

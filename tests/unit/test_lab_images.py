@@ -54,7 +54,7 @@ def test_parse_ref_normalises_like_docker() -> None:
 
 
 def test_catalog_names_each_image_and_its_tags() -> None:
-    assert set(CATALOG) == {"syncthing", "radicale", "radicale-tomsquest", "postgres", "valkey", "miniflux", "anubis"}
+    assert set(CATALOG) == {"syncthing", "radicale", "radicale-tomsquest", "postgres", "valkey", "miniflux", "anubis", "whoami"}
     assert lab_ref(spec("radicale")) == "labrepo:5000/ghcr.io/kozea/radicale:3.7.8"
     assert spec("miniflux").also_as == ("docker.io/miniflux/miniflux",)
     assert spec("postgres").ref == "docker.io/library/postgres:17.12"
@@ -62,7 +62,7 @@ def test_catalog_names_each_image_and_its_tags() -> None:
     assert lab_ref(spec("anubis")) == "labrepo:5000/ghcr.io/techarohq/anubis:v1.27.0"
     assert lab_ref(spec("miniflux")) == "labrepo:5000/ghcr.io/miniflux/miniflux:2.2.6"
     assert spec("anubis").kind == "stand-in"
-    assert all(s.kind == "lab build" for k, s in CATALOG.items() if k != "anubis")
+    assert all(s.kind == "lab build" for k, s in CATALOG.items() if k not in ("anubis", "whoami"))
     for s in CATALOG.values():
         assert s.tag in s.tags and len(set(s.tags)) == len(s.tags)
         assert s.ports and s.health, s.key

@@ -188,8 +188,20 @@ ANUBIS = ImageSpec(
            "cookie is challenged",),
 )
 
+WHOAMI = ImageSpec(
+    key="whoami", upstream="docker.io/traefik/whoami", tag="v1.11.0", aliases=(),
+    kind="stand-in", source="homelab's whoami stand-in (files/whoami_standin.py) on Debian's python3",
+    apt=("python3",),
+    files=(("whoami_standin.py", "/whoami", 0o755),),
+    entrypoint=("/whoami",), ports=("80/tcp",),
+    health="GET :80/health -> 200 (POST a status code to /health to change it)",
+    notes=("a STAND-IN: whoami's HTTP contract for what homelab's tests rely on (GET / names the "
+           "container's hostname and the request, /api, /health settable by POST, --port, --name); "
+           "whoami is only on Docker Hub and Debian does not package it",),
+)
+
 CATALOG: dict[str, ImageSpec] = {s.key: s for s in (SYNCTHING, RADICALE, RADICALE_TOMSQUEST, POSTGRES, VALKEY,
-                                                    MINIFLUX, ANUBIS)}
+                                                    MINIFLUX, ANUBIS, WHOAMI)}
 
 
 def spec(key: str) -> ImageSpec:

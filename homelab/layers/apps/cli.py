@@ -59,20 +59,36 @@ def run(args: argparse.Namespace) -> int:
     return _bundle(engine, config, Path(args.output))
 
 
+def _on_each(engine: Any, app: Any, script: str, timeout: float) -> list[tuple[str, Any]]:
+    """Run one script on every machine of the app (copies of a stateless app are alike)."""
+    out = []
+    for machine in app.machines:
+        session = engine.open_host(machine)
+        try:
+            out.append((machine, session.run_script(script, timeout=timeout)))
+        finally:
+            session.close()
+    return out
+
+
+def _where(app: Any, machine: str) -> str:
+    return f"{app.name}@{machine}" if app.also_on else app.name
+
+
 def rollback_app(engine: Any, app: Any) -> tuple[bool, str]:
     """Back to the release that went live before the current one (also the TUI's `b`)."""
     from homelab.layers.apps import release as rel
 
-    session = engine.open_host(app.machine)
-    try:
-        r = session.run_script(rel.render_rollback_script(rel.App(app.name, ())), timeout=600)
-    finally:
-        session.close()
-    outcome = rel.parse_outcome(r.rc, r.stdout, r.stderr)
-    if outcome.status == "rolled-back":
-        return True, (f"{app.name}: rolled back from release {outcome.release} to {outcome.running}, healthy "
-                      "(the next apply deploys what the config says again)")
-    return False, f"{app.name}: {outcome.status}: {outcome.detail}"
+    lines, ok = [], True
+    for machine, r in _on_each(engine, app, rel.render_rollback_script(rel.App(app.name, ())), 600):
+        outcome = rel.parse_outcome(r.rc, r.stdout, r.stderr)
+        if outcome.status == "rolled-back":
+            lines.append(f"{_where(app, machine)}: rolled back from release {outcome.release} to {outcome.running}, "
+                         "healthy (the next apply deploys what the config says again)")
+        else:
+            ok = False
+            lines.append(f"{_where(app, machine)}: {outcome.status}: {outcome.detail}")
+    return ok, "\n".join(lines)
 
 
 def restart_app(engine: Any, app: Any) -> tuple[bool, str]:
@@ -85,14 +101,14 @@ def restart_app(engine: Any, app: Any) -> tuple[bool, str]:
     else:
         p, a = shlex.quote(app.name), shlex.quote(app.dir)
         script = (f"cd {a} && docker compose -p {p} -f current/compose.yaml --env-file secrets.env restart\n")
-    session = engine.open_host(app.machine)
-    try:
-        r = session.run_script(script, timeout=300)
-    finally:
-        session.close()
-    if r.rc == 0:
-        return True, f"{app.name}: restarted on {app.machine}"
-    return False, f"{app.name}: restart failed: {r.stderr.strip()[-300:]}"
+    lines, ok = [], True
+    for machine, r in _on_each(engine, app, script, 300):
+        if r.rc == 0:
+            lines.append(f"{app.name}: restarted on {machine}")
+        else:
+            ok = False
+            lines.append(f"{_where(app, machine)}: restart failed: {r.stderr.strip()[-300:]}")
+    return ok, "\n".join(lines)
 
 
 def _update(engine: Any, config: Any, app: Any) -> int:

@@ -51,7 +51,7 @@ class AppsLayer(Layer):
     def _on(self, ctx: RunContext, host: str) -> tuple[list[App], list[str]]:
         """(the config's apps on host, apps homelab deployed there that the config dropped)."""
         cfg = self.config(ctx)
-        mine = [a for a in cfg.apps if a.machine == host]
+        mine = [a for a in cfg.apps if host in a.machines]
         deployed = ctx.state.section(self.name).get("hosts", {}).get(host, [])
         return mine, sorted(set(deployed) - {a.name for a in mine})
 
@@ -129,8 +129,9 @@ class AppsLayer(Layer):
             blocked += hp.blocked
             writes += hp.writes
         for app in cfg.apps:
-            if app.machine not in ctx.hosts:
-                warnings.append(f"{app.name}: machine {app.machine} is not reachable yet; not planned")
+            for machine in app.machines:
+                if machine not in ctx.hosts:
+                    warnings.append(f"{app.name}: machine {machine} is not reachable yet; not planned")
         return LayerPlan(self.name, tuple(changes), tuple(same), tuple(warnings), tuple(blocked),
                          writes=tuple(writes))
 
@@ -139,33 +140,42 @@ class AppsLayer(Layer):
         pins = pins_of(ctx.state.section(self.name))
         out: list[Monitor] = []
         for app in cfg.apps:
-            results = observed.hosts.get(app.machine)
-            if not results:
-                why = ctx.failed_hosts.get(app.machine, "not reachable")
-                out.append(Monitor(self.name, app.name, "running", Health.UNKNOWN, f"{app.machine}: {why}"))
-                continue
-            recipe = cfg.recipe_of(app)
-            if recipe.kind == "service":
-                out += service_monitors(app.name, recipe, parse_service(results.get(f"apps.app.{app.name}")))
-                continue
-            facts = parse_app(results.get(f"apps.app.{app.name}")) or AppFacts()
-            try:
-                release = build_release(cfg, app, pins, self._publish_on(ctx, app.machine))
-            except KeyError:
-                out.append(Monitor(self.name, app.name, "running", Health.FAIL, "not deployed yet (apply pulls and pins it)"))
-                continue
-            expected = {}
-            ids = {ref: pin.image_id for ref, pin in pins.items()}
-            for svc in recipe.services:
-                img = recipe.image(svc.image or "")
-                if img is not None:
-                    expected[svc.name] = ids.get(f"{img.repository}:{img.tag}", "")
-            out += app_monitors(app.name, expected, facts.states, facts.http,
-                                recipe.http.expect_status if recipe.http and app.port else None)
-            if facts.data_bytes is not None:
-                out.append(Monitor(self.name, app.name, "data", Health.OK,
-                                   f"{facts.data_bytes / 1e6:.1f} MB in {app.data_dir}"))
-            out.append(Monitor(self.name, app.name, "release", Health.OK if facts.release == release.id else Health.WARN,
-                               f"release {facts.release or 'none'}" + ("" if facts.release == release.id
-                                                                       else f", config wants {release.id}")))
+            for machine in app.machines:
+                out += self._app_status(ctx, cfg, pins, observed, app, machine)
+        return out
+
+    def _app_status(self, ctx: RunContext, cfg: AppsConfig, pins: Mapping[str, ImagePin], observed: Observed,
+                    app: App, machine: str) -> list[Monitor]:
+        """One copy's monitors; a copy of an app on several machines is named APP@MACHINE."""
+        subject = f"{app.name}@{machine}" if app.also_on else app.name
+        out: list[Monitor] = []
+        results = observed.hosts.get(machine)
+        if not results:
+            why = ctx.failed_hosts.get(machine, "not reachable")
+            out.append(Monitor(self.name, subject, "running", Health.UNKNOWN, f"{machine}: {why}"))
+            return out
+        recipe = cfg.recipe_of(app)
+        if recipe.kind == "service":
+            out += service_monitors(app.name, recipe, parse_service(results.get(f"apps.app.{app.name}")))
+            return out
+        facts = parse_app(results.get(f"apps.app.{app.name}")) or AppFacts()
+        try:
+            release = build_release(cfg, app, pins, self._publish_on(ctx, machine))
+        except KeyError:
+            out.append(Monitor(self.name, subject, "running", Health.FAIL, "not deployed yet (apply pulls and pins it)"))
+            return out
+        expected = {}
+        ids = {ref: pin.image_id for ref, pin in pins.items()}
+        for svc in recipe.services:
+            img = recipe.image(svc.image or "")
+            if img is not None:
+                expected[svc.name] = ids.get(f"{img.repository}:{img.tag}", "")
+        out += app_monitors(subject, expected, facts.states, facts.http,
+                            recipe.http.expect_status if recipe.http and app.port else None)
+        if facts.data_bytes is not None:
+            out.append(Monitor(self.name, subject, "data", Health.OK,
+                               f"{facts.data_bytes / 1e6:.1f} MB in {app.data_dir}"))
+        out.append(Monitor(self.name, subject, "release", Health.OK if facts.release == release.id else Health.WARN,
+                           f"release {facts.release or 'none'}" + ("" if facts.release == release.id
+                                                                   else f", config wants {release.id}")))
         return out

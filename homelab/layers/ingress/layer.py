@@ -32,6 +32,7 @@ from homelab.layers.ingress.probes import (anubis_probe, caddy_probe, cert_probe
                                            parse_caddy)
 from homelab.layers.ingress.render import AnubisPorts, CaddySettings, Site, render_caddyfile
 from homelab.layers.ingress.sites import plan_sites
+from homelab.layers.ingress.upstreams import balanced_targets, upstream_monitors, upstream_probe
 from homelab.model import Change, Health, LayerPlan, Monitor, StateWrite
 from homelab.outputs import MeshAddresses
 from homelab.probe import AnyProbe, ProbeResult
@@ -102,9 +103,20 @@ class IngressLayer(Layer):
         except HomelabError:  # diff reports it; probe what can be probed
             sites = []
         names = [s.hostname for s in sites]
-        return {"ingress.caddy": caddy_probe(),
-                "ingress.anubis": anubis_probe(cfg.anubis.image, self._metrics_ports(sites)),
-                "ingress.certs": cert_probe(names), "ingress.https": https_probe(names)}
+        out: dict[str, AnyProbe] = {
+            "ingress.caddy": caddy_probe(), "ingress.anubis": anubis_probe(cfg.anubis.image, self._metrics_ports(sites)),
+            "ingress.certs": cert_probe(names), "ingress.https": https_probe(names)}
+        targets = self._balanced(ctx, host.name, sites)
+        if targets:
+            out["ingress.upstreams"] = upstream_probe(targets)
+        return out
+
+    def _balanced(self, ctx: RunContext, host: str, sites: list[Site]) -> list[Any]:
+        """The copies of load-balanced apps, as `host` dials them (none when an address is missing)."""
+        try:
+            return balanced_targets(sites, self.settings(ctx, host, self._addresses(ctx, sites)[0]))
+        except HomelabError:  # no address for a machine: the plan says why
+            return []
 
     def observe(self, ctx: RunContext, probed: Mapping[str, Mapping[str, ProbeResult]]) -> Observed:
         cfg = self.config(ctx)
@@ -203,9 +215,11 @@ class IngressLayer(Layer):
             out += self._host_monitors(ctx, name, results, sites, addresses)
             certs = cert_probe(sorted(probes)).value(results.get("ingress.certs")) or {}
             https = https_probe(sorted(probes)).value(results.get("ingress.https")) or {}
+            suffix = f" @{name}" if len(cfg.machines) > 1 else ""
             for m in ingress_monitors(probes, certs, https, now, [s.hostname for s in sites if s.internal_tls]):
-                out.append(Monitor(m.layer, f"{m.subject} @{name}" if len(cfg.machines) > 1 else m.subject,
-                                   m.name, m.health, m.reason, m.checked_at))
+                out.append(Monitor(m.layer, m.subject + suffix, m.name, m.health, m.reason, m.checked_at))
+            targets = self._balanced(ctx, name, sites)
+            out += upstream_monitors(targets, upstream_probe(targets).value(results.get("ingress.upstreams")), suffix)
         try:
             record_plan, _ = self.dns_plan(ctx, observed, sites)
         except HomelabError as exc:

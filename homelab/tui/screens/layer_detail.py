@@ -50,7 +50,8 @@ class LayerDetailScreen(Screen[None]):
         if table.row_count == 0:
             return None
         subject = str(table.get_row_at(table.cursor_row)[1])
-        return subject.split(".", 1)[0] or None
+        # "feeds.db", or "hello@pi-1.whoami" for one copy of an app on several machines
+        return subject.split(".", 1)[0].split("@", 1)[0] or None
 
     def action_app_action(self, what: str) -> None:
         app_name = self.selected_app()
