@@ -154,7 +154,7 @@ class Engine:
         ctx: RunContext | None = None
         try:
             state = State.load(self.config.state_path)
-            ctx = RunContext(self.config, state, self.options)
+            ctx = RunContext(self.config, state, self.options, command)
             layers = all_layers()
             selected = self._selected(layers)
             for layer in layers:

@@ -49,6 +49,8 @@ class RunContext:
     config: Config
     state: State
     options: RunOptions = field(default_factory=RunOptions)
+    # "plan" | "apply" | "status": checks only monitors read (the mesh's pings) run for status
+    command: str = "apply"
     hosts: dict[str, HostTarget] = field(default_factory=dict)
     failed_hosts: dict[str, str] = field(default_factory=dict)  # name -> why
     outputs: Outputs = field(default_factory=Outputs)  # typed values lower layers published

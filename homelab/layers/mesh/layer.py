@@ -82,7 +82,7 @@ class MeshLayer(Layer):
         cfg = self._config(ctx)
         if cfg.node(host.name) is None:
             return {}
-        others = [n.address for n in self._nodes(ctx) if n.name != host.name]
+        others = [n.address for n in self._nodes(ctx) if n.name != host.name] if ctx.command == "status" else []
         return mesh_probes(cfg.interface, others)
 
     def observe(self, ctx: RunContext, probed: Mapping[str, Mapping[str, ProbeResult]]) -> Observed:

@@ -7,7 +7,9 @@ preshared keys a peer still lacks, only when a plan asked for them, and the laye
 in a Secret (redacted everywhere) the moment it is parsed.
 
 Pings run before `wg show`, so a ping that needs a fresh handshake is reflected in the
-handshake times read right after it.
+handshake times read right after it. Only `status` pings: plan and apply never read the
+round trips, and a full mesh of n nodes pings n*(n-1) times through WireGuard (in the lab the
+largest share of a no-op's remote CPU at 10 hosts).
 """
 from __future__ import annotations
 
@@ -94,12 +96,11 @@ def psk_read_probe(peers: Sequence[str]) -> str:
 
 
 def mesh_probes(interface: str, ping_addresses: Sequence[str], psk_reads: Sequence[str] = ()) -> dict[str, str]:
-    probes = {
-        "mesh.host": host_probe(interface),
-        "mesh.conf": conf_probe(interface),
-        "mesh.ping": ping_probe(interface, ping_addresses),
-        "mesh.wg": runtime_probe(interface),
-    }
+    """The node's probes; `ping_addresses` empty: no ping probe (plan and apply)."""
+    probes = {"mesh.host": host_probe(interface), "mesh.conf": conf_probe(interface)}
+    if ping_addresses:
+        probes["mesh.ping"] = ping_probe(interface, ping_addresses)
+    probes["mesh.wg"] = runtime_probe(interface)
     if psk_reads:
         probes["mesh.psk_read"] = psk_read_probe(psk_reads)
     return probes

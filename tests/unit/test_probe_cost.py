@@ -1,0 +1,41 @@
+"""What a no-op costs on the host: checks only `status` reads are not run by plan and apply."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from homelab.config import load_config
+from homelab.hosts import HostTarget
+from homelab.layers.base import RunContext
+from homelab.layers.mesh.layer import MeshLayer
+from homelab.state import State
+
+MESH = """\
+version: 1
+compute:
+  machines:
+    - {name: a, address: 10.0.0.1}
+    - {name: b, address: 10.0.0.2}
+    - {name: c, address: 10.0.0.3}
+mesh:
+  nodes:
+    - {name: a, endpoint: auto}
+    - {name: b, endpoint: auto}
+    - {name: c, endpoint: auto}
+"""
+
+
+def _ctx(tmp_path: Path, command: str, text: str = MESH) -> RunContext:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return RunContext(load_config(path), State(tmp_path / "c.state.json"), command=command)
+
+
+def test_mesh_pings_its_peers_only_for_status(tmp_path: Path) -> None:
+    host = HostTarget("a", "10.0.0.1")
+    status = MeshLayer().probes(_ctx(tmp_path, "status"), host)
+    assert "ping -n -q -c 1" in status["mesh.ping"]
+    assert status["mesh.ping"].count("10.100.0.") == 2  # the two other nodes
+    for command in ("plan", "apply"):
+        probes = MeshLayer().probes(_ctx(tmp_path, command), host)
+        assert "mesh.ping" not in probes
+        assert {"mesh.host", "mesh.conf", "mesh.wg"} <= set(probes)  # what the diff reads stays
