@@ -529,6 +529,7 @@ class Lab:
         c.cache.mkdir(parents=True, exist_ok=True)
         self._ensure_key()
         built = _parallel(lambda s: ensure_suite(c.cache, s, c.mirror), sorted(suites))
+        network.raise_inotify_limit()
         network.bridge_up(c.bridge, c.bridge_if)
         # guard: nothing from the lab is forwarded off its bridge (hosts also get no default route)
         network.guard_up(c.nft_table, [c.bridge])

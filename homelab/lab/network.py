@@ -38,6 +38,23 @@ def bridge_up(bridge: str, address: IPv4Interface) -> None:
     run(["ip", "link", "set", bridge, "up"], what=f"bring up {bridge}")
 
 
+# Every lab host's systemd, journald, udev and wireguard-go each hold inotify instances, and all
+# of them count against the outer machine's root (nspawn without user namespaces). The kernel's
+# default of 128 runs out at about ten hosts across the labs on one machine; wireguard-go then
+# fails with "Failed to listen on uapi socket: too many open files" and wg-quick@wg0 with it.
+INOTIFY_INSTANCES = 8192
+
+
+def raise_inotify_limit(at_least: int = INOTIFY_INSTANCES) -> None:
+    """Raise fs.inotify.max_user_instances to `at_least` (never lowers a higher setting)."""
+    path = Path("/proc/sys/fs/inotify/max_user_instances")
+    try:
+        if int(path.read_text()) < at_least:
+            path.write_text(str(at_least))
+    except (OSError, ValueError):
+        pass  # not Linux or not allowed: the lab still works for a few hosts
+
+
 def bridge_down(bridge: str) -> None:
     if link_exists(bridge):
         run(["ip", "link", "del", bridge], what=f"delete bridge {bridge}")
