@@ -89,10 +89,15 @@ class BackupPath(Claim):
 
 @dataclass(frozen=True)
 class NeedsPackage(Claim):
-    """Debian package `package` on `host` (all claims of a host: one apt transaction)."""
+    """Debian package `package` on `host`. Compute installs every claim of a host in one apt
+    transaction before the layers above run; they only assume their packages.
+
+    `only_if`: a read-only shell test run on the host; the package is wanted only where it
+    succeeds (wireguard-go only where the kernel has no WireGuard module)."""
 
     host: str
     package: str
+    only_if: str = ""
 
 
 @dataclass(frozen=True)

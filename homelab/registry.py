@@ -32,6 +32,9 @@ class LayerEntry:
     layer: str | None = None  # "module:Class" of the Layer
     step: str | None = None  # "module:NAME" of the wizard step
     claims: str | None = None  # "module:function(section, Config) -> Iterable[Claim]" (pure)
+    # claims that follow from other layers' claims (storage: restic where apps back up), run once
+    # every layer's own are in: "module:function(section, Config, Claims) -> Iterable[Claim]" (pure)
+    derived_claims: str | None = None
     commands: tuple[tuple[str, str], ...] = ()  # extra CLI commands: (name, "module:COMMAND")
     on_hosts: bool = True  # works on hosts (probes, ops) rather than only an API / the local machine
     destroy: str = "leaves its work in place"  # what `homelab destroy` does to it
@@ -67,11 +70,13 @@ LAYERS: tuple[LayerEntry, ...] = (
     LayerEntry("storage", 4, "storage", "data placement, restic backups, restore drills",
                parse="homelab.config.storage:parse_storage", layer="homelab.layers.storage:StorageLayer",
                step="homelab.tui.wizard.steps.storage:STEP", claims="homelab.config.storage:storage_claims",
+               derived_claims="homelab.config.storage:storage_derived_claims",
                commands=(("backup", "homelab.layers.storage.cli:COMMAND"),),
                destroy="leaves data, repositories and backups in place (they outlive homelab)"),
     LayerEntry("ingress", 5, "application network", "Caddy ingress, TLS, DNS, Anubis",
                parse="homelab.config.ingress:parse_ingress", layer="homelab.layers.ingress:IngressLayer",
                step="homelab.tui.wizard.steps.ingress:STEP", claims="homelab.config.ingress:ingress_claims",
+               derived_claims="homelab.config.ingress:ingress_derived_claims",
                commands=(("ca", "homelab.layers.ingress.cli:COMMAND"),),
                destroy="leaves Caddy, its sites and DNS records in place"),
     LayerEntry("apps", 6, "applications", "Docker compose apps and services from recipes",

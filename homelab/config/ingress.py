@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
 
-from homelab.claims import Claim, OpenPort
+from homelab.claims import Claim, Claims, HttpService, NeedsPackage, OpenPort
 from homelab.config.reader import HOSTNAME, NAME, PATH, Problems, Section
 from homelab.config.yamlpos import Located
 
@@ -259,6 +259,15 @@ def ingress_claims(ingress: IngressConfig, cfg: Any) -> Iterator[Claim]:
     for HTTP/3, which Caddy serves by default). Routes come from the apps' HttpService claims."""
     for i, host in enumerate(ingress.machines):
         path = f"ingress.machines[{i}]"
+        yield NeedsPackage("ingress", path, host, "caddy")
         yield OpenPort("ingress", path, host, "tcp", 80, why="HTTP (ACME http-01, redirect to HTTPS)")
         yield OpenPort("ingress", path, host, "tcp", 443, why="HTTPS")
         yield OpenPort("ingress", path, host, "udp", 443, why="HTTP/3")
+
+
+def ingress_derived_claims(ingress: IngressConfig, cfg: Any, claims: Claims) -> Iterator[Claim]:
+    """Docker on the ingress machines once any app is served behind Anubis (a container)."""
+    services = claims.of(HttpService)
+    if any(ingress.app(s.app).anubis or s.anubis for s in services):
+        for i, host in enumerate(ingress.machines):
+            yield NeedsPackage("ingress", f"ingress.machines[{i}]", host, "docker.io")

@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from homelab.claims import Claim, OpenPort, TrustInterface
+from homelab.claims import Claim, NeedsPackage, OpenPort, TrustInterface
 
 from homelab.config.reader import NAME, Problems, Section
 from homelab.config.yamlpos import Located, locate, show
@@ -274,12 +274,22 @@ def parse_mesh(sec: Section) -> MeshConfig:
                       handshake_timeout=timeout, relay=relay, nodes=tuple(nodes))
 
 
+# wireguard-tools everywhere (wg, wg-quick), ping for the status checks; wireguard-go only where
+# the kernel has no module (built in, loaded or loadable): containers, some VPS kernels
+PACKAGES = ("wireguard-tools", "iputils-ping")
+USERSPACE_PACKAGE = "wireguard-go"
+NO_KERNEL_MODULE = "! [ -d /sys/module/wireguard ] && ! modprobe -n -q wireguard"
+
+
 def mesh_claims(mesh: MeshConfig, cfg: Any) -> Iterator[Claim]:
     """What the mesh needs of the firewall: its UDP port on nodes others dial, and trust of
-    what arrives on the mesh interface (authenticated by WireGuard already)."""
+    what arrives on the mesh interface (authenticated by WireGuard already); and its packages."""
     listed = {n.name: i for i, n in enumerate(mesh.nodes)}
     for node in mesh.members:
         i = listed.get(node.name)
+        for package in PACKAGES:
+            yield NeedsPackage("mesh", "mesh.nodes", node.name, package)
+        yield NeedsPackage("mesh", "mesh.nodes", node.name, USERSPACE_PACKAGE, only_if=NO_KERNEL_MODULE)
         if mesh.accepts_inbound(node.name):
             path = f"mesh.nodes[{i}].port" if i is not None and node.port != mesh.port else "mesh.port"
             yield OpenPort("mesh", path, node.name, "udp", node.port, why="WireGuard mesh")

@@ -22,7 +22,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from homelab.claims import Claim, OpenPort
+from homelab.claims import Claim, NeedsPackage, OpenPort
 
 from homelab.config.reader import NAME, SSH_PUBKEY, USER, Problems, Section
 from homelab.config.yamlpos import Located, show
@@ -288,7 +288,14 @@ def permissions_claims(perm: PermissionsConfig, cfg: Any) -> Iterator[Claim]:
 
     `ingress_hosts` opens 80/443 until the ingress layer (5) exists and claims them itself
     for the machines that run it; then this key goes away.
+    And the packages of the layer's own tools, on every host: sudo (visudo), nftables,
+    unattended-upgrades.
     """
+    wanted = [p for p, want in (("sudo", any(u.sudo for u in perm.users)), ("nftables", perm.firewall.enabled),
+                                ("unattended-upgrades", perm.unattended_upgrades)) if want]
+    for host in cfg.host_names:
+        for package in wanted:
+            yield NeedsPackage("permissions", "permissions", host, package)
     if not perm.firewall.enabled:
         return
     for host in cfg.host_names:

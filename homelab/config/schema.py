@@ -94,12 +94,17 @@ def parse_config(text: str, path: Path) -> Config:
 
 
 def collect_claims(cfg: Config) -> list[Claim]:
-    """Every built layer's claims, in run order (pure)."""
+    """Every built layer's claims, in run order, then those derived from them (pure)."""
     out: list[Claim] = []
     for entry in registry.built():
         section = cfg.sections.get(entry.id)
         if entry.claims and section is not None:
             out.extend(registry.resolve(entry.claims)(section, cfg))
+    first = Claims(tuple(out))
+    for entry in registry.built():
+        section = cfg.sections.get(entry.id)
+        if entry.derived_claims and section is not None:
+            out.extend(registry.resolve(entry.derived_claims)(section, cfg, first))
     return out
 
 

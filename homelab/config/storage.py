@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from homelab.claims import Claim, NeedsPackage, NeedsVolume, OpenPort
+from homelab.claims import BackupPath, Claim, Claims, NeedsPackage, NeedsVolume, OpenPort
 from homelab.config.reader import HOSTNAME, NAME, USER, Problems, Section
 from homelab.config.yamlpos import Located, locate
 from homelab.secrets import SecretRef
@@ -334,6 +334,13 @@ FILESYSTEM_PACKAGES = {"ext4": "e2fsprogs", "xfs": "xfsprogs", "btrfs": "btrfs-p
 CLIENT_PACKAGES = ("restic", "jq", "curl")  # jq: the drill compares file lists; curl: append-only check
 
 
+def storage_derived_claims(storage: StorageConfig, cfg: Any, claims: Claims) -> Iterator[Claim]:
+    """The backup clients' packages: every host with a `BackupPath` claim."""
+    for host in dict.fromkeys(c.host for c in claims.of(BackupPath)):
+        for package in CLIENT_PACKAGES:
+            yield NeedsPackage("storage", "storage", host, package)
+
+
 def storage_claims(storage: StorageConfig, cfg: Any) -> Iterator[Claim]:
     """Hetzner volumes for disks that ask for one; packages for the rest-server machines, and
     their port where the mesh does not cover it.
@@ -346,10 +353,10 @@ def storage_claims(storage: StorageConfig, cfg: Any) -> Iterator[Claim]:
     homelab's own machines only (one claim per machine with an IP address in compute).
 
     Clients (the hosts with `BackupPath` claims) are known only once every layer's claims are
-    collected, after this function runs; their packages (`CLIENT_PACKAGES`) are planned by the
-    layer itself from the claims it reads.
+    collected, after this function runs: `storage_derived_claims` claims their packages.
     """
     for i, disk in enumerate(storage.disks):
+        yield NeedsPackage("storage", f"storage.disks[{i}]", disk.machine, FILESYSTEM_PACKAGES[disk.filesystem])
         if disk.volume is not None:  # compute creates and attaches it; billing prices it
             yield NeedsVolume("storage", f"storage.disks[{i}].volume", disk.machine, disk.name,
                               disk.volume.size_gb, disk.volume.protection)

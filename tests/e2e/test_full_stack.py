@@ -1,9 +1,9 @@
 """All built layers together on real hosts: billing, privilege, compute, mesh, permissions.
 
 The layers are each proven on their own elsewhere; this proves they compose: one apply
-converges three machines (Debian 13 and 12), a second changes nothing, every monitor is OK
-(or a WARN the lab explains), the mesh carries traffic through the firewall, and homelab logs
-in as the operator user afterwards (root login is off).
+converges three machines (Debian 13 and 12) with one apt transaction per host, a second
+changes nothing, every monitor is OK (or a WARN the lab explains), the mesh carries traffic
+through the firewall, and homelab logs in as the operator user afterwards (root login is off).
 """
 from __future__ import annotations
 
@@ -21,9 +21,21 @@ pytestmark = pytest.mark.lab
 HOSTS = ["h1", "h2", "h4"]  # h4 is Debian 12 in the default session lab
 
 
+APT_RUNS = "grep -c '^Start-Date' /var/log/apt/history.log 2>/dev/null || true"  # one entry per install
+
+
+def apt_runs(lab) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    return {h: int(lab.run(h, APT_RUNS, check=True).stdout.strip() or 0) for h in HOSTS}
+
+
 @pytest.fixture(scope="module")
-def applied(lab, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+def apt_before(lab) -> dict[str, int]:  # type: ignore[no-untyped-def]
     lab.reset(*HOSTS)
+    return apt_runs(lab)
+
+
+@pytest.fixture(scope="module")
+def applied(lab, apt_before: dict[str, int], tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
     tmp = tmp_path_factory.mktemp("full")
     cfg = tmp / "full.yaml"
     cfg.write_text(render_lab_config(lab.inventory(), hosts=HOSTS) + """\
@@ -44,6 +56,13 @@ permissions:
                   env={"XDG_STATE_HOME": str(tmp / "xdg")})
     assert out.returncode == 0, out.stdout + out.stderr
     return cfg
+
+
+def test_a_cold_converge_runs_apt_once_per_host(applied: Path, apt_before: dict[str, int], lab) -> None:  # type: ignore[no-untyped-def]
+    """Every layer's packages (compute's base, the mesh's, the permissions') are package claims,
+    installed by ONE apt transaction per host: apt's own history on each host says so."""
+    after = apt_runs(lab)
+    assert {h: after[h] - apt_before[h] for h in HOSTS} == {h: 1 for h in HOSTS}, (apt_before, after)
 
 
 def test_second_apply_and_plan_change_nothing(applied: Path) -> None:

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import yaml
 
-from homelab.claims import OpenPort
+from homelab.claims import NeedsPackage, OpenPort
 from homelab.config.ingress import LETS_ENCRYPT, AppIngress, IngressConfig, ingress_claims, parse_ingress
 from homelab.config.reader import Problems, Section
 from homelab.config.yamlpos import load_located
@@ -131,8 +131,10 @@ def test_the_example_snippet_parses_clean_and_names_every_key() -> None:
 
 def test_ports_claimed_on_ingress_machines_only() -> None:
     cfg = ok("ingress:\n  machines: [web-1, web-2]\n  tls: {mode: internal}\n")
-    got = [(c.host, c.proto, c.port, c.path) for c in ingress_claims(cfg, None)]
+    claims = list(ingress_claims(cfg, None))
+    assert [(c.host, c.package) for c in claims if isinstance(c, NeedsPackage)] == [("web-1", "caddy"), ("web-2", "caddy")]
+    got = [(c.host, c.proto, c.port, c.path) for c in claims if isinstance(c, OpenPort)]
     assert got == [("web-1", "tcp", 80, "ingress.machines[0]"), ("web-1", "tcp", 443, "ingress.machines[0]"),
                    ("web-1", "udp", 443, "ingress.machines[0]"), ("web-2", "tcp", 80, "ingress.machines[1]"),
                    ("web-2", "tcp", 443, "ingress.machines[1]"), ("web-2", "udp", 443, "ingress.machines[1]")]
-    assert all(isinstance(c, OpenPort) and c.owner == "ingress" for c in ingress_claims(cfg, None))
+    assert all(c.owner == "ingress" for c in claims)

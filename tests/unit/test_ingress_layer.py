@@ -35,12 +35,16 @@ def inputs(sites: tuple[Site, ...], caddy: CaddyFacts | None, anubis: AnubisFact
                       caddy, anubis, pin)
 
 
-def test_a_fresh_machine_gets_caddy_docker_the_pinned_image_then_anubis() -> None:
+def test_a_fresh_machine_gets_docker_started_the_pinned_image_then_anubis() -> None:
     hp = plan_host(inputs((PLAIN, GUARDED), CaddyFacts(), AnubisFacts()))
     assert [(c.target, c.action, bool(c.deferred)) for c in hp.changes] == [
-        ("web", "create", False), ("web docker", "create", False), ("anubis image", "create", False),
+        ("web docker", "create", False), ("anubis image", "create", False),
         ("anubis notes", "create", True), ("web Caddyfile", "update", False)]
-    pull = hp.changes[2].ops[0].kwargs["commands"][0]
+    # caddy and docker.io are package claims: compute installs them, ingress installs nothing
+    assert not any(op.name == "apt.packages" for c in hp.changes for op in c.ops)
+    assert hp.notes == ["web: caddy not installed yet (compute's package step installs it)"]
+    assert hp.changes[0].ops[0].kwargs == {"commands": ["systemctl enable --now docker"]}
+    pull = hp.changes[1].ops[0].kwargs["commands"][0]
     assert pull == ("docker pull -q labrepo:5000/ghcr.io/techarohq/anubis:v1.27.0 >/dev/null && "
                     "docker tag labrepo:5000/ghcr.io/techarohq/anubis:v1.27.0 ghcr.io/techarohq/anubis:v1.27.0")
     # the Caddyfile is one op: the install script with the rendered file in it
@@ -158,7 +162,8 @@ def test_sites_come_from_the_apps_claims_and_remote_apps_are_dialled_over_the_me
     assert deploy.deferred  # first the image is pulled and pinned
     assert not any("no mesh address" in w for w in plan.warnings)
     assert plan.notes == ("DNS record to create by hand: cal.example.org. 300 IN A 10.0.0.1",
-                          "DNS record to create by hand: notes.example.org. 300 IN A 10.0.0.1")
+                          "DNS record to create by hand: notes.example.org. 300 IN A 10.0.0.1",
+                          "web: caddy not installed yet (compute's package step installs it)")
     assert any(w.path == ("anubis_ports",) and w.value == {"notes": [8900, 9100, 9300]} for w in plan.writes)
 
 

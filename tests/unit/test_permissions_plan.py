@@ -28,8 +28,8 @@ def op_names(change: Change) -> list[str]:
 def test_fresh_host_gets_everything_in_a_safe_order() -> None:
     cfg = perms()
     plan = plan_host(cfg, inputs(), fresh_view())
+    assert plan.notes == ("web-1: nftables, unattended-upgrades not installed yet (compute's package step installs them)",)
     assert summaries(plan.changes) == [
-        "install packages: nftables, unattended-upgrades",
         "homelab-guard: install (sshd and firewall changes revert unless a new login confirms them)",
         "user alice: create, keys: 2, + ed25519 alice@laptop, ed25519 homelab-operator, sudo",
         "user bob: create, keys: 1, + ed25519 bob@desk",
@@ -40,7 +40,7 @@ def test_fresh_host_gets_everything_in_a_safe_order() -> None:
         "unattended-upgrades: security updates every day (/etc/apt/apt.conf.d/20auto-upgrades)",
     ]
     assert all(c.host == "web-1" and c.layer == "permissions" for c in plan.changes)
-    alice, sshd = plan.changes[2], plan.changes[4]
+    alice, sshd = plan.changes[1], plan.changes[3]
     assert op_names(alice) == ["server.shell", "files.directory", "files.put_text", "files.put_text", "server.shell"]
     keys = alice.ops[2].kwargs
     assert keys["dest"] == f"{KEYS_DIR}/alice" and keys["mode"] == "644" and keys["user"] == "root"
@@ -225,7 +225,7 @@ def test_host_not_created_yet_plans_everything() -> None:
     from homelab.layers.permissions.probes import HostView
 
     plan = plan_host(perms(), inputs(host_key=""), HostView(reachable=False))
-    assert summaries(plan.changes)[0] == "install packages: sudo, nftables, unattended-upgrades"
+    assert "sudo, nftables, unattended-upgrades not installed yet" in plan.notes[0]
     assert any("OpenSSH 10.0 assumed" in s for s in summaries(plan.changes))
 
 

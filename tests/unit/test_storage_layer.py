@@ -98,8 +98,9 @@ def test_first_pass_generates_the_credential_and_defers_what_needs_it() -> None:
     plan = plan_storage(inputs(config(), {"h1": HostView(), "h2": HostView()}))
     assert not plan.blocked
     s = summaries(plan)
-    assert s[0] == "h1: install packages: restic, restic-rest-server"
-    assert "h2: install packages: restic, jq, curl" in s
+    assert not any("install packages" in line for line in s)  # claims: compute's one apt transaction
+    assert "h1: restic, restic-rest-server not installed yet (compute's package step installs them)" in plan.notes
+    assert "h2: restic, jq, curl not installed yet (compute's package step installs them)" in plan.notes
     gen = next(c for c in plan.changes if c.summary == "rest credential for nas")
     assert gen.host == "h2"
     assert credential_file(config().get("storage").repositories[0]) in gen.ops[0].kwargs["commands"][0]
@@ -108,9 +109,9 @@ def test_first_pass_generates_the_credential_and_defers_what_needs_it() -> None:
         "backup web -> nas: credentials file /etc/homelab/storage/nas.env": "needs the rest credential generated on the host in this apply",
         "rest-server nas: htpasswd": "needs the credentials generated on h2 in this apply",
     }
-    # order on h2: packages, directories, credential, then the backup's files
+    # order on h2: directories, credential, then the backup's files (packages: compute, before)
     h2 = [c.summary for c in plan.changes if c.host == "h2"]
-    assert h2[:3] == ["install packages: restic, jq, curl", "directories: 6", "rest credential for nas"]
+    assert h2[:2] == ["directories: 6", "rest credential for nas"]
 
 
 def test_second_pass_writes_env_and_htpasswd_then_nothing_is_left() -> None:
@@ -223,11 +224,11 @@ def test_format_is_destructive_then_the_mount_follows() -> None:
     assert any(c.deferred and c.summary == "mount disk data1 at /srv/homelab" for c in plan.changes)
     # once it is ext4: a mount unit by UUID, enabled and started, before the directories
     plan = plan_storage(inputs(cfg, {"h1": HostView(), "h2": disk_view("ext4", (Signature("ext4", "0x438"),), "u-2")}))
-    h2 = [c for c in plan.changes if c.host == "h2"]
-    assert h2[1].summary == "mount disk data1 at /srv/homelab: write 1 file" and not h2[1].destructive
-    assert "What=/dev/disk/by-uuid/u-2" in h2[1].ops[0].kwargs["content"]
-    assert h2[1].ops[-1].kwargs == {"service": "srv-homelab.mount", "running": True, "enabled": True, "restarted": True}
-    assert h2[2].summary.startswith("directories")
+    h2 = [c for c in plan.changes if c.host == "h2"]  # packages: compute installs them
+    assert h2[0].summary == "mount disk data1 at /srv/homelab: write 1 file" and not h2[0].destructive
+    assert "What=/dev/disk/by-uuid/u-2" in h2[0].ops[0].kwargs["content"]
+    assert h2[0].ops[-1].kwargs == {"service": "srv-homelab.mount", "running": True, "enabled": True, "restarted": True}
+    assert h2[1].summary.startswith("directories")
 
 
 def test_claims_packages_and_the_port_only_without_a_mesh() -> None:

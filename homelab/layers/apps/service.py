@@ -57,9 +57,12 @@ def render_service_deploy(app: App, recipe: Recipe) -> str:
     lines = [
         "#!/bin/bash",
         "set -eu",
+        # claimed (NeedsPackage): compute's one apt transaction installed it; this is the fallback
         f"if ! dpkg-query -W -f='${{db:Status-Abbrev}}' {pkg} 2>/dev/null | grep -q '^ii'; then",
         f"  DEBIAN_FRONTEND=noninteractive {APT_GET} install -y -q {pkg} >/dev/null",
+        "fi",
         # the package's own unit (radicale.service ...) would hold the same port: ours runs it
+        f"if systemctl is-enabled -q {pkg}.service 2>/dev/null || systemctl is-active -q {pkg}.service; then",
         f"  systemctl disable --now {pkg}.service >/dev/null 2>&1 || true",
         "fi",
     ]

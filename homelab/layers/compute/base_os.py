@@ -1,8 +1,9 @@
-"""The base every machine gets: facts, hostname, timezone, base packages. Pure diff.
+"""The base every machine gets: facts, hostname, timezone, and every layer's packages. Pure diff.
 
 Probes read everything in one go; `diff_base` compares with the config and returns Changes
 whose operations are pyinfra operation data. Order matters: packages (tzdata) before the
-timezone link that points into them.
+timezone link that points into them. The packages are the base ones plus all package claims
+of the host, installed by one apt transaction (homelab/layers/compute/packages.py).
 """
 from __future__ import annotations
 
@@ -10,19 +11,19 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from homelab.config.compute import BaseSettings
+from homelab.layers.compute.packages import HostPackages, by_owner, missing_packages, package_probes, wanted_now
 from homelab.model import Change, Health, Monitor, Op
-from homelab.probe import AnyProbe, ProbeResult, parse_packages
-from homelab.probe import packages as probe_packages
+from homelab.probe import AnyProbe, ProbeResult
 
 LAYER = "compute"
 
 
-def base_probes(packages: tuple[str, ...]) -> dict[str, AnyProbe]:
+def base_probes(packages: HostPackages) -> dict[str, AnyProbe]:
     return {
         "compute.facts": ". /etc/os-release; echo \"$ID\"; echo \"$VERSION_ID\"; uname -m; "
                          "cat /etc/hostname; hostname",
         "compute.timezone": "readlink /etc/localtime || true; cat /etc/timezone 2>/dev/null || true",
-        "compute.packages": probe_packages(packages),
+        **package_probes(packages),
     }
 
 
@@ -46,13 +47,6 @@ def parse_facts(result: ProbeResult | None) -> Facts | None:
     return Facts(*(s.strip() for s in lines[:5]))
 
 
-def installed_packages(result: ProbeResult | None) -> set[str]:
-    """The shared parser (homelab.probe): names of packages that are installed."""
-    if result is None:
-        return set()
-    return {name for name, version in parse_packages(result).items() if version is not None}
-
-
 def current_timezone(result: ProbeResult | None) -> str | None:
     if result is None:
         return None
@@ -62,20 +56,24 @@ def current_timezone(result: ProbeResult | None) -> str | None:
     return None
 
 
-def diff_base(host: str, base: BaseSettings, probed: Mapping[str, ProbeResult] | None) -> tuple[list[Change], list[str]]:
-    """Pure: changes for one host, and the "nothing to do because ..." lines."""
+def diff_base(host: str, base: BaseSettings, probed: Mapping[str, ProbeResult] | None,
+              packages: HostPackages) -> tuple[list[Change], list[str]]:
+    """Pure: changes for one host, and the "nothing to do because ..." lines. `packages`: the
+    base ones and every layer's claims for this host, installed by ONE apt transaction
+    (no Recommends: layers name what they use; wireguard-tools would recommend a kernel)."""
     changes: list[Change] = []
     same: list[str] = []
+    missing = missing_packages(packages, probed)
     if probed is None:  # not created yet / unreachable in plan: everything is new
         probed = {}
-    have = installed_packages(probed.get("compute.packages"))
-    missing = [p for p in base.packages if p not in have]
     if missing:
-        changes.append(Change(LAYER, host, "create", f"install packages: {', '.join(missing)}",
-                              ops=(Op("apt.packages", {"packages": missing, "update": True, "cache_time": 3600}),),
-                              host=host))
+        names = [p for p, _ in missing]
+        changes.append(Change(LAYER, host, "create", f"install packages: {', '.join(names)}",
+                              ops=(Op("apt.packages", {"packages": names, "update": True, "cache_time": 3600,
+                                                       "no_recommends": True}),),
+                              host=host, detail=by_owner(missing)))
     else:
-        same.append(f"{host}: base packages installed ({len(base.packages)})")
+        same.append(f"{host}: packages installed ({len(wanted_now(packages, probed))}, every layer's)")
     tz = current_timezone(probed.get("compute.timezone"))
     if tz != base.timezone:
         target = f"/usr/share/zoneinfo/{base.timezone}"
@@ -98,15 +96,16 @@ def diff_base(host: str, base: BaseSettings, probed: Mapping[str, ProbeResult] |
 
 
 def base_monitors(host: str, base: BaseSettings, probed: Mapping[str, ProbeResult] | None,
-                  unreachable: str | None) -> list[Monitor]:
+                  unreachable: str | None, packages: HostPackages) -> list[Monitor]:
     """Pure: the compute pane's monitors for one host."""
     if unreachable is not None or probed is None:
         return [Monitor(LAYER, host, "reachable", Health.FAIL, unreachable or "not checked")]
     facts = parse_facts(probed.get("compute.facts"))
     out = [Monitor(LAYER, host, "reachable", Health.OK, facts.describe if facts else "answers SSH")]
-    missing = [p for p in base.packages if p not in installed_packages(probed.get("compute.packages"))]
-    out.append(Monitor(LAYER, host, "base packages", Health.WARN if missing else Health.OK,
-                       f"missing: {', '.join(missing)}" if missing else f"{len(base.packages)} installed"))
+    missing = [p for p, _ in missing_packages(packages, probed)]
+    out.append(Monitor(LAYER, host, "packages", Health.WARN if missing else Health.OK,
+                       f"missing: {', '.join(missing)}" if missing else
+                       f"{len(wanted_now(packages, probed))} installed (every layer's)"))
     tz = current_timezone(probed.get("compute.timezone"))
     out.append(Monitor(LAYER, host, "timezone", Health.OK if tz == base.timezone else Health.WARN,
                        f"{tz or 'unset'}" + ("" if tz == base.timezone else f", want {base.timezone}")))

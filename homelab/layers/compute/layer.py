@@ -16,6 +16,7 @@ from homelab.events import Event
 from homelab.hosts import HostTarget
 from homelab.layers.base import Layer, Observed, RunContext
 from homelab.layers.compute.base_os import base_monitors, base_probes, diff_base, parse_facts
+from homelab.layers.compute.packages import HostPackages, host_packages
 from homelab.layers.compute.hetzner import (
     LAYER, STATE_KEY, apply_server_change, diff_servers, host_target, server_name, server_record,
 )
@@ -90,8 +91,12 @@ class ComputeLayer(Layer):
             if info and info.get("ipv4"):
                 ctx.add_host(host_target(ctx, want.name, info["ipv4"], operator_key_path(ctx, None), info.get("ipv6")))
 
+    @staticmethod
+    def _packages(ctx: RunContext, host: str) -> HostPackages:
+        return host_packages(ctx.config.compute.base.packages, ctx.config.claims, host)
+
     def probes(self, ctx: RunContext, host: HostTarget) -> dict[str, AnyProbe]:
-        return base_probes(ctx.config.compute.base.packages)
+        return base_probes(self._packages(ctx, host.name))
 
     def observe(self, ctx: RunContext, probed: Mapping[str, Mapping[str, ProbeResult]]) -> Observed:
         for name, results in probed.items():  # facts go to state (saved only by apply)
@@ -124,10 +129,11 @@ class ComputeLayer(Layer):
             warnings += sd.warnings + vd.warnings
             blocked += sd.blocked + vd.blocked
             for name in sd.creates:  # new servers: their whole base, in this same apply
-                c, _ = diff_base(name, ctx.config.compute.base, None)
+                c, _ = diff_base(name, ctx.config.compute.base, None, self._packages(ctx, name))
                 changes += c
         for host in self.targets(ctx):
-            c, s = diff_base(host.name, ctx.config.compute.base, observed.hosts.get(host.name))
+            c, s = diff_base(host.name, ctx.config.compute.base, observed.hosts.get(host.name),
+                             self._packages(ctx, host.name))
             changes += c
             same += s
         return LayerPlan(self.name, tuple(changes), tuple(same), tuple(warnings), tuple(blocked))
@@ -156,7 +162,7 @@ class ComputeLayer(Layer):
                                        + ("" if have.type == want.type else f", config says {want.type}")))
         for name in sorted(ctx.hosts):
             out += base_monitors(name, ctx.config.compute.base, observed.hosts.get(name),
-                                 ctx.failed_hosts.get(name))
+                                 ctx.failed_hosts.get(name), self._packages(ctx, name))
         return out
 
 

@@ -179,6 +179,7 @@ class IngressLayer(Layer):
             unchanged += hp.unchanged
             warnings += hp.warnings
             writes += hp.writes
+            manual += hp.notes
         for name in cfg.machines:
             if name not in ctx.hosts:
                 warnings.append(f"{name}: not reachable yet; its Caddy is not planned")

@@ -52,6 +52,7 @@ class HostPlan:
     unchanged: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     writes: list[StateWrite] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def sha256(text: str) -> str:
@@ -67,10 +68,8 @@ def plan_host(inp: HostInputs) -> HostPlan:
     if inp.caddy is None:
         hp.warnings.append(f"{inp.host}: not planned (not reachable or its probe failed)")
         return hp
-    if inp.caddy.version is None:
-        hp.changes.append(Change(LAYER, inp.host, "create", "install Caddy (Debian package caddy)",
-                                 (Op("apt.packages", {"packages": ["caddy"], "update": True, "cache_time": 3600}),),
-                                 host=inp.host))
+    if inp.caddy.version is None:  # claimed in config/ingress.py: compute installs it before this layer
+        hp.notes.append(f"{inp.host}: caddy not installed yet (compute's package step installs it)")
     _plan_anubis(hp, inp)
     _plan_caddyfile(hp, inp)
     return hp
@@ -85,10 +84,9 @@ def _plan_anubis(hp: HostPlan, inp: HostInputs) -> None:
     if not envs:
         return
     h = inp.host
-    if inp.anubis is None or not facts.docker:
-        hp.changes.append(Change(LAYER, f"{h} docker", "create", "install Docker (Debian docker.io) for Anubis",
-                                 (Op("apt.packages", {"packages": ["docker.io"], "update": True, "cache_time": 3600}),
-                                  Op("server.shell", {"commands": ["systemctl enable --now docker"]})), host=h))
+    if inp.anubis is None or not facts.docker:  # docker.io: claimed, installed by compute's package step
+        hp.changes.append(Change(LAYER, f"{h} docker", "create", "start Docker for Anubis",
+                                 (Op("server.shell", {"commands": ["systemctl enable --now docker"]}),), host=h))
     pin = inp.pin
     image = inp.image.image
     if pin is None and facts.image_id:  # on the host already (an earlier pull): pin what it is

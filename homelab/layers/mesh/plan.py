@@ -78,6 +78,7 @@ class _Planner:
         self.changes: list[Change] = []
         self.same: list[str] = []
         self.warnings: list[str] = []
+        self.notes: list[str] = []
         self.psk_reads: dict[str, list[str]] = {}
         self.by_name = {n.name: n for n in inp.nodes}
 
@@ -103,17 +104,15 @@ class _Planner:
                                          "left out of the mesh until an apply reaches it")
                 continue
             self.plan_node(node, self.inp.facts[node.name])
-        plan = LayerPlan(LAYER, tuple(self.changes), tuple(self.same), tuple(self.warnings))
+        plan = LayerPlan(LAYER, tuple(self.changes), tuple(self.same), tuple(self.warnings), notes=tuple(self.notes))
         return MeshPlan(plan, {k: tuple(v) for k, v in self.psk_reads.items()})
 
     def plan_node(self, node: Node, facts: NodeFacts) -> None:
         n = node.name
         inp = self.inp
         missing = [p for p in wanted_packages(facts) if p not in facts.packages]
-        if missing:
-            self.changes.append(Change(LAYER, n, "create", f"install {', '.join(missing)}", ops=(
-                Op("apt.packages", {"packages": missing, "update": True, "cache_time": 3600,
-                                    "no_recommends": True}),), host=n))
+        if missing:  # the mesh's package claims: compute installs them before this layer runs
+            self.notes.append(f"{n}: {', '.join(missing)} not installed yet (compute's package step installs them)")
         else:
             self.same.append(f"{n}: WireGuard installed ({facts.backend})")
         if n in inp.rotate:

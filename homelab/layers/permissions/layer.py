@@ -107,6 +107,7 @@ class PermissionsLayer(Layer):
         changes: list[Change] = []
         same: list[str] = []
         warnings: list[str] = []
+        notes: list[str] = []
         writes: list[StateWrite] = []
         outputs: list[Any] = []
         for target in self.targets(ctx):
@@ -124,8 +125,9 @@ class PermissionsLayer(Layer):
             outputs += o
             same += hp.unchanged
             warnings += hp.warnings
-        return LayerPlan(self.name, tuple(changes), tuple(same), tuple(warnings), writes=tuple(writes),
-                         outputs=tuple(outputs))
+            notes += hp.notes
+        return LayerPlan(self.name, tuple(changes), tuple(same), tuple(warnings), notes=tuple(notes),
+                         writes=tuple(writes), outputs=tuple(outputs))
 
     def status(self, ctx: RunContext, observed: Observed) -> list[Monitor]:
         cfg = self.config(ctx)

@@ -71,6 +71,7 @@ class HostPlan:
     switch_after: tuple[Change, ...] = ()  # the operator user's change and the sshd change, if planned
     removals: tuple[tuple[str, Change], ...] = ()  # (user, change) that removes a user's access
     managed: tuple[str, ...] = ()  # users state should list (removed ones leave once removed)
+    notes: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------------ content ---
@@ -149,6 +150,7 @@ class _Builder:
     changes: list[Change] = field(default_factory=list)
     same: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def change(self, target: str, action: str, summary: str, ops: tuple[Op, ...],
                detail: tuple[str, ...] = ()) -> Change:
@@ -223,11 +225,13 @@ def plan_host(cfg: PermissionsConfig, inp: HostInputs, view: HostView) -> HostPl
         login = None
     switch_after = tuple(c for c in (operator_change, sshd_change) if c is not None)
     managed = tuple(sorted({u.name for u in cfg.users} | set(kept) | {name for name, _ in removals}))
-    return HostPlan(tuple(b.changes), tuple(b.same), tuple(b.warnings), login, switch_after, tuple(removals), managed)
+    return HostPlan(tuple(b.changes), tuple(b.same), tuple(b.warnings), login, switch_after, tuple(removals), managed,
+                    tuple(b.notes))
 
 
 def _plan_packages(b: _Builder, cfg: PermissionsConfig, view: HostView) -> None:
-    """What the layer's own tools need (visudo, nft, unattended-upgrades)."""
+    """What the layer's own tools need (visudo, nft, unattended-upgrades): claimed in
+    config/permissions.py, installed by compute's one apt transaction before this layer runs."""
     need: list[str] = []
     if any(u.sudo for u in cfg.users) and (not view.reachable or "visudo" not in view.tools):
         need.append("sudo")
@@ -236,8 +240,7 @@ def _plan_packages(b: _Builder, cfg: PermissionsConfig, view: HostView) -> None:
     if cfg.unattended_upgrades and not view.upgrades.get("package", "").startswith("ii"):
         need.append("unattended-upgrades")
     if need:
-        b.change("", "create", f"install packages: {', '.join(need)}",
-                 (Op("apt.packages", {"packages": need, "update": True, "cache_time": 3600}),))
+        b.notes.append(f"{b.host}: {', '.join(need)} not installed yet (compute's package step installs them)")
     else:
         b.ok("the packages this layer needs are installed")
 

@@ -236,12 +236,11 @@ class _Host:
         self.changes.append(Change(LAYER, self.host, "create", label, host=self.host, deferred=reason))
 
 
-def _packages(h: _Host, wanted: Sequence[str]) -> None:
+def _packages(h: _Host, wanted: Sequence[str], notes: list[str]) -> None:
+    """Claimed in config/storage.py; compute's one apt transaction installs them before this layer."""
     missing = [p for p in dict.fromkeys(wanted) if not h.view.packages.get(p)]
     if missing:
-        h.changes.append(Change(LAYER, h.host, "create", f"install packages: {', '.join(missing)}",
-                                (Op("apt.packages", {"packages": missing, "update": True, "cache_time": 3600}),),
-                                host=h.host))
+        notes.append(f"{h.host}: {', '.join(missing)} not installed yet (compute's package step installs them)")
     elif wanted:
         h.same.append(f"{h.host}: packages installed ({', '.join(dict.fromkeys(wanted))})")
 
@@ -348,7 +347,7 @@ def plan_storage(inputs: StorageInputs) -> LayerPlan:
             continue
         wanted = [*(CLIENT_PACKAGES if name in clients else ()), *(SERVER_PACKAGES if name in servers else ()),
                   *(FILESYSTEM_PACKAGES[d.filesystem] for d in cfg.disks if d.machine == name)]
-        _packages(h, wanted)
+        _packages(h, wanted, notes)
         _disks(h, cfg, blocked, inputs.volumes)
         _dirs(h, wanted_dirs(cfg, backups, name))
 
