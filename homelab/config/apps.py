@@ -60,7 +60,9 @@ PORT_BASE, PORT_SPAN = 20000, 10000  # derived HTTP host ports: 20000-29999
 SECRETS_FILE = "secrets.env"
 # registry host[:port], optionally with a path prefix: "registry.lan:5000", "mirror.lan/hub"
 MIRROR = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,252}[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
-COMPOSE_PACKAGES = ("docker.io", "docker-compose")  # trixie: docker-compose is Compose v2
+# docker.io is the daemon, docker-cli the client (split in trixie; only a Recommends of docker.io,
+# and compute installs without Recommends), docker-compose the v2 plugin. Compose is Debian 13 only.
+COMPOSE_PACKAGES = ("docker.io", "docker-cli", "docker-compose")
 APP_KEYS = ["name", "recipe", "machine", "machines", "variables", "requires", "port", "anubis"]
 
 

@@ -265,9 +265,15 @@ def ingress_claims(ingress: IngressConfig, cfg: Any) -> Iterator[Claim]:
         yield OpenPort("ingress", path, host, "udp", 443, why="HTTP/3")
 
 
+# Debian 13 split the docker client out of docker.io (docker-cli, only a Recommends of it);
+# Debian 12's docker.io has the client and no docker-cli package exists there
+DEBIAN_13_OR_LATER = "! grep -Eq '^VERSION_ID=\"?(9|1[0-2])\"?$' /etc/os-release"
+
+
 def ingress_derived_claims(ingress: IngressConfig, cfg: Any, claims: Claims) -> Iterator[Claim]:
     """Docker on the ingress machines once any app is served behind Anubis (a container)."""
     services = claims.of(HttpService)
     if any(ingress.app(s.app).anubis or s.anubis for s in services):
         for i, host in enumerate(ingress.machines):
             yield NeedsPackage("ingress", f"ingress.machines[{i}]", host, "docker.io")
+            yield NeedsPackage("ingress", f"ingress.machines[{i}]", host, "docker-cli", only_if=DEBIAN_13_OR_LATER)

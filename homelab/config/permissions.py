@@ -291,8 +291,11 @@ def permissions_claims(perm: PermissionsConfig, cfg: Any) -> Iterator[Claim]:
     And the packages of the layer's own tools, on every host: sudo (visudo), nftables,
     unattended-upgrades.
     """
+    # netbase: /etc/protocols, without which nft cannot read "ipv6-icmp" (only a Recommends of
+    # nftables, and compute installs without Recommends; Debian 12's minimal systems lack it)
     wanted = [p for p, want in (("sudo", any(u.sudo for u in perm.users)), ("nftables", perm.firewall.enabled),
-                                ("unattended-upgrades", perm.unattended_upgrades)) if want]
+                                ("netbase", perm.firewall.enabled), ("unattended-upgrades", perm.unattended_upgrades))
+              if want]
     for host in cfg.host_names:
         for package in wanted:
             yield NeedsPackage("permissions", "permissions", host, package)

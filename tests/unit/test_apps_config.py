@@ -71,8 +71,8 @@ def test_claims(tmp_path: Path) -> None:
     assert backups["feeds-db"].home == "/srv/homelab/feeds-db" and backups["cal"].home == ""
     assert backups["feeds-db"].dump.ready == ("pg_isready", "--host", "127.0.0.1", "--username", "app", "--dbname", "app")
     packages = {(c.host, c.package) for c in claims if isinstance(c, NeedsPackage)}
-    assert packages == {("pi-1", "docker.io"), ("pi-1", "docker-compose"), ("pi-2", "docker.io"),
-                        ("pi-2", "docker-compose"), ("pi-2", "radicale")}
+    assert packages == {("pi-1", "docker.io"), ("pi-1", "docker-cli"), ("pi-1", "docker-compose"),
+                        ("pi-2", "docker.io"), ("pi-2", "docker-cli"), ("pi-2", "docker-compose"), ("pi-2", "radicale")}
     ports = {(c.host, c.proto, c.port, c.forwarded) for c in claims if isinstance(c, OpenPort)}
     assert ports == {("pi-2", "tcp", 22000, True), ("pi-2", "udp", 22000, True)}
 

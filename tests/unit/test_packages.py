@@ -13,6 +13,7 @@ from homelab.probe import ProbeResult, parse_probe_output, render_probe_script
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = load_config(ROOT / "config.example.yaml")
 NO_MODULE = "! [ -d /sys/module/wireguard ] && ! modprobe -n -q wireguard"
+DEBIAN_13 = "! grep -Eq '^VERSION_ID=\"?(9|1[0-2])\"?$' /etc/os-release"
 
 
 def _packages(host: str) -> HostPackages:
@@ -27,9 +28,10 @@ def test_every_layer_claims_its_packages_and_each_host_gets_its_own_list() -> No
     owners = {p: o for p, o in _packages("web-1").always}
     assert owners == {"ca-certificates": "compute", "curl": "compute", "jq": "compute", "rsync": "compute",
                       "tzdata": "compute", "wireguard-tools": "mesh", "iputils-ping": "mesh",
-                      "sudo": "permissions", "nftables": "permissions", "unattended-upgrades": "permissions",
+                      "sudo": "permissions", "nftables": "permissions", "netbase": "permissions",
+                      "unattended-upgrades": "permissions",
                       "caddy": "ingress", "docker.io": "ingress"}  # docker: an app there is behind Anubis
-    assert _packages("web-1").conditional == (("wireguard-go", "mesh", NO_MODULE),)
+    assert _packages("web-1").conditional == (("wireguard-go", "mesh", NO_MODULE), ("docker-cli", "ingress", DEBIAN_13))
     nas = {p for p, _ in _packages("nas").always}
     assert {"restic", "restic-rest-server"} <= nas and "caddy" not in nas  # the repository machine
     pi = dict(_packages("pi-1").always)
@@ -41,11 +43,13 @@ def test_a_fresh_host_gets_all_of_them_in_one_apt_transaction() -> None:
     apt = [(c, op) for c in changes for op in c.ops if op.name == "apt.packages"]
     assert len(apt) == 1
     change, op = apt[0]
-    assert op.kwargs["packages"] == [p for p, _ in _packages("web-1").always] + ["wireguard-go"]  # unknown kernel
+    # not probed yet (a server this apply creates): the conditional ones too
+    assert op.kwargs["packages"] == [p for p, _ in _packages("web-1").always] + ["wireguard-go", "docker-cli"]
     assert op.kwargs["no_recommends"] is True and op.kwargs["update"] is True
     assert change.detail == ("compute: ca-certificates, curl, jq, rsync, tzdata",
                              "mesh: wireguard-tools, iputils-ping, wireguard-go",
-                             "permissions: sudo, nftables, unattended-upgrades", "ingress: caddy, docker.io")
+                             "permissions: sudo, nftables, netbase, unattended-upgrades",
+                             "ingress: caddy, docker.io, docker-cli")
 
 
 def test_only_what_is_missing_and_wireguard_go_only_where_the_kernel_has_no_module() -> None:
@@ -58,7 +62,17 @@ def test_only_what_is_missing_and_wireguard_go_only_where_the_kernel_has_no_modu
     probed = {PACKAGES_KEY: _dpkg({p: "1.0" for p in wanted.names}), CHECKS_KEY: ProbeResult(0, "0\n")}
     changes, same = diff_base("nas", EXAMPLE.compute.base, probed, wanted)
     assert not any(op.name == "apt.packages" for c in changes for op in c.ops)
-    assert "nas: packages installed (13, every layer's)" in same
+    assert "nas: packages installed (14, every layer's)" in same
+
+
+def test_the_conditions_hold_where_they_should(tmp_path: Path) -> None:
+    import subprocess
+
+    for version, held in (('VERSION_ID="12"', False), ('VERSION_ID="13"', True), ("VERSION_ID=14", True)):
+        release = tmp_path / "os-release"
+        release.write_text(f"ID=debian\n{version}\n")
+        test = DEBIAN_13.replace("/etc/os-release", str(release))
+        assert (subprocess.run(["sh", "-c", test]).returncode == 0) is held, version
 
 
 def test_the_condition_runs_on_the_host_inside_the_one_probe_script() -> None:

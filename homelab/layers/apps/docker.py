@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Mapping
 
+from homelab.config.apps import COMPOSE_PACKAGES
 from homelab.errors import HomelabError
 from homelab.provision.apt_lock import APT_GET
 
 DAEMON_JSON = "/etc/docker/daemon.json"
-# docker.io is the daemon, docker-cli the client (split in trixie), docker-compose the v2 plugin
-PACKAGES = ("docker.io", "docker-cli", "docker-compose")
+PACKAGES = COMPOSE_PACKAGES  # the apps' package claims (homelab/config/apps.py)
 MIN_COMPOSE = (2, 20)  # `up --wait-timeout` arrived in 2.17; 2.20 also gives `ps --format json` per line
 LOG_DRIVERS = ("local", "json-file")
 

@@ -17,10 +17,11 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from homelab.config.mesh import PACKAGES as CLAIMED, USERSPACE_PACKAGE
 from homelab.layers.mesh.keys import PRIVATE_KEY, PSK_DIR, is_key, psk_path
 from homelab.probe import ProbeResult
 
-PACKAGES = ("wireguard-tools", "wireguard-go", "iputils-ping")
+PACKAGES = (CLAIMED[0], USERSPACE_PACKAGE, *CLAIMED[1:])  # the mesh's package claims, as the probe reads them
 MISSING_CONF = 3  # exit status of the conf probe when there is no wg0.conf
 MASKED = "(secret, not read)"
 HASH = "sha256sum | cut -c1-16"  # 64 bits: plenty to compare two keys, says nothing about them
