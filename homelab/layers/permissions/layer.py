@@ -79,7 +79,7 @@ class PermissionsLayer(Layer):
     def probes(self, ctx: RunContext, host: HostTarget) -> dict[str, str]:
         cfg = self.config(ctx)
         names = [u.name for u in cfg.users] + self._managed(ctx, host.name) + ["root"]
-        return permission_probes(names)
+        return permission_probes(names, pending=ctx.command == "status")
 
     def _key_path(self, ctx: RunContext, target: HostTarget) -> str | None:
         if target.key_path:

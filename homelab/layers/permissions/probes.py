@@ -30,8 +30,10 @@ def _sha_line(label: str, path: str) -> str:
     return f"printf '{label} %s\\n' \"$(sha256sum < {p} 2>/dev/null | cut -c1-64)\""
 
 
-def permission_probes(users: Iterable[str]) -> dict[str, str]:
-    """Probe snippets; `users` are every name we configure or once managed (validated names)."""
+def permission_probes(users: Iterable[str], pending: bool = True) -> dict[str, str]:
+    """Probe snippets; `users` are every name we configure or once managed (validated names).
+    `pending`: simulate an upgrade for the monitors (status only: apt reading its package
+    lists is the layer's most expensive check, and no plan reads it)."""
     names = sorted(set(users))
     quoted = " ".join(shlex.quote(u) for u in names)
     probes = {
@@ -66,9 +68,9 @@ def permission_probes(users: Iterable[str]) -> dict[str, str]:
             "printf 'dltimer %s %s\\n' \"$(systemctl is-enabled apt-daily.timer 2>/dev/null)\" "
             "\"$(systemctl is-active apt-daily.timer 2>/dev/null)\"",
         ]),
-        # simulation only: no lock taken, nothing downloaded; lists are as fresh as apt's last update
-        "permissions.pending": "apt-get -s -o Debug::NoLocking=1 upgrade 2>/dev/null | grep '^Inst ' ; true",
     }
+    if pending:  # simulation only: no lock taken, nothing downloaded; lists are as fresh as apt's last update
+        probes["permissions.pending"] = "apt-get -s -o Debug::NoLocking=1 upgrade 2>/dev/null | grep '^Inst ' ; true"
     if names:
         probes["permissions.accounts"] = (
             f"today=$(( $(date +%s) / 86400 )); echo \"today $today\"; for u in {quoted}; do "
