@@ -4,9 +4,11 @@ Not a timed test: run it by hand (root, lab tools installed):
     sudo .venv/bin/python bench/noop_apply.py [--hosts 1 3 10] [--rounds 5]
 
 It brings up its own lab (instance HOMELAB_LAB_INSTANCE, default 6) and converges the hosts
-once with every built layer (privilege, compute, mesh between all hosts, permissions: an
-operator user, hardened sshd, nftables firewall, unattended upgrades; billing has no host
-work) and once with each peer; then it times, interleaved round by round so all tools see the
+once with every built layer (`homelab lab demo`'s config: privilege, compute, the mesh
+between all hosts, permissions: an operator user, hardened sshd, nftables firewall,
+unattended upgrades on all; apps radicale and miniflux on postgres behind Caddy and Anubis
+on the first host, backed up to rest-server on the last; billing has no host work) and once
+with each peer; then it times, interleaved round by round so all tools see the
 same background load: `homelab apply --yes` (the CLI, end to end), `pyinfra -y` of
 bench/equivalent/deploy.py and `ansible-playbook` of bench/equivalent/playbook.yml (the base
 layer's 4 operations plus the 20-operation workload of ../shared/research/perf-workload/:
@@ -20,6 +22,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -35,15 +38,15 @@ NAMES = {f"h{i}": f"node-{i}" for i in range(1, 11)}
 OPERATOR = "ops"  # the operator user the permissions layer makes; everyone logs in as it afterwards
 
 
-def whole_stack(inv: dict, hosts: list[str]) -> str:
-    """Every built layer's config for these lab hosts (mesh: all of them, reachable directly)."""
-    from homelab.lab.demo import render_lab_config
+def whole_stack(inv: dict, hosts: list[str], password_file: str) -> str:
+    """Every built layer's config for these lab hosts, as `homelab lab demo` has it: the mesh and
+    the permissions on all of them, the apps (radicale, miniflux on postgres, behind Caddy and
+    Anubis) on the first, their backups to rest-server on the last."""
+    from homelab.lab.demo import DEMO_LAYERS, render_lab_config
 
-    nodes = "".join(f"    - {{name: {NAMES[h]}, endpoint: auto}}\n" for h in hosts)
-    return render_lab_config(inv, hosts=hosts, names=NAMES) + (
-        "billing:\n  budget: 20\n"
-        f"mesh:\n  nodes:\n{nodes}"
-        f"permissions:\n  users:\n    - name: {OPERATOR}\n      sudo: true\n  revert_after: 30\n")
+    nodes = "\n".join(f"    - {{name: {NAMES[h]}, endpoint: auto}}" for h in hosts)
+    return render_lab_config(inv, hosts=hosts, names=NAMES) + DEMO_LAYERS.format(
+        mesh_nodes=nodes, first=NAMES[hosts[0]], last=NAMES[hosts[-1]], service_app="", password_file=password_file)
 
 
 def run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
@@ -65,7 +68,10 @@ class Variant:
 class Homelab(Variant):
     def setup(self) -> None:
         self.cfg = self.work / "bench.yaml"
-        self.cfg.write_text(whole_stack(self.inv, self.hosts))
+        password = self.work / "bench.restic-password"
+        password.write_text(secrets.token_urlsafe(32) + "\n")  # the throwaway lab repository's
+        password.chmod(0o600)
+        self.cfg.write_text(whole_stack(self.inv, self.hosts, str(password)))
         self.env = {"XDG_STATE_HOME": str(self.work / "xdg")}
         secs, p = run([str(BIN / "homelab"), "apply", str(self.cfg), "--yes", "--accept-new-host-keys"], self.env)
         if p.returncode != 0:
@@ -175,6 +181,7 @@ def main() -> int:
     lab = Lab()
     lab.down()
     lab.up(max(args.hosts))
+    lab.ensure_images()  # the apps' images, from the lab registry
     try:
         inv = lab.inventory()
         results = []

@@ -56,3 +56,38 @@ def test_pending_upgrades_are_simulated_only_for_status(tmp_path: Path) -> None:
         probes = PermissionsLayer().probes(_ctx(tmp_path, command, PERMISSIONS), host)
         assert "permissions.pending" not in probes
         assert {"permissions.upgrades", "permissions.guard", "permissions.keys:ops"} <= set(probes)
+
+
+SHOW = """Id=a.timer
+LoadState=loaded
+UnitFileState=enabled
+ActiveState=active
+
+Id=gone.timer
+LoadState=not-found
+UnitFileState=
+ActiveState=inactive
+
+Id=m.timer
+LoadState=masked
+UnitFileState=masked
+ActiveState=inactive
+"""
+
+
+def test_unit_states_ask_systemctl_once_and_read_like_is_enabled(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from homelab.probe import ProbeResult, unit_states
+
+    fake = tmp_path / "systemctl"  # a stand-in systemctl that prints what `show` prints
+    (tmp_path / "show.txt").write_text(SHOW)
+    fake.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path}/calls\ncat {tmp_path}/show.txt\n")
+    fake.chmod(0o755)
+    probe = unit_states(["a.timer", "gone.timer", "m.timer"])
+    out = subprocess.run(["sh", "-c", probe.command], capture_output=True, text=True,
+                         env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    assert (tmp_path / "calls").read_text().count("\n") == 1  # one call for every unit
+    assert probe.value(ProbeResult(0, out.stdout)) == {
+        "a.timer": ("enabled", "active"), "gone.timer": ("not-found", "inactive"), "m.timer": ("masked", "inactive")}

@@ -104,8 +104,9 @@ class IngressLayer(Layer):
             sites = []
         names = [s.hostname for s in sites]
         out: dict[str, AnyProbe] = {
-            "ingress.caddy": caddy_probe(), "ingress.anubis": anubis_probe(cfg.anubis.image, self._metrics_ports(sites)),
-            "ingress.certs": cert_probe(names), "ingress.https": https_probe(names)}
+            "ingress.caddy": caddy_probe(), "ingress.anubis": anubis_probe(cfg.anubis.image, self._metrics_ports(sites))}
+        if ctx.command == "status":  # TLS handshakes and requests per site: only the monitors read them
+            out |= {"ingress.certs": cert_probe(names), "ingress.https": https_probe(names)}
         targets = self._balanced(ctx, host.name, sites)
         if targets:
             out["ingress.upstreams"] = upstream_probe(targets)

@@ -56,7 +56,8 @@ class StorageLayer(Layer):
     def probes(self, ctx: RunContext, host: HostTarget) -> dict[str, Probe]:
         if host.name not in self._involved(ctx):
             return {}
-        return storage_probes(probe_layout(self._config(ctx), self._backups(ctx), host.name))
+        return storage_probes(probe_layout(self._config(ctx), self._backups(ctx), host.name),
+                              checks=ctx.command == "status")
 
     def observe(self, ctx: RunContext, probed: Mapping[str, Mapping[str, ProbeResult]]) -> Observed:
         cfg = self._config(ctx)

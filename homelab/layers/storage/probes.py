@@ -140,8 +140,9 @@ def parse_volumes(result: ProbeResult) -> dict[str, DiskView]:
     return out
 
 
-def storage_probes(layout: Any) -> dict[str, Probe]:
-    """Every probe of one host (`layout`: plan.ProbeLayout, which needs this module's parsers)."""
+def storage_probes(layout: Any, checks: bool = True) -> dict[str, Probe]:
+    """Every probe of one host (`layout`: plan.ProbeLayout, which needs this module's parsers).
+    `checks`: also what only the monitors read (the append-only request to rest-server): status."""
     units, disks, append_only = layout.units, layout.disks, layout.append_only
     probes = {
         PREFIX + "files": files_probe(layout.dirs),
@@ -159,7 +160,7 @@ def storage_probes(layout: Any) -> dict[str, Probe]:
             probes[f"{PREFIX}disk.{disk.name}"] = disk_probe(disk)
     if any(d.volume is not None for d in disks):
         probes[PREFIX + "volumes"] = volumes_probe()
-    if append_only:
+    if append_only and checks:
         cmd = "; ".join(append_only_probe(k, s, e) for k, s, e in append_only)
         probes[PREFIX + "append_only"] = Probe(cmd, SHORT + 5 * len(append_only))
     return probes
