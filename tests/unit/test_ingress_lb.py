@@ -45,7 +45,8 @@ def test_an_app_on_two_machines_has_one_port_and_a_copy_on_each(tmp_path: Path) 
     http = [c for c in claims if isinstance(c, HttpService)]
     assert [(c.hosts, c.port, c.health_path) for c in http] == [(("pi-1", "pi-2"), hello.port, "/health")]
     assert sorted((c.host, c.package) for c in claims if isinstance(c, NeedsPackage)) == [
-        ("pi-1", "docker-compose"), ("pi-1", "docker.io"), ("pi-2", "docker-compose"), ("pi-2", "docker.io")]
+        ("pi-1", "docker-cli"), ("pi-1", "docker-compose"), ("pi-1", "docker.io"),
+        ("pi-2", "docker-cli"), ("pi-2", "docker-compose"), ("pi-2", "docker.io")]
     assert not [c for c in claims if isinstance(c, BackupPath)]  # stateless: nothing to back up, honestly
 
 

@@ -29,9 +29,11 @@ def test_every_layer_claims_its_packages_and_each_host_gets_its_own_list() -> No
     assert owners == {"ca-certificates": "compute", "curl": "compute", "jq": "compute", "rsync": "compute",
                       "tzdata": "compute", "wireguard-tools": "mesh", "iputils-ping": "mesh",
                       "sudo": "permissions", "nftables": "permissions", "netbase": "permissions",
-                      "unattended-upgrades": "permissions",
-                      "caddy": "ingress", "docker.io": "ingress"}  # docker: an app there is behind Anubis
-    assert _packages("web-1").conditional == (("wireguard-go", "mesh", NO_MODULE), ("docker-cli", "ingress", DEBIAN_13))
+                      "unattended-upgrades": "permissions", "e2fsprogs": "storage", "caddy": "ingress",
+                      # the first claim names the owner: apps (compose) before ingress's Anubis
+                      "docker.io": "apps", "docker-cli": "apps", "docker-compose": "apps"}
+    # docker-cli is claimed by apps outright, so ingress's conditional claim of it falls away
+    assert _packages("web-1").conditional == (("wireguard-go", "mesh", NO_MODULE),)
     nas = {p for p, _ in _packages("nas").always}
     assert {"restic", "restic-rest-server"} <= nas and "caddy" not in nas  # the repository machine
     pi = dict(_packages("pi-1").always)
@@ -44,12 +46,12 @@ def test_a_fresh_host_gets_all_of_them_in_one_apt_transaction() -> None:
     assert len(apt) == 1
     change, op = apt[0]
     # not probed yet (a server this apply creates): the conditional ones too
-    assert op.kwargs["packages"] == [p for p, _ in _packages("web-1").always] + ["wireguard-go", "docker-cli"]
+    assert op.kwargs["packages"] == [p for p, _ in _packages("web-1").always] + ["wireguard-go"]
     assert op.kwargs["no_recommends"] is True and op.kwargs["update"] is True
     assert change.detail == ("compute: ca-certificates, curl, jq, rsync, tzdata",
                              "mesh: wireguard-tools, iputils-ping, wireguard-go",
-                             "permissions: sudo, nftables, netbase, unattended-upgrades",
-                             "ingress: caddy, docker.io, docker-cli")
+                             "permissions: sudo, nftables, netbase, unattended-upgrades", "storage: e2fsprogs",
+                             "ingress: caddy", "apps: docker.io, docker-cli, docker-compose")
 
 
 def test_only_what_is_missing_and_wireguard_go_only_where_the_kernel_has_no_module() -> None:
@@ -62,7 +64,7 @@ def test_only_what_is_missing_and_wireguard_go_only_where_the_kernel_has_no_modu
     probed = {PACKAGES_KEY: _dpkg({p: "1.0" for p in wanted.names}), CHECKS_KEY: ProbeResult(0, "0\n")}
     changes, same = diff_base("nas", EXAMPLE.compute.base, probed, wanted)
     assert not any(op.name == "apt.packages" for c in changes for op in c.ops)
-    assert "nas: packages installed (14, every layer's)" in same
+    assert "nas: packages installed (15, every layer's)" in same
 
 
 def test_the_conditions_hold_where_they_should(tmp_path: Path) -> None:
@@ -90,3 +92,16 @@ def test_no_layer_but_compute_installs_debian_packages() -> None:
     offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "homelab" / "layers").rglob("*.py")
                  if '"apt.packages"' in p.read_text() and p.parent.name != "compute"]
     assert offenders == []
+
+
+def test_anubis_alone_brings_docker_and_its_client_only_on_debian_13() -> None:
+    from homelab.claims import Claims, HttpService, NeedsPackage
+    from homelab.config.ingress import IngressConfig, ingress_derived_claims
+
+    ingress = IngressConfig(machines=("web",))
+    plain = Claims((HttpService("apps", "apps.list[0]", "cal", ("pi",), 20001),))
+    assert list(ingress_derived_claims(ingress, None, plain)) == []  # no Anubis: no Docker on ingress
+    guarded = Claims((HttpService("apps", "apps.list[0]", "cal", ("pi",), 20001, anubis=True),))
+    assert list(ingress_derived_claims(ingress, None, guarded)) == [
+        NeedsPackage("ingress", "ingress.machines[0]", "web", "docker.io"),
+        NeedsPackage("ingress", "ingress.machines[0]", "web", "docker-cli", only_if=DEBIAN_13)]
