@@ -1,4 +1,4 @@
-"""Actions the dashboard runs on one app (rollback, restart): called on a worker thread only."""
+"""Actions the dashboard runs on one app (rollback, restart; backup now, drill): called on a worker thread only."""
 from __future__ import annotations
 
 
@@ -20,3 +20,18 @@ def run_app_action(what: str, config_path: str, app_name: str) -> tuple[bool, st
         return act(Engine(config, RunOptions()), app)
     except HomelabError as exc:
         return False, f"{what} {app_name}: {exc.message}"
+
+
+def run_storage_action(what: str, config_path: str, app_name: str, repository: str | None) -> tuple[bool, str]:
+    """(ok, message) of `homelab backup CONFIG run|drill APP` (one repository), for the TUI."""
+    from homelab.config import load_config
+    from homelab.errors import HomelabError
+    from homelab.layers.storage.cli import perform
+
+    action = "run" if what == "backup" else what
+    try:
+        ok, out, err = perform(load_config(config_path), action, app_name, repository)
+    except HomelabError as exc:
+        return False, f"{what} {app_name}: {exc.message}"
+    lines = out + err
+    return ok, "\n".join(lines) if lines else f"{what} {app_name}: nothing to do (no backup of it is configured)"

@@ -459,3 +459,48 @@ async def test_a_copy_of_an_app_on_several_machines_is_that_app(monkeypatch: pyt
         await pilot.press("s")
         await until(pilot, lambda: bool(calls))
         assert calls == ["hello"]
+
+
+async def test_storage_drill_down_backs_up_and_drills_the_selected_app(monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path: Path) -> None:
+    """n / d on an app's backup row run `backup run` / `drill` of that app and repository off the UI
+    thread; a host's row (append-only) is no app's; other layers hide the keys."""
+    from textual.app import App as TextualApp
+
+    from homelab.model import Health, Monitor
+    from homelab.tui.view_state import LayerView, RunView
+
+    calls: list[tuple[str, str, str, str | None]] = []
+
+    def fake(what: str, config: str, app_name: str, repo: str | None) -> tuple[bool, str]:
+        calls.append((what, config, app_name, repo))
+        return True, f"ok {app_name} -> {repo}"
+
+    monkeypatch.setattr("homelab.tui.app_actions.run_storage_action", fake)
+    monitors = (Monitor("storage", "feeds-db->nas", "backup", Health.FAIL, "last backup 2d ago failed (exit 1)", 1.0),
+                Monitor("storage", "cal->nas", "drill", Health.WARN, "no restore drill has run yet", 1.0),
+                Monitor("storage", "h1->nas", "append-only", Health.OK, "rest-server refused a delete (403)", 1.0))
+
+    class Host(TextualApp[None]):
+        config_path = tmp_path / "c.yaml"
+
+    for layer, shown in (("storage", True), ("apps", False)):
+        app = Host()
+        async with app.run_test(size=SIZE) as pilot:
+            screen = LayerDetailScreen(LayerView(layer, 4, "storage", monitors=monitors), RunView())
+            await app.push_screen(screen)
+            await pilot.pause()
+            assert (screen.check_action("storage_action", ("backup",)) is True) is shown
+            if not shown:
+                continue
+            await pilot.press("n")  # the worst row first: feeds-db's backup
+            await until(pilot, lambda: bool(calls))
+            assert calls == [("backup", str(tmp_path / "c.yaml"), "feeds-db", "nas")]
+            await pilot.press("down", "d")
+            await until(pilot, lambda: len(calls) == 2)
+            assert calls[1][0] == "drill" and calls[1][2:] == ("cal", "nas")
+            await pilot.press("down")
+            assert screen.selected_backup() is None  # a host's row
+            await pilot.press("n")
+            await pilot.pause()
+            assert len(calls) == 2

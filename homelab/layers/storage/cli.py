@@ -147,6 +147,32 @@ def summarize(action: str, job: Job, rc: int, out: str) -> tuple[bool, list[str]
     return rc == 0, [f"{'ok' if rc == 0 else 'FAILED':<8} restore {label}"] + [f"  {ln}" for ln in out.splitlines()[-20:]]
 
 
+def perform(config: Any, action: str, app: str | None, repository: str | None = None, snapshot: str = "latest",
+            to: str | None = None) -> tuple[bool, list[str], list[str]]:
+    """Run one backup action on the hosts: (ok, result lines, diagnostic lines). The CLI prints
+    them; the TUI's storage drill-down (keys for backup now and drill) shows them."""
+    todo = jobs(config, app, repository)
+    if action == "restore":
+        todo = todo[:1]  # from one repository (the first listed, or --repository)
+    ok, out, err = True, [], []
+    for host, conn in sessions(config, {j.target.host for j in todo}):
+        for job in (j for j in todo if j.target.host == host):
+            command, stdin = remote_command(action, job, snapshot, to)
+            try:
+                # as root either way: run_script feeds the text to `sh -s` (sudo -n for other users)
+                res = conn.run_script(stdin or command + "\n", timeout=7200)
+            except HomelabError as exc:
+                ok = False
+                err.append(f"FAILED   {job.target.app} -> {job.target.repo.name}: {exc.message}")
+                continue
+            good, lines = summarize(action, job, res.rc, res.stdout + (res.stderr if action == "restore" else ""))
+            ok = ok and good
+            out.extend(lines)
+            if not good and res.stderr.strip() and action != "restore":
+                err.append(f"  {res.stderr.strip().splitlines()[-1]}")
+    return ok, out, err
+
+
 def run(args: argparse.Namespace) -> int:
     from homelab.config import load_config
 
@@ -155,27 +181,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("restore needs the app", "homelab backup CONFIG restore APP [--snapshot ID] [--to DIR]")
     if args.to is not None and not args.to.startswith("/"):
         raise UsageError(f"--to {args.to}: an absolute path on the app's host")
-    todo = jobs(config, args.app, args.repository)
-    if args.action == "restore":
-        todo = todo[:1]  # from one repository (the first listed, or --repository)
-    ok = True
-    for host, conn in sessions(config, {j.target.host for j in todo}):
-        for job in (j for j in todo if j.target.host == host):
-            command, stdin = remote_command(args.action, job, args.snapshot, args.to)
-            try:
-                # as root either way: run_script feeds the text to `sh -s` (sudo -n for other users)
-                res = conn.run_script(stdin or command + "\n", timeout=7200)
-            except HomelabError as exc:
-                ok = False
-                print(f"FAILED   {job.target.app} -> {job.target.repo.name}: {exc.message}", file=sys.stderr)
-                continue
-            good, lines = summarize(args.action, job, res.rc, res.stdout + (res.stderr if args.action == "restore" else ""))
-            ok = ok and good
-            for line in lines:
-                print(line)
-            if not good and res.stderr.strip() and args.action != "restore":
-                print(f"  {res.stderr.strip().splitlines()[-1]}", file=sys.stderr)
+    ok, out, err = perform(config, args.action, args.app, args.repository, args.snapshot, args.to)
+    for line in out:
+        print(line)
+    for line in err:
+        print(line, file=sys.stderr)
     return 0 if ok else 1
-
-
-COMMAND = (HELP, add_arguments, run)

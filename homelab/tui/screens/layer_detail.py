@@ -35,14 +35,19 @@ class LayerDetailScreen(Screen[None]):
         Binding("r", "recheck", "re-check"),
         Binding("b", "app_action('rollback')", "rollback app"),
         Binding("s", "app_action('restart')", "restart app"),
+        Binding("n", "storage_action('backup')", "backup now"),
+        Binding("d", "storage_action('drill')", "restore drill"),
         Binding("question_mark", "app.help", "help"),
         QUIT,
     ]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Rollback and restart are for the apps layer's drill-down only (the row's app)."""
+        """Rollback and restart are for the apps layer's drill-down only, backup now and drill for
+        storage's (the row's app)."""
         if action == "app_action":
             return self.layer_name == "apps"
+        if action == "storage_action":
+            return self.layer_name == "storage"
         return True
 
     def selected_app(self) -> str | None:
@@ -52,6 +57,34 @@ class LayerDetailScreen(Screen[None]):
         subject = str(table.get_row_at(table.cursor_row)[1])
         # "feeds.db", or "hello@pi-1.whoami" for one copy of an app on several machines
         return subject.split(".", 1)[0].split("@", 1)[0] or None
+
+    def selected_backup(self) -> tuple[str, str] | None:
+        """(app, repository) of the highlighted storage row: an app's backup, drill and check rows
+        are "APP->REPO" (append-only's "HOST->REPO" and free space's "HOST:PATH" are not an app's)."""
+        table = self.query_one(MonitorTable)
+        if table.row_count == 0:
+            return None
+        row = table.get_row_at(table.cursor_row)
+        app, arrow, repo = str(row[1]).partition("->")
+        return (app, repo) if arrow and app and repo and str(row[2]) in ("backup", "drill", "check") else None
+
+    def action_storage_action(self, what: str) -> None:
+        target = self.selected_backup()
+        config = getattr(self.app, "config_path", None)
+        if target is None or config is None:
+            self.notify("select an app's backup row first (APP->REPOSITORY)", severity="warning")
+            return
+        app_name, repo = target
+        self.notify(f"{what} {app_name} -> {repo} ...", timeout=3)
+        self.run_worker(lambda: self._run_storage_action(what, app_name, repo, config), thread=True, exclusive=True)
+
+    def _run_storage_action(self, what: str, app_name: str, repo: str, config: object) -> None:
+        from homelab.tui.app_actions import run_storage_action
+
+        ok, message = run_storage_action(what, str(config), app_name, repo)
+        self.app.call_from_thread(self.notify, message, severity="information" if ok else "error", timeout=12)
+        if ok:
+            self.app.call_from_thread(self.action_recheck)
 
     def action_app_action(self, what: str) -> None:
         app_name = self.selected_app()
