@@ -23,7 +23,7 @@ def run_app_action(what: str, config_path: str, app_name: str) -> tuple[bool, st
 
 
 def run_storage_action(what: str, config_path: str, app_name: str, repository: str | None) -> tuple[bool, str]:
-    """(ok, message) of `homelab backup CONFIG run|drill APP` (one repository), for the TUI."""
+    """(ok, message) of `homelab backup CONFIG run|drill|list APP` (one repository), for the TUI."""
     from homelab.config import load_config
     from homelab.errors import HomelabError
     from homelab.layers.storage.cli import perform

@@ -499,8 +499,12 @@ async def test_storage_drill_down_backs_up_and_drills_the_selected_app(monkeypat
             await pilot.press("down", "d")
             await until(pilot, lambda: len(calls) == 2)
             assert calls[1][0] == "drill" and calls[1][2:] == ("cal", "nas")
+            await pilot.press("l")  # its snapshots, shown in the detail area
+            await until(pilot, lambda: len(calls) == 3)
+            assert calls[2][0] == "list"
+            await until(pilot, lambda: "ok cal -> nas" in str(screen.query_one("#monitor-detail", Static).render()))
             await pilot.press("down")
             assert screen.selected_backup() is None  # a host's row
             await pilot.press("n")
             await pilot.pause()
-            assert len(calls) == 2
+            assert len(calls) == 3

@@ -37,6 +37,7 @@ class LayerDetailScreen(Screen[None]):
         Binding("s", "app_action('restart')", "restart app"),
         Binding("n", "storage_action('backup')", "backup now"),
         Binding("d", "storage_action('drill')", "restore drill"),
+        Binding("l", "storage_action('list')", "snapshots"),
         Binding("question_mark", "app.help", "help"),
         QUIT,
     ]
@@ -82,6 +83,9 @@ class LayerDetailScreen(Screen[None]):
         from homelab.tui.app_actions import run_storage_action
 
         ok, message = run_storage_action(what, str(config), app_name, repo)
+        if what == "list" and ok:  # the snapshots, one a line, where the highlighted row's detail goes
+            self.app.call_from_thread(self.query_one("#monitor-detail", Static).update, message)
+            return
         self.app.call_from_thread(self.notify, message, severity="information" if ok else "error", timeout=12)
         if ok:
             self.app.call_from_thread(self.action_recheck)
