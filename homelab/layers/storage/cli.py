@@ -187,3 +187,6 @@ def run(args: argparse.Namespace) -> int:
     for line in err:
         print(line, file=sys.stderr)
     return 0 if ok else 1
+
+
+COMMAND = (HELP, add_arguments, run)
