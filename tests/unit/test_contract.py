@@ -320,3 +320,17 @@ def test_a_login_a_layer_made_is_tried_when_the_recorded_and_configured_ones_fai
     assert ("a", "ops", 22) in transport.logins
     saved = json.loads((tmp_path / "c.state.json").read_text())["hosts"]
     assert saved["a"]["login_user"] == "ops"  # the next run starts with the login that works
+
+
+def test_every_reference_in_the_registry_resolves() -> None:
+    """A "module:NAME" the registry names but the module lost (a CLI command, a parser, a step)
+    fails here, not when a person first runs that command."""
+    for entry in registry.LAYERS:
+        refs = [entry.parse, entry.layer, entry.step, entry.claims, entry.derived_claims,
+                *(ref for _, ref in entry.commands)]
+        for ref in (r for r in refs if isinstance(r, str) and r):
+            assert registry.resolve(ref) is not None, (entry.id, ref)
+    for entry in registry.LAYERS:
+        for name, ref in entry.commands:
+            help_text, add_arguments, run = registry.resolve(ref)
+            assert help_text and callable(add_arguments) and callable(run), (entry.id, name)
