@@ -217,7 +217,8 @@ def test_format_is_destructive_then_the_mount_follows() -> None:
     fmt = next(c for c in plan.changes if c.summary.startswith("disk data1"))
     assert fmt.destructive and fmt.ops[0].kwargs["commands"] == [
         "wipefs -a /dev/disk/by-id/virtio-data1", "mkfs.ext4 -q -L data1 /dev/disk/by-id/virtio-data1",
-        "if command -v udevadm >/dev/null; then udevadm settle --timeout=30; fi"]
+        "if command -v udevadm >/dev/null; then udevadm settle --timeout=30; fi; for i in $(seq 100); do "
+        "[ -n \"$(lsblk -ndo UUID /dev/disk/by-id/virtio-data1 2>/dev/null)\" ] && break; sleep 0.1; done"]
     # mkfs.ext4 comes with e2fsprogs: a package claim, compute installs it before this layer runs
     assert ("h2", "e2fsprogs") in {(c.host, c.package) for c in cfg.claims if isinstance(c, NeedsPackage)}
     assert not any(op.name == "apt.packages" for c in plan.changes for op in c.ops)

@@ -13,6 +13,7 @@ the disk included, and writes nothing). The decision:
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,8 +120,16 @@ def decide(disk: Disk, dev: Device | None, signatures: tuple[Signature, ...]) ->
 
 
 # udev makes /dev/disk/by-uuid/<new uuid> (the mount unit's What=) from the change event the
-# mkfs causes; wait for it before the mount is planned. No udevadm (a container): nothing to wait for.
+# mkfs causes; wait for it before the mount is planned. Then, bounded, until lsblk shows the new
+# UUID: without udevadm (a container, the lab) something else refreshes what lsblk reads, and a
+# mount planned before that would see a filesystem with no UUID and refuse it as foreign.
 SETTLE = "if command -v udevadm >/dev/null; then udevadm settle --timeout=30; fi"
+
+
+def settle(dev_path: str) -> str:
+    dev = shlex.quote(dev_path)
+    return (f"{SETTLE}; for i in $(seq 100); do [ -n \"$(lsblk -ndo UUID {dev} 2>/dev/null)\" ] && break; "
+            "sleep 0.1; done")
 
 
 def format_commands(dev_path: str, fstype: str, label: str) -> list[list[str]]:

@@ -279,7 +279,7 @@ def _disks(h: _Host, cfg: StorageConfig, blocked: list[str], volumes: Mapping[st
             assert seen.device is not None
             dev = disk.by_id or seen.device.path
             cmds = [" ".join(shlex.quote(a) for a in argv) for argv in diskmod.format_commands(dev, disk.filesystem, disk.name)]
-            cmds.append(diskmod.SETTLE)
+            cmds.append(diskmod.settle(dev))
             h.changes.append(Change(LAYER, h.host, "create", decision.reason,
                                     (Op("server.shell", {"commands": cmds}),), host=h.host,
                                     destructive=decision.destructive, detail=decision.facts))
