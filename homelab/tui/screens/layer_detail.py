@@ -52,20 +52,30 @@ class LayerDetailScreen(Screen[None]):
         return True
 
     def selected_app(self) -> str | None:
-        table = self.query_one(MonitorTable)
-        if table.row_count == 0:
+        row = self._highlighted_row()
+        if row is None:
             return None
-        subject = str(table.get_row_at(table.cursor_row)[1])
+        subject = str(row[1])
         # "feeds.db", or "hello@pi-1.whoami" for one copy of an app on several machines
         return subject.split(".", 1)[0].split("@", 1)[0] or None
+
+    def _highlighted_row(self) -> list[object] | None:
+        """The monitor table's highlighted row (health, subject, name, ...), if it has rows."""
+        table = self.query_one(MonitorTable)
+        return list(table.get_row_at(table.cursor_row)) if table.row_count else None
+
+    def _report(self, ok: bool, message: str, timeout: float) -> None:
+        """From a worker thread: an action's result as a notice; a re-check when it worked."""
+        self.app.call_from_thread(self.notify, message, severity="information" if ok else "error", timeout=timeout)
+        if ok:
+            self.app.call_from_thread(self.action_recheck)
 
     def selected_backup(self) -> tuple[str, str] | None:
         """(app, repository) of the highlighted storage row: an app's backup, drill and check rows
         are "APP->REPO" (append-only's "HOST->REPO" and free space's "HOST:PATH" are not an app's)."""
-        table = self.query_one(MonitorTable)
-        if table.row_count == 0:
+        row = self._highlighted_row()
+        if row is None:
             return None
-        row = table.get_row_at(table.cursor_row)
         app, arrow, repo = str(row[1]).partition("->")
         return (app, repo) if arrow and app and repo and str(row[2]) in ("backup", "drill", "check") else None
 
@@ -86,9 +96,7 @@ class LayerDetailScreen(Screen[None]):
         if what == "list" and ok:  # the snapshots, one a line, where the highlighted row's detail goes
             self.app.call_from_thread(self.query_one("#monitor-detail", Static).update, message)
             return
-        self.app.call_from_thread(self.notify, message, severity="information" if ok else "error", timeout=12)
-        if ok:
-            self.app.call_from_thread(self.action_recheck)
+        self._report(ok, message, timeout=12)
 
     def action_app_action(self, what: str) -> None:
         app_name = self.selected_app()
@@ -104,9 +112,7 @@ class LayerDetailScreen(Screen[None]):
         from homelab.tui.app_actions import run_app_action
 
         ok, message = run_app_action(what, str(config), app_name)
-        self.app.call_from_thread(self.notify, message, severity="information" if ok else "error", timeout=8)
-        if ok:
-            self.app.call_from_thread(self.action_recheck)
+        self._report(ok, message, timeout=8)
 
     def __init__(self, layer: LayerView, view: RunView) -> None:
         super().__init__()
