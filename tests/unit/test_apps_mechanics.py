@@ -301,34 +301,42 @@ def test_bundle_scripts() -> None:
 
 # ----------------------------------------------------------------- monitor.py ----
 
-PS_LINES = "\n".join(json.dumps(r) for r in (
-    {"Service": "db", "State": "running", "Health": "healthy"},
-    {"Service": "web", "State": "running", "Health": "unhealthy"},
-))
 INSPECT = "\n".join(json.dumps(r) for r in (
-    {"Service": "db", "Image": ID, "RestartCount": 0, "StartedAt": "2026-12-01T10:00:00Z"},
-    {"Service": "web", "Image": ID, "RestartCount": 4, "StartedAt": "2026-12-01T10:05:00Z"},
+    {"Project": "miniflux", "Service": "db", "State": "running", "Health": "healthy", "Image": ID, "RestartCount": 0,
+     "StartedAt": "2026-12-01T10:00:00Z"},
+    {"Project": "miniflux", "Service": "web", "State": "running", "Health": "unhealthy", "Image": ID,
+     "RestartCount": 4, "StartedAt": "2026-12-01T10:05:00Z"},
 ))
 
 
-def probe_output(ps: str = PS_LINES, http: str = "200") -> str:
-    return f"--homelab-section ps\n{ps}\n--homelab-section inspect\n{INSPECT}\n--homelab-section http\n{http}\n"
+def probe_output(http: str = "200", inspect: str = INSPECT) -> str:
+    return f"--homelab-section inspect\n{inspect}\n--homelab-section http\n{http}\n"
 
 
 def test_status_probe_reads_no_environment() -> None:
     script = monitor.render_status_probe("miniflux", (8080, "/healthcheck"))
     sh_syntax_ok(script)
     assert "docker inspect -f " in script and ".Config.Env" not in script
+    assert "label=com.docker.compose.project=miniflux" in script and "compose.oneoff=False" in script
     assert "http://127.0.0.1:8080/healthcheck" in script
+    assert "docker compose" not in script  # the plugin's start costs ~90 ms a run
+    every = monitor.render_containers_probe()
+    assert "label=com.docker.compose.project " in every
 
 
-def test_parse_status_lines_and_array_forms() -> None:
+def test_parse_status_and_containers_of_all_projects() -> None:
     states, code = monitor.parse_status(probe_output())
     assert code == 200
     assert states["web"] == monitor.ServiceState("web", "running", "unhealthy", ID, 4, "2026-12-01T10:05:00Z")
-    arr = json.dumps([json.loads(line) for line in PS_LINES.splitlines()])
-    assert monitor.parse_status(probe_output(ps=arr))[0] == states
+    assert states["db"].health == "healthy"
     assert monitor.parse_status(probe_output(http="000"))[1] is None
+    other = json.dumps({"Project": "cal", "Service": "radicale", "State": "exited", "Health": "", "Image": ID2,
+                        "RestartCount": 1, "StartedAt": ""})
+    # a container removed between `ps` and `inspect`: docker's error line is skipped
+    mixed = INSPECT + "\nError response from daemon: No such container: 0123abcd\n" + other
+    projects = monitor.parse_containers(mixed)
+    assert set(projects) == {"miniflux", "cal"} and projects["cal"]["radicale"].state == "exited"
+    assert projects["miniflux"] == states
 
 
 def test_app_monitors() -> None:
@@ -345,3 +353,40 @@ def test_app_monitors() -> None:
     assert got[("miniflux", "http")] == (Health.OK, "HTTP 200")
     bad = monitor.app_monitors("m", {}, {}, 502)
     assert [(m.health, m.reason) for m in bad] == [(Health.FAIL, "HTTP 502, expected 200")]
+
+
+# ----------------------------------------------------------------- probes.py ----
+
+def test_images_probe_is_one_inspect_matched_back_by_tag() -> None:
+    from homelab.layers.apps.probes import images_probe, parse_image_ids, parse_images
+    from homelab.probe import ProbeResult
+
+    probe = images_probe(["postgres:17.6", "ghcr.io/miniflux/miniflux:2.2.6", "valkey/valkey:8.1"], [ID])
+    assert probe.command.count("docker ") == 1
+    sh_syntax_ok(probe.command)
+    # what docker prints: Hub images in their short form, a mirror's tag beside it; the missing
+    # valkey gives no line (its error goes to /dev/null)
+    out = (f'{ID} ["labrepo:5000/library/postgres:17.6","postgres:17.6"] '
+           f'["labrepo:5000/library/postgres@sha256:{"a" * 64}"]\n'
+           f'{ID2} ["ghcr.io/miniflux/miniflux:2.2.6"] ["ghcr.io/miniflux/miniflux@sha256:{"b" * 64}"]\n'
+           f'{ID} ["labrepo:5000/library/postgres:17.6","postgres:17.6"] []\n')
+    refs = ["postgres:17.6", "ghcr.io/miniflux/miniflux:2.2.6", "valkey/valkey:8.1"]
+    have = parse_images(ProbeResult(0, out), refs)
+    assert have["valkey/valkey:8.1"] is None
+    pg, mf = have["postgres:17.6"], have["ghcr.io/miniflux/miniflux:2.2.6"]
+    assert pg is not None and pg.image_id == ID and pg.digest == ""  # no digest from docker.io itself
+    assert mf is not None and mf.image_id == ID2 and mf.digest == "sha256:" + "b" * 64
+    assert parse_image_ids(ProbeResult(0, out)) == {ID, ID2}
+    assert parse_images(ProbeResult(124, out), refs) == {r: None for r in refs}  # timed out: nothing known
+
+
+def test_docker_probe_takes_composes_version_from_its_package() -> None:
+    from homelab.layers.apps.probes import docker_probe, parse_docker
+    from homelab.probe import ProbeResult
+
+    assert "docker compose" not in docker_probe().command
+    out = ("--homelab-section packages\ndocker.io ii  26.1.5+dfsg1-9+b9\ndocker-compose ii  2.26.1-4\n"
+           "--homelab-section daemon\nabc\n--homelab-section active\nactive\n")
+    facts = parse_docker(ProbeResult(0, out))
+    assert facts is not None and facts.compose_version == "2.26.1-4" and facts.active
+    assert facts.installed == {"docker.io", "docker-compose"}

@@ -252,17 +252,42 @@ def test_probes_batch_with_short_timeouts_and_parse_back() -> None:
     assert lay.units == ("homelab-backup-web-nas.timer", "homelab-drill-web-nas.timer", "homelab-check-web-nas.timer")
     render_probe_script(probes)  # keys are valid probe keys
     view = parse_view({
-        "storage.files": ProbeResult(0, "/etc/homelab/storage\t700 root root\t-\n/etc/homelab/storage/nas.password\t600 root root\tab12"),
+        "storage.files": ProbeResult(0, "700 root root /etc/homelab/storage\n600 root root /etc/homelab/storage/nas.password\n"
+                                        "@@homelab-hashes@@\nab12000000000000000000000000000000000000000000000000000000000000  /etc/homelab/storage/nas.password\n"),
         "storage.credentials": ProbeResult(0, "/etc/homelab/storage/nas.rest-password\tsecretvalue"),
         "storage.append_only": ProbeResult(0, "web-nas 403"),
         "storage.space": ProbeResult(0, "/srv/homelab\t/dev/vda1 1000 100 900 10% /"),
         "storage.units": ProbeResult(0, "homelab-backup-web-nas.timer enabled active"),
     })
     assert view.files["/etc/homelab/storage"] == FileState(0o700, "root", "root", None)
-    assert view.files["/etc/homelab/storage/nas.password"].sha256 == "ab12"
+    assert view.files["/etc/homelab/storage/nas.password"].sha256 == "ab12000000000000000000000000000000000000000000000000000000000000"
     assert view.credentials == {"/etc/homelab/storage/nas.rest-password": "secretvalue"}
     assert view.append_only == {"web-nas": "403"} and view.space["/srv/homelab"].avail == 900
     assert view.units["homelab-backup-web-nas.timer"] == ("enabled", "active")
+
+
+def test_files_probe_runs_in_a_real_shell(tmp_path: Path) -> None:
+    """The batched stat + sha256sum, run by sh here: modes, owners, digests; a directory has
+    none; a name with a backslash (as systemd escapes mount units) keeps its digest."""
+    import os
+    import subprocess
+
+    from homelab.layers.storage.probes import files_probe, parse_files
+
+    (tmp_path / "d").mkdir(mode=0o750)
+    plain, odd = tmp_path / "plain.conf", tmp_path / "srv-homelab\\x2ddata.mount"
+    plain.write_text("x=1\n")
+    odd.write_text("[Mount]\n")
+    plain.chmod(0o600)
+    probe = files_probe([str(tmp_path / "d"), str(plain), str(odd), str(tmp_path / "missing")])
+    out = subprocess.run(["sh", "-c", probe.command], capture_output=True, text=True, check=True)
+    got = {k: v for k, v in parse_files(ProbeResult(0, out.stdout)).items() if k.startswith(str(tmp_path))}
+    me = os.getuid()
+    assert set(got) == {str(tmp_path / "d"), str(plain), str(odd)}
+    assert got[str(tmp_path / "d")].mode == 0o750 and got[str(tmp_path / "d")].sha256 is None
+    assert got[str(plain)].mode == 0o600 and got[str(plain)].sha256 == hashlib.sha256(b"x=1\n").hexdigest()
+    assert got[str(odd)].sha256 == hashlib.sha256(b"[Mount]\n").hexdigest()
+    assert me != 0 or got[str(plain)].owner == "root"
 
 
 def test_status_monitors_from_status_files() -> None:

@@ -18,7 +18,8 @@ from homelab.layers.apps.bundle import read_bundle_ids, sha256_file
 from homelab.layers.apps.service import parse_service, service_monitors, service_probe, unit_state_probe
 from homelab.layers.apps.plan import Bundle, HostInputs, build_release, plan_host, refs_of
 from homelab.layers.apps.probes import (
-    AppFacts, app_probe, docker_probe, images_probe, parse_app, parse_docker, parse_image_ids, parse_images,
+    AppFacts, app_probe, containers_probe, docker_probe, images_probe, parse_app, parse_docker, parse_image_ids,
+    parse_images,
 )
 from homelab.layers.base import Layer, Observed, RunContext
 from homelab.model import Change, Health, LayerPlan, Monitor
@@ -63,10 +64,11 @@ class AppsLayer(Layer):
         if not mine and not removed:
             return {}
         cfg = self.config(ctx)
-        refs = sorted({r for a in mine for r in refs_of(cfg.recipe_of(a))})
+        refs = self._refs(cfg, mine)
         pins = pins_of(ctx.state.section(self.name))
         ids = sorted({pins[r].image_id for r in refs if r in pins})
-        out: dict[str, AnyProbe] = {"apps.docker": docker_probe(), "apps.images": images_probe(refs, ids)}
+        out: dict[str, AnyProbe] = {"apps.docker": docker_probe(), "apps.images": images_probe(refs, ids),
+                                    "apps.containers": containers_probe()}
         for app in mine:
             recipe = cfg.recipe_of(app)
             out[f"apps.app.{app.name}"] = (service_probe(app, recipe) if recipe.kind == "service"
@@ -75,6 +77,10 @@ class AppsLayer(Layer):
             out[f"apps.app.{name}"] = app_probe(name, App(name, name, host.name).dir, None)
             out[f"apps.unit.{name}"] = unit_state_probe(name)
         return out
+
+    @staticmethod
+    def _refs(cfg: AppsConfig, apps: list[App]) -> list[str]:
+        return sorted({r for a in apps for r in refs_of(cfg.recipe_of(a))})
 
     def observe(self, ctx: RunContext, probed: Mapping[str, Mapping[str, ProbeResult]]) -> Observed:
         bundle = None
@@ -96,14 +102,15 @@ class AppsLayer(Layer):
             if app is not None and cfg.recipe_of(app).kind == "service":
                 services[name] = parse_service(results.get(f"apps.app.{name}"))
                 continue
-            facts = parse_app(results.get(f"apps.app.{name}"))
+            facts = parse_app(name, results.get(f"apps.app.{name}"), results.get("apps.containers"))
             if facts is not None:
                 running[name] = facts
         facts_out = ctx.outputs.get(HostFacts, host.name)
         return HostInputs(
             host=host.name, apps=tuple(mine), os=facts_out.os if facts_out else "",
             docker=parse_docker(results.get("apps.docker")) if results else None,
-            have=parse_images(results.get("apps.images")), ids=parse_image_ids(results.get("apps.images")),
+            have=parse_images(results.get("apps.images"), self._refs(cfg, mine)),
+            ids=parse_image_ids(results.get("apps.images")),
             bundle=observed.api, running=running, services=services,
             pins=pins_of(ctx.state.section(self.name)), removed=tuple(removed),
             purge=ctx.options.purge_data, publish_on=self._publish_on(ctx, host.name))
@@ -158,7 +165,8 @@ class AppsLayer(Layer):
         if recipe.kind == "service":
             out += service_monitors(app.name, recipe, parse_service(results.get(f"apps.app.{app.name}")))
             return out
-        facts = parse_app(results.get(f"apps.app.{app.name}")) or AppFacts()
+        facts = (parse_app(app.name, results.get(f"apps.app.{app.name}"), results.get("apps.containers"))
+                 or AppFacts())
         try:
             release = build_release(cfg, app, pins, self._publish_on(ctx, machine))
         except KeyError:

@@ -1,20 +1,28 @@
 """What the apps layer reads on a host, in one probe per concern (each with its own timeout).
 
-- `apps.docker`: the Docker packages, daemon.json's hash, whether dockerd runs, the Compose version;
+- `apps.docker`: the Docker packages (Compose's version is its package's), daemon.json's hash,
+  whether dockerd runs;
 - `apps.images`: for every image ref of the host's apps, what the host has under that name
   (`docker image inspect`: id + registry digests), so a pin can be recorded without pulling;
-- `apps.app.<name>`: the release that runs (the `current` link and its compose file), and the
-  live status of its containers and HTTP port (monitor.py's probe).
+- `apps.containers`: every compose container on the host (monitor.py), for all apps at once;
+- `apps.app.<name>`: the release that runs (the `current` link and its compose file), its data's
+  size and its HTTP health.
+
+A no-op apply runs these on every apply, so each docker CLI start counts (~25 ms on a small host):
+one `image inspect` for all refs, one `ps` + `inspect` for all apps' containers.
 """
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from homelab.layers.apps.docker import DAEMON_JSON, PACKAGES
-from homelab.layers.apps.monitor import ServiceState, parse_status, render_status_probe, split_sections
-from homelab.layers.apps.pins import ImagePin, parse_inspect
+from homelab.layers.apps.monitor import (
+    ServiceState, parse_containers, parse_http, render_containers_probe, render_http_probe, split_sections,
+)
+from homelab.layers.apps.pins import ImagePin, normalize_repository, parse_inspect, split_ref
 from homelab.probe import Probe, ProbeResult
 
 MARK = "--homelab-section "
@@ -43,10 +51,10 @@ class AppFacts:
 def docker_probe() -> Probe:
     pkgs = " ".join(PACKAGES)
     return Probe("\n".join([
-        f"echo '{MARK}packages'; dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}}\\n' {pkgs} 2>/dev/null || true",
+        f"echo '{MARK}packages'; "
+        f"dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}} ${{Version}}\\n' {pkgs} 2>/dev/null || true",
         f"echo '{MARK}daemon'; sha256sum {DAEMON_JSON} 2>/dev/null | cut -d' ' -f1",
         f"echo '{MARK}active'; systemctl is-active docker 2>/dev/null || true",
-        f"echo '{MARK}compose'; docker compose version --short 2>/dev/null || true",
     ]), timeout=20)
 
 
@@ -54,56 +62,82 @@ def parse_docker(result: ProbeResult | None) -> DockerFacts | None:
     if result is None or result.timed_out:
         return None
     sec = split_sections(result.out)
-    installed = frozenset(ln.split()[0] for ln in sec.get("packages", "").splitlines()
-                          if len(ln.split()) >= 2 and ln.split()[1].startswith("ii"))
-    return DockerFacts(installed, sec.get("daemon", "").strip() or None, sec.get("active", "").strip() == "active",
-                       sec.get("compose", "").strip())
+    rows = [ln.split() for ln in sec.get("packages", "").splitlines()]
+    versions = {r[0]: (r[2] if len(r) > 2 else "") for r in rows if len(r) >= 2 and r[1].startswith("ii")}
+    compose = versions.get("docker-compose", "").split(":")[-1]  # Debian's version, epoch dropped
+    return DockerFacts(frozenset(versions), sec.get("daemon", "").strip() or None,
+                       sec.get("active", "").strip() == "active", compose)
 
 
 def images_probe(refs: list[str], ids: Sequence[str] = ()) -> Probe:
-    """One line per ref: `img REF ID DIGESTS-JSON`, or `none REF`; per pinned id: `id ID`
-    when the host has it (under any name)."""
-    lines = [f"if x=$(docker image inspect --format '{{{{.Id}}}} {{{{json .RepoDigests}}}}' {shlex.quote(r)} "
-             f"2>/dev/null); then echo \"img {r} $x\"; else echo 'none {r}'; fi" for r in refs]
-    lines += [f"docker image inspect {shlex.quote(i)} >/dev/null 2>&1 && echo 'id {i}'" for i in ids]
-    return Probe("\n".join(lines + ["true"]), timeout=20)
+    """One `docker image inspect` of every ref and pinned id: a line per image found (docker
+    skips the missing ones), matched back to the refs by tag in parse_images."""
+    args = " ".join(shlex.quote(a) for a in [*refs, *ids])
+    fmt = shlex.quote("{{.Id}} {{json .RepoTags}} {{json .RepoDigests}}")
+    return Probe(f"docker image inspect --format {fmt} {args} 2>/dev/null; true" if args else "true", timeout=20)
+
+
+def _inspected(result: ProbeResult | None) -> list[tuple[str, list[str], str]]:
+    """(id, its tags in Docker's long form, the RepoDigests JSON) per image line."""
+    out = []
+    for line in (result.out.splitlines() if result is not None and not result.timed_out else []):
+        parts = line.split(" ", 2)
+        if len(parts) != 3 or not parts[0].startswith("sha256:"):
+            continue
+        try:
+            tags = [_long(t) for t in json.loads(parts[1]) or []]
+        except ValueError:
+            continue
+        out.append((parts[0], tags, parts[2]))
+    return out
+
+
+def _long(ref: str) -> str:
+    repo, _, tag = ref.rpartition(":")
+    return f"{normalize_repository(repo)}:{tag}" if repo and "/" not in tag else ref
 
 
 def parse_image_ids(result: ProbeResult | None) -> frozenset[str]:
-    lines = result.out.splitlines() if result is not None and not result.timed_out else []
-    return frozenset(ln.split()[1] for ln in lines if ln.startswith("id "))
+    return frozenset(image_id for image_id, _, _ in _inspected(result))
 
 
-def parse_images(result: ProbeResult | None) -> dict[str, ImagePin | None]:
+def parse_images(result: ProbeResult | None, refs: Sequence[str]) -> dict[str, ImagePin | None]:
+    """{ref: what the host has under that name, or None}."""
+    found = _inspected(result)
     out: dict[str, ImagePin | None] = {}
-    for line in (result.out.splitlines() if result is not None and not result.timed_out else []):
-        if line.startswith("img "):
-            _, ref, rest = line.split(" ", 2)
-            try:
-                out[ref] = parse_inspect(ref, rest)
-            except Exception:  # an unexpected line: treat as absent, the pull will say why
-                out[ref] = None
-        elif line.startswith("none "):
-            out[line.split(" ", 1)[1]] = None
+    for ref in refs:
+        repo, tag = split_ref(ref)
+        want = f"{normalize_repository(repo)}:{tag}"
+        hit = next(((i, d) for i, tags, d in found if want in tags), None)
+        try:
+            out[ref] = parse_inspect(ref, f"{hit[0]} {hit[1]}") if hit else None
+        except Exception:  # an unexpected line: treat as absent, the pull will say why
+            out[ref] = None
     return out
+
+
+def containers_probe() -> Probe:
+    return Probe(render_containers_probe(), timeout=20)
 
 
 def app_probe(name: str, app_dir: str, http: tuple[int, str] | None) -> Probe:
     a = shlex.quote(app_dir)
-    head = "\n".join([
+    return Probe("\n".join([
         f"echo '{MARK}release'; r=$(readlink {a}/current 2>/dev/null) && echo \"${{r##*/}}\"",
         f"echo '{MARK}compose'; cat {a}/current/compose.yaml 2>/dev/null || true",
         # the data it keeps (du is bounded by the probe's own timeout on a huge tree)
         f"echo '{MARK}data'; du -sb {a}/data 2>/dev/null | cut -f1",
-    ])
-    return Probe(head + "\n" + render_status_probe(name, http), timeout=20)
+    ]) + "\n" + render_http_probe(http), timeout=20)
 
 
-def parse_app(result: ProbeResult | None) -> AppFacts | None:
+def parse_app(name: str, result: ProbeResult | None, containers: ProbeResult | None) -> AppFacts | None:
+    """One app's facts: its own probe, and its compose project's (named as the app) rows of the
+    host's `apps.containers`."""
     if result is None or result.timed_out:
         return None
     sec = split_sections(result.out)
-    states, http = parse_status(result.out)
+    name_states = parse_containers(containers.out if containers is not None and not containers.timed_out else "")
     size = sec.get("data", "").strip()
     return AppFacts(sec.get("release", "").strip(), sec.get("compose", "") + ("\n" if sec.get("compose") else ""),
-                    states, http, int(size) if size.isdigit() else None)
+                    name_states.get(name, {}), parse_http(result.out),
+                    int(size) if size.isdigit() else None)
