@@ -6,24 +6,17 @@ types homelab writes. The old DNS console API (dns.hetzner.com) is gone (wave2-f
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Mapping, cast
+from typing import cast
 
 from hcloud.zones import Zone, ZoneRecord, ZoneRRSet
 from hcloud.zones.domain import ZoneRRSetType
 
+from homelab.providers.dns_records import RRSet
 from homelab.providers.hcloud_api import HcloudApi
 
+__all__ = ["HcloudZones", "RRSet"]
+
 ACTION_TIMEOUT = 120.0  # s; DNS actions finish within seconds on Hetzner
-
-
-@dataclass(frozen=True)
-class RRSet:
-    name: str  # relative to the zone, "@" for the apex
-    type: str
-    values: tuple[str, ...]  # sorted
-    ttl: int | None = None  # None: the zone's default
-    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 class HcloudZones:

@@ -10,9 +10,8 @@ import socket
 import time
 from typing import Callable
 
-import paramiko
-
 from homelab.errors import HomelabError
+from homelab.ssh import paramiko  # imported there without invoke (see homelab/ssh.py)
 
 
 def offered_host_key(address: str, port: int, key_type: str, timeout: float = 5.0) -> str | None:

@@ -48,3 +48,12 @@ def test_version_and_validate_import_nothing_heavy(tmp_path) -> None:  # type: i
     # validate checks that the users' SSH public keys parse, with cryptography (config/permissions.py)
     heavy = set(HEAVY) - {"cryptography"}
     assert not {m for m in validate if m.split(".")[0] in heavy or m.startswith(("homelab.layers", "homelab.engine"))}
+
+
+def test_layers_load_no_cloud_client_and_paramiko_without_invoke() -> None:
+    """Every apply imports all layers: the cloud client waits for a layer that talks to the cloud
+    (~0.2 s), and paramiko comes without invoke (only its ssh_config `Match exec` uses it)."""
+    mods = _modules_after("import homelab.layers as L; L.all_layers()")
+    assert "paramiko" in mods
+    assert not {m for m in mods if m.split(".")[0] in ("hcloud", "requests", "pyinfra", "textual")}
+    assert not {m for m in mods if m.startswith("invoke.")}  # homelab/ssh.py blocks the import itself

@@ -19,13 +19,14 @@ import shlex
 import subprocess
 import tarfile
 from pathlib import Path
-from typing import Iterable
-
-import paramiko
+from typing import TYPE_CHECKING, Iterable
 
 from homelab.errors import HomelabError
 from homelab.layers.apps.pins import SHA256, ImagePin
 from homelab.ssh import Connection
+
+if TYPE_CHECKING:  # homelab.ssh imports paramiko its own way (without invoke)
+    import paramiko
 
 REMOTE_DIR = "/var/tmp"
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Protocol, Sequence
 
 from homelab.config.hetzner import CLUSTER_LABEL, MANAGED_BY
-from homelab.providers.hcloud_zones import RRSet
+from homelab.providers.dns_records import RRSet
 
 
 @dataclass(frozen=True)
