@@ -1,58 +1,71 @@
 """Start-up: `homelab --version` and `homelab validate` from the venv and from the executables.
 
 Each run is a fresh process (wall time from spawn to exit), the variants interleaved round by
-round so all see the same background load. The one-file executable unpacks itself into a temp
-dir at every start; the one-dir build (HOMELAB_ONEDIR=1 pyinstaller build/homelab.spec) does not.
+round so all see the same background load. Variants:
+- `venv`: `python -m homelab` from the development install;
+- `homelab`: the downloadable file (build/selfextract.py: PyInstaller's one-dir build behind an
+  sh launcher) as every start after its first runs it, from its unpacked cache;
+- `homelab-first`: the same file's first start on a machine (its cache emptied before every run:
+  the unpacking is in the time);
+- `pyi-onefile` (with --pyi-onefile F): PyInstaller's own one-file build
+  (HOMELAB_PYI_ONEFILE=1 pyinstaller build/homelab.spec), which unpacks at every start.
 
-    python bench/startup.py [--onefile dist/homelab] [--onedir dist-onedir/homelab/homelab] [--runs 11]
+    python bench/startup.py --homelab dist/homelab [--pyi-onefile F] [--runs 11]
 """
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config.example.yaml"
+CACHE = Path(tempfile.mkdtemp(prefix="homelab-bench-cache-"))
 
 
-def once(argv: list[str]) -> float:
+def once(argv: list[str], fresh: bool) -> float:
+    cache = CACHE / ("first" if fresh else "warm")
+    if fresh:
+        shutil.rmtree(cache, ignore_errors=True)
     t0 = time.monotonic()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+                   env={**os.environ, "HOMELAB_CACHE_DIR": str(cache)})
     return time.monotonic() - t0
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--onefile", type=Path)
-    ap.add_argument("--onedir", type=Path)
+    ap.add_argument("--homelab", type=Path, help="the downloadable file (dist/homelab)")
+    ap.add_argument("--pyi-onefile", type=Path, help="PyInstaller's one-file build, to compare")
     ap.add_argument("--runs", type=int, default=11)
     args = ap.parse_args()
     variants = {"venv": [sys.executable, "-m", "homelab"]}
-    for name in ("onefile", "onedir"):
-        path = getattr(args, name)
-        if path is not None:
-            variants[name] = [str(path)]
+    if args.homelab is not None:
+        variants["homelab"] = variants["homelab-first"] = [str(args.homelab)]
+    if args.pyi_onefile is not None:
+        variants["pyi-onefile"] = [str(args.pyi_onefile)]
     commands = {"--version": ["--version"], "validate": ["validate", str(CONFIG)]}
     times: dict[tuple[str, str], list[float]] = {(v, c): [] for v in variants for c in commands}
     for _ in range(args.runs + 1):  # the first round warms the page cache, not counted
         for (v, c), out in times.items():
-            out.append(once(variants[v] + commands[c]))
+            out.append(once(variants[v] + commands[c], fresh=v == "homelab-first"))
     print(f"start-up, {args.runs} interleaved runs, median [min-max] s")
     print("| variant | size MB | --version | validate |")
     print("|---|---:|---:|---:|")
     for v, argv in variants.items():
-        p = Path(argv[0])
-        size = "-" if v == "venv" else f"{sum(f.stat().st_size for f in p.parent.rglob('*') if f.is_file()) / 1e6:.1f}" \
-            if v == "onedir" else f"{p.stat().st_size / 1e6:.1f}"
+        size = "-" if v == "venv" else f"{Path(argv[0]).stat().st_size / 1e6:.1f}"
         cells = []
         for c in commands:
             xs = times[(v, c)][1:]
             cells.append(f"{statistics.median(xs):.2f} [{min(xs):.2f}-{max(xs):.2f}]")
         print(f"| {v} | {size} | {' | '.join(cells)} |")
+    shutil.rmtree(CACHE, ignore_errors=True)
     return 0
 
 
