@@ -283,9 +283,9 @@ def test_tags_and_dates_in_the_configs_words() -> None:
 def test_deep_nesting_is_refused_at_once_not_by_recursion() -> None:
     for text in ("a: " + "[" * 5000 + "]" * 5000 + "\n",
                  "".join("  " * i + f"k{i}:\n" for i in range(300))):
-        t0 = time.monotonic()
+        t0 = time.process_time()  # CPU time: a loaded machine does not make it fail
         got = problems(text)
-        assert time.monotonic() - t0 < 1.0
+        assert time.process_time() - t0 < 1.0
         assert len(got) == 1 and f"nested deeper than {MAX_DEPTH} levels" in got[0]
     assert problems("a: " + "[" * 100 + "]" * 100 + "\n") == [
         f"c.yaml:1:{3 + MAX_DEPTH}: nested deeper than {MAX_DEPTH} levels (hint: a config needs a few levels only)"]
