@@ -21,7 +21,7 @@ from homelab.provision.guard import (
     FIREWALL_UNIT, FIREWALL_UNIT_TEXT, GUARD_SCRIPT, GUARD_UNIT_TEXT, NFT_LISTING, guard_install_ops, guarded_ops,
     sha256,
 )
-from homelab.layers.permissions.probes import SUDOERS_PREFIX, UPGRADES_CONF, FileState, HostView
+from homelab.layers.permissions.probes import SUDOERS_PREFIX, UPGRADE_TIMERS, UPGRADES_CONF, FileState, HostView
 from homelab.layers.permissions.sshd import (
     DEFAULT_OPENSSH, DROPIN, HOST_KEY_ALGORITHMS, KEYS_DIR, effective_ports, render_sshd_dropin,
 )
@@ -361,7 +361,6 @@ def _plan_firewall(b: _Builder, cfg: PermissionsConfig, view: HostView, text: st
         ))
 
 
-UPGRADE_TIMERS = (("dltimer", "apt-daily.timer"), ("timer", "apt-daily-upgrade.timer"))  # probe key, unit
 
 
 def _plan_upgrades(b: _Builder, cfg: PermissionsConfig, view: HostView) -> None:

@@ -13,11 +13,13 @@ from typing import Iterable, Mapping
 from homelab.layers.permissions.firewall import LIVE_FILE as NFT_LIVE
 from homelab.provision.guard import FIREWALL_UNIT, GUARD_PATH, GUARD_UNIT, NFT_LISTING
 from homelab.layers.permissions.sshd import DROPIN, KEYS_DIR, parse_effective, parse_openssh_version
-from homelab.probe import ProbeResult
+from homelab.probe import ProbeResult, unit_states
 
 UPGRADES_CONF = "/etc/apt/apt.conf.d/20auto-upgrades"
 SUDOERS_PREFIX = "/etc/sudoers.d/homelab-"
 MISSING_RC = 3  # a file probe's exit code when the file does not exist
+# (key in HostView.upgrades, unit): the timers unattended upgrades need
+UPGRADE_TIMERS = (("dltimer", "apt-daily.timer"), ("timer", "apt-daily-upgrade.timer"))
 
 
 def _file(path: str) -> str:
@@ -25,9 +27,11 @@ def _file(path: str) -> str:
     return f"if [ -f {p} ]; then sha256sum < {p} | cut -c1-64; cat {p}; else exit {MISSING_RC}; fi"
 
 
-def _sha_line(label: str, path: str) -> str:
-    p = shlex.quote(path)
-    return f"printf '{label} %s\\n' \"$(sha256sum < {p} 2>/dev/null | cut -c1-64)\""
+def _sha_lines(files: Mapping[str, str]) -> str:
+    """`LABEL SHA256` per file that exists, from one sha256sum for all (forks add up in a no-op)."""
+    paths = " ".join(shlex.quote(p) for p in files.values())
+    cases = " ".join(f"{shlex.quote(p)}) echo {label} $h;;" for label, p in files.items())
+    return f"sha256sum {paths} 2>/dev/null | while read -r h f; do case $f in {cases} esac; done"
 
 
 def permission_probes(users: Iterable[str], pending: bool = True) -> dict[str, str]:
@@ -46,7 +50,7 @@ def permission_probes(users: Iterable[str], pending: bool = True) -> dict[str, s
         "permissions.file.sshd": _file(DROPIN),
         "permissions.file.nft": _file(NFT_LIVE),
         "permissions.guard": "; ".join([
-            _sha_line("script", GUARD_PATH), _sha_line("unit", GUARD_UNIT), _sha_line("fwunit", FIREWALL_UNIT),
+            _sha_lines({"script": GUARD_PATH, "unit": GUARD_UNIT, "fwunit": FIREWALL_UNIT}),
             "printf 'enabled %s\\n' \"$(systemctl is-enabled homelab-guard.service 2>/dev/null)\"",
             "printf 'fwenabled %s\\n' \"$(systemctl is-enabled homelab-firewall.service 2>/dev/null)\"",
             f"if [ -x {GUARD_PATH} ]; then for k in sshd nft; do printf '%s %s\\n' $k \"$({GUARD_PATH} status $k)\"; "
@@ -62,11 +66,10 @@ def permission_probes(users: Iterable[str], pending: bool = True) -> dict[str, s
                                "printf '%s %s\\n' \"${f##*/}\" \"$(sha256sum < \"$f\" | cut -c1-64)\"; done; true",
         "permissions.upgrades": "; ".join([
             "printf 'package %s\\n' \"$(dpkg-query -W -f='${db:Status-Abbrev}' unattended-upgrades 2>/dev/null)\"",
-            _sha_line("conf", UPGRADES_CONF),
-            "printf 'timer %s %s\\n' \"$(systemctl is-enabled apt-daily-upgrade.timer 2>/dev/null)\" "
-            "\"$(systemctl is-active apt-daily-upgrade.timer 2>/dev/null)\"",
-            "printf 'dltimer %s %s\\n' \"$(systemctl is-enabled apt-daily.timer 2>/dev/null)\" "
-            "\"$(systemctl is-active apt-daily.timer 2>/dev/null)\"",
+            _sha_lines({"conf": UPGRADES_CONF}),
+            # both timers from one `systemctl show`, read as is-enabled/is-active would say
+            unit_states([unit for _, unit in UPGRADE_TIMERS]).command + " | while read -r u f a; do case $u in "
+            + " ".join(f"{unit}) echo {key} $f $a;;" for key, unit in UPGRADE_TIMERS) + " esac; done",
         ]),
     }
     if pending:  # simulation only: no lock taken, nothing downloaded; lists are as fresh as apt's last update
