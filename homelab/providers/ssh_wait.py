@@ -10,8 +10,10 @@ import socket
 import time
 from typing import Callable
 
+import homelab.ssh  # noqa: F401  first: it imports paramiko without invoke (see there)
 from homelab.errors import HomelabError
-from homelab.ssh import paramiko  # imported there without invoke (see homelab/ssh.py)
+
+import paramiko  # noqa: E402
 
 
 def offered_host_key(address: str, port: int, key_type: str, timeout: float = 5.0) -> str | None:
