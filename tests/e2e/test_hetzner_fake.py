@@ -238,7 +238,8 @@ def test_apply_waits_for_a_server_still_booting_then_converges(applied: Path, cl
     stdout, stderr = out_path.read_text(), "".join(lines)
     assert proc.returncode == 0, stdout + stderr
     assert TOKEN not in stdout + stderr
-    assert "* server web-3: wait until it is up and answers SSH (server initializing; up to 60 s" in stdout
+    assert "* server web-3: wait until it is up and answers SSH (up to 60 s, then 60 s for SSH)\n" \
+           "      now: server initializing" in stdout
     waits = [line.strip() for line in stderr.splitlines() if "web-3: server initializing, waiting" in line]
     assert waits[0] == "... web-3: server initializing, waiting (0 s of 60 s)"
     assert "... web-3: server initializing, waiting (10 s of 60 s)" in waits  # a line every 10 s

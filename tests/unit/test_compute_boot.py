@@ -100,14 +100,22 @@ def test_plan_waits_for_listed_servers_that_are_not_hosts_yet() -> None:
     w = plan_waits(CFG, [server("web-1", "running", "192.0.2.1"), server("web-3")], hosts={"web-1"}, failed=())
     (c,) = w.changes
     assert (c.target, c.action, c.host, c.symbol) == ("server web-3", "wait", None, "*")
-    assert c.summary == "wait until it is up and answers SSH (server initializing; up to 300 s, then 60 s for SSH)"
+    assert c.summary == "wait until it is up and answers SSH (up to 300 s, then 60 s for SSH)"
+    assert c.detail == ("now: server initializing",)
     assert c.ops[0].name == "hetzner.wait_server" and dict(c.ops[0].kwargs) == {"name": "web-3", "id": 7}
     assert w.names == ("web-3",) and w.failed == ()
 
 
 def test_plan_waits_also_for_a_running_server_not_connected_yet() -> None:
     w = plan_waits(CFG, [server("web-3", "running", "192.0.2.9")], hosts=(), failed=())
-    assert "(running, not connected yet;" in w.changes[0].summary
+    assert w.changes[0].detail == ("now: server running, not connected yet",)
+
+
+def test_the_wait_is_the_same_change_whatever_the_server_does_meanwhile() -> None:
+    # a plan reviewed while the server was initializing is still the plan applied once it is starting
+    keys = {plan_waits(CFG, [server("web-3", status, ipv4)], hosts=(), failed=()).changes[0].key
+            for status, ipv4 in [("initializing", None), ("starting", None), ("running", "192.0.2.9")]}
+    assert len(keys) == 1
 
 
 def test_plan_waits_for_nothing_connected_failed_unlisted_or_foreign() -> None:

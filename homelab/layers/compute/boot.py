@@ -129,10 +129,12 @@ def plan_waits(cfg: HetznerConfig, listed: Sequence[Any], hosts: Collection[str]
         if v.kind == FAIL:
             fails.append(f"{want.name}: {v.reason} ({v.hint})")
             continue
-        now = v.reason if v.kind == WAIT else "running, not connected yet"
+        now = v.reason if v.kind == WAIT else "server running, not connected yet"
+        # what it does now is a detail, not the summary: the summary is part of the change's key,
+        # and a plan reviewed while it was initializing must still match once it is starting
         changes.append(Change(LAYER, f"server {want.name}", "wait",
-                              f"wait until it is up and answers SSH ({now}; up to {cfg.action_timeout} s, "
-                              f"then {cfg.ssh_timeout} s for SSH)",
+                              f"wait until it is up and answers SSH (up to {cfg.action_timeout} s, "
+                              f"then {cfg.ssh_timeout} s for SSH)", detail=(f"now: {now}",),
                               ops=(Op("hetzner.wait_server", {"name": want.name, "id": have.id}),)))
         names.append(want.name)
     return Waits(tuple(changes), tuple(names), tuple(fails))
