@@ -308,8 +308,8 @@ class Engine:
         if command == "apply":
             ctx.state.save()
         # a server that never became a host (still booting past its deadline) is in the summary too
-        summary = host_summaries(sorted(set(ctx.hosts) | set(ctx.failed_hosts)), self._unreachable, ctx.failed_hosts, changed_hosts,
-                                 self.cancelled.is_set())
+        summary = host_summaries(sorted(set(ctx.hosts) | set(ctx.failed_hosts)), self._unreachable, ctx.failed_hosts,
+                                 changed_hosts, self.cancelled.is_set())
         ok = ok and not ctx.failed_hosts
         self.remote_commands = sum(c.commands for c in self.connections.values())
         log.info("%s finished in %.2f s, %d remote commands", command, time.monotonic() - started,

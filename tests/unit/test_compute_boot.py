@@ -137,6 +137,13 @@ def test_start_failures_only_for_servers_state_does_not_record() -> None:
     assert start_failures(CFG, [server("web-3")], known=()) == {}  # booting: waited for, not failed
 
 
+def test_without_compute_in_the_run_nobody_waits_so_the_host_fails_saying_why() -> None:
+    fails = start_failures(CFG, [server("web-3"), server("web-1", "running", "192.0.2.1")], known={"web-1"},
+                           compute_runs=False)
+    assert fails == {"web-3": "server web-3 is not up for homelab yet (server initializing): only the compute "
+                              "layer waits for it (apply without --layer, or with --layer compute)"}
+
+
 # -------------------------------------------------------------------- the wait --
 class FakeClock:
     def __init__(self) -> None:

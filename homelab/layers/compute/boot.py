@@ -140,9 +140,11 @@ def plan_waits(cfg: HetznerConfig, listed: Sequence[Any], hosts: Collection[str]
     return Waits(tuple(changes), tuple(names), tuple(fails))
 
 
-def start_failures(cfg: HetznerConfig, listed: Sequence[Any], known: Collection[str]) -> dict[str, str]:
+def start_failures(cfg: HetznerConfig, listed: Sequence[Any], known: Collection[str],
+                   compute_runs: bool = True) -> dict[str, str]:
     """Pure. At the start of a run, of the servers of the config state does not record yet:
-    those that will not come up by waiting (powered off, being deleted ...) -> why their host fails."""
+    those that will not come up by waiting (powered off, being deleted ...) -> why their host
+    fails. Without compute in the run (`--layer mesh`) nobody waits for them: all fail, saying so."""
     out: dict[str, str] = {}
     for have in listed:
         if cfg.server(have.name) is None or have.name in known:
@@ -150,6 +152,10 @@ def start_failures(cfg: HetznerConfig, listed: Sequence[Any], known: Collection[
         v = boot_verdict(have.name, BootLook(have.status, have.ipv4), 0.0, 0.0, cfg)
         if v.kind == FAIL:
             out[have.name] = f"{v.reason} ({v.hint})"
+        elif not compute_runs:
+            now = v.reason if v.kind == WAIT else "server running, not connected yet"
+            out[have.name] = (f"server {have.name} is not up for homelab yet ({now}): only the compute layer waits "
+                              "for it (apply without --layer, or with --layer compute)")
     return out
 
 

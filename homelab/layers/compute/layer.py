@@ -87,7 +87,8 @@ class ComputeLayer(Layer):
             # a server state does not record may exist anyway (an earlier create hit its deadline,
             # or the run stopped): it is not a host yet; the plan waits until it is up (boot.py),
             # unless it will not come up by waiting (powered off ...): then its host fails now
-            ctx.failed_hosts.update(start_failures(hz, self._list_servers(ctx), known))
+            compute_runs = not ctx.options.layers or self.name in ctx.options.layers
+            ctx.failed_hosts.update(start_failures(hz, self._list_servers(ctx), known, compute_runs))
         for want in hz.servers:
             info = known.get(want.name)
             if info and info.get("ipv4"):
