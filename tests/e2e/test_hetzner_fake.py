@@ -204,6 +204,26 @@ def test_slow_action_hits_the_deadline(applied: Path, cloud: FakeHcloud, lab: An
     assert "web-3" not in state(applied)["sections"]["compute"]["servers"]  # made, never seen up
 
 
+def test_a_server_still_initializing_past_the_deadline_fails_its_host_saying_what_to_do(
+        applied: Path, cloud: FakeHcloud, lab: Any) -> None:
+    cfg = write_config(applied, lab, WITH_WEB3, action_timeout=4)
+    cloud.keep_initializing("web-3", 300)
+    try:
+        out = homelab(cloud, applied, "apply", str(cfg), "--yes")
+    finally:
+        cloud.keep_initializing("web-3", 0)
+    assert out.returncode == 1
+    assert "... web-3: server initializing, waiting (0 s of 4 s)" in out.stderr
+    assert "FAILED server web-3: wait until it is up and answers SSH (up to 4 s, then 60 s for SSH): " \
+           "server web-3 is still initializing after 4 s\n" \
+           "    hint: run apply again in a while; if it stays like this, check the server in the Hetzner Cloud " \
+           "Console" in out.stderr
+    summary = out.stdout.split("summary:")[1]
+    assert "web-3            failed: server web-3 is still initializing after 4 s" in summary
+    assert "nas              ok" in summary  # the other hosts went on
+    assert len(servers_named(cloud, "web-3")) == 1
+
+
 def test_apply_waits_for_a_server_still_booting_then_converges(applied: Path, cloud: FakeHcloud, lab: Any) -> None:
     """The server the create above left is still initializing (kept so by the stand-in) when the
     next apply starts: that apply waits, says so, and configures it in the same run."""
