@@ -154,7 +154,7 @@ class Engine:
         ctx: RunContext | None = None
         try:
             state = State.load(self.config.state_path)
-            ctx = RunContext(self.config, state, self.options, command)
+            ctx = RunContext(self.config, state, self.options, command, cancelled=self.cancelled)
             layers = all_layers()
             selected = self._selected(layers)
             for layer in layers:
@@ -307,8 +307,9 @@ class Engine:
                 probed.update(self._probe(ctx, again, rest))
         if command == "apply":
             ctx.state.save()
-        summary = host_summaries(sorted(ctx.hosts), self._unreachable, ctx.failed_hosts, changed_hosts,
-                                 self.cancelled.is_set())
+        # a server that never became a host (still booting past its deadline) is in the summary too
+        summary = host_summaries(sorted(set(ctx.hosts) | set(ctx.failed_hosts)), self._unreachable, ctx.failed_hosts,
+                                 changed_hosts, self.cancelled.is_set())
         ok = ok and not ctx.failed_hosts
         self.remote_commands = sum(c.commands for c in self.connections.values())
         log.info("%s finished in %.2f s, %d remote commands", command, time.monotonic() - started,

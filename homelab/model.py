@@ -46,7 +46,7 @@ class Change:
 
     layer: str
     target: str  # host name, or a resource like "server web-1"
-    action: str  # create | update | delete | resize | run
+    action: str  # create | update | delete | resize | run | wait (a server still coming up)
     summary: str
     ops: tuple[Op, ...] = ()  # host operations; empty for API changes the layer applies itself
     host: str | None = None  # host the ops run on (None: the layer applies it itself)

@@ -14,6 +14,10 @@ Switches for testing the unhappy paths:
 - `rate_limit(n)`: the next n requests get 429 `rate_limit_exceeded` with Hetzner's
   RateLimit-Limit / -Remaining / -Reset headers;
 - `slow_actions(seconds)`: actions stay `running` that long;
+- `keep_initializing(name, seconds)`: the server reads `initializing`, with no address, for
+  that long from now (or until its host has booted, if that takes longer): a server an
+  earlier apply made that is still booting when the next apply starts (a stand-in knob:
+  Hetzner's own boot time is what it imitates);
 - `readonly_tokens`: tokens that may only GET (`token_readonly` otherwise), like Hetzner's.
 
 Simplifications (documented, on purpose): power off/on only flips the status (the lab host
@@ -278,6 +282,13 @@ class FakeHcloud:
         with self.lock:
             self._slow = seconds
 
+    def keep_initializing(self, name: str, seconds: float) -> None:
+        """Stand-in knob: server `name` reads `initializing` with no public address for `seconds`
+        from now, whatever its lab host does meanwhile (see the module docstring)."""
+        with self.lock:
+            (server,) = [s for s in self.servers.values() if s["name"] == name]
+            server["initializing_until"] = time.monotonic() + seconds
+
     # ------------------------------------------------------------- lifecycle --
     @property
     def url(self) -> str:
@@ -322,6 +333,8 @@ class FakeHcloud:
         return a
 
     def _server_json(self, s: dict[str, Any]) -> dict[str, Any]:
+        if time.monotonic() < s.get("initializing_until", 0.0):  # keep_initializing
+            s = {**s, "status": "initializing", "ip": None}
         loc = next(x for x in LOCATIONS if x["name"] == s["location"])
         ipv4 = None if s["ip"] is None else {"id": s["id"] + 1, "ip": s["ip"], "blocked": False,
                                              "dns_ptr": f"static.{s['ip']}.clients.your-server.de"}

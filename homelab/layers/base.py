@@ -54,6 +54,7 @@ class RunContext:
     hosts: dict[str, HostTarget] = field(default_factory=dict)
     failed_hosts: dict[str, str] = field(default_factory=dict)  # name -> why
     outputs: Outputs = field(default_factory=Outputs)  # typed values lower layers published
+    cancelled: threading.Event = field(default_factory=threading.Event)  # set by Engine.cancel: long waits stop
     _secrets: dict[SecretRef, Secret] = field(default_factory=dict)
     _found_secrets: list[Secret] = field(default_factory=list)  # read from hosts during the run
     _lock: threading.Lock = field(default_factory=threading.Lock)

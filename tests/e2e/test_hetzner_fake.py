@@ -5,7 +5,8 @@ driven through the CLI like a person would. Proves: one apply converges and a se
 nothing; the cloud hosts' keys are verified from the first connection (no
 --accept-new-host-keys anywhere in this file); resize is planned, not a replace; deletes
 need --confirm-delete and are blocked while protected; 429s are retried; a slow action hits
-its deadline with a clear error and the next apply adopts the server instead of making a
+its deadline with a clear error, and the next apply, started while that server is still
+initializing, waits for it (saying so) and configures it in the same run instead of making a
 second; over budget the plan fails naming total and budget.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -65,12 +67,16 @@ SERVERS = """\
 """
 
 
-def homelab(cloud: FakeHcloud, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def homelab_env(cloud: FakeHcloud, tmp: Path) -> dict[str, str]:
     env = {**os.environ, "HCLOUD_TOKEN": TOKEN, "HOMELAB_HCLOUD_ENDPOINT": cloud.url,
            "XDG_STATE_HOME": str(tmp / "xdg")}
     env.pop("SSH_AUTH_SOCK", None)
-    proc = subprocess.run([sys.executable, "-m", "homelab", *args], capture_output=True, text=True, env=env,
-                          timeout=600, stdin=subprocess.DEVNULL)
+    return env
+
+
+def homelab(cloud: FakeHcloud, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "homelab", *args], capture_output=True, text=True,
+                          env=homelab_env(cloud, tmp), timeout=600, stdin=subprocess.DEVNULL)
     assert TOKEN not in proc.stdout + proc.stderr
     return proc
 
@@ -181,21 +187,91 @@ def test_rate_limited_answers_are_retried(applied: Path, cloud: FakeHcloud) -> N
     assert sum(1 for r in cloud.requests if r[2] == 429) - before == 3
 
 
-def test_slow_action_hits_the_deadline_then_is_adopted(applied: Path, cloud: FakeHcloud, lab: Any) -> None:
-    servers = "      - {name: web-1, type: cx32, location: fsn1}\n      - {name: web-3, type: cx22, location: nbg1}\n"
-    cfg = write_config(applied, lab, servers, action_timeout=3)
-    cloud.slow_actions(30)
+WITH_WEB3 = "      - {name: web-1, type: cx32, location: fsn1}\n      - {name: web-3, type: cx22, location: nbg1}\n"
+
+
+def test_slow_action_hits_the_deadline(applied: Path, cloud: FakeHcloud, lab: Any) -> None:
+    cfg = write_config(applied, lab, WITH_WEB3, action_timeout=3)
+    cloud.slow_actions(30)  # the create action runs 30 s, however loaded this machine: 3 s always comes first
     try:
         out = homelab(cloud, applied, "apply", str(cfg), "--yes")
     finally:
         cloud.slow_actions(0)
     assert out.returncode == 1
     assert "create server web-3: Hetzner action create_server" in out.stderr and "still running after 3 s" in out.stderr
-    out = homelab(cloud, applied, "apply", str(cfg), "--yes")  # the server exists now: adopted, not doubled
-    assert out.returncode == 0, out.stdout + out.stderr
+    assert "web-3" in out.stdout.split("summary:")[1]  # its host is in the summary, failed
     assert len(servers_named(cloud, "web-3")) == 1
+    assert "web-3" not in state(applied)["sections"]["compute"]["servers"]  # made, never seen up
+
+
+def test_a_server_still_initializing_past_the_deadline_fails_its_host_saying_what_to_do(
+        applied: Path, cloud: FakeHcloud, lab: Any) -> None:
+    cfg = write_config(applied, lab, WITH_WEB3, action_timeout=4)
+    cloud.keep_initializing("web-3", 300)
+    try:
+        out = homelab(cloud, applied, "apply", str(cfg), "--yes")
+    finally:
+        cloud.keep_initializing("web-3", 0)
+    assert out.returncode == 1
+    assert "... web-3: server initializing, waiting (0 s of 4 s)" in out.stderr
+    assert "FAILED server web-3: wait until it is up and answers SSH (up to 4 s, then 60 s for SSH): " \
+           "server web-3 is still initializing after 4 s\n" \
+           "    hint: run apply again in a while; if it stays like this, check the server in the Hetzner Cloud " \
+           "Console" in out.stderr
+    summary = out.stdout.split("summary:")[1]
+    assert "web-3            failed: server web-3 is still initializing after 4 s" in summary
+    assert "nas              ok" in summary  # the other hosts went on
+    assert len(servers_named(cloud, "web-3")) == 1
+
+
+def test_apply_waits_for_a_server_still_booting_then_converges(applied: Path, cloud: FakeHcloud, lab: Any) -> None:
+    """The server the create above left is still initializing (kept so by the stand-in) when the
+    next apply starts: that apply waits, says so, and configures it in the same run."""
+    cfg = write_config(applied, lab, WITH_WEB3)  # the usual deadlines (60 s)
+    cloud.keep_initializing("web-3", 300)  # until this apply has shown it waits (released below)
+    out_path = applied / "wait-apply.out"
+    with out_path.open("w") as out_file:
+        proc = subprocess.Popen([sys.executable, "-m", "homelab", "apply", str(cfg), "--yes"], stdout=out_file,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                                env=homelab_env(cloud, applied))
+    lines: list[str] = []
+    waiting = threading.Event()
+
+    def read_stderr() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if "web-3: server initializing, waiting" in line:
+                waiting.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    try:
+        assert waiting.wait(240), "".join(lines)
+        cloud.keep_initializing("web-3", 12)  # 12 s more from now, then it is up
+        proc.wait(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        reader.join(timeout=10)
+        cloud.keep_initializing("web-3", 0)
+    stdout, stderr = out_path.read_text(), "".join(lines)
+    assert proc.returncode == 0, stdout + stderr
+    assert TOKEN not in stdout + stderr
+    assert "* server web-3: wait until it is up and answers SSH (up to 60 s, then 60 s for SSH)\n" \
+           "      now: server initializing" in stdout
+    waits = [line.strip() for line in stderr.splitlines() if "web-3: server initializing, waiting" in line]
+    assert waits[0] == "... web-3: server initializing, waiting (0 s of 60 s)"
+    assert "... web-3: server initializing, waiting (10 s of 60 s)" in waits  # a line every 10 s
+    assert "done  server web-3: wait until it is up" in stdout
+    assert len(servers_named(cloud, "web-3")) == 1  # waited for, not made twice
     lab_host = cloud.backend.names["web-3"]  # type: ignore[attr-defined]
-    assert state(applied)["hosts"]["web-3"]["host_key"] == lab.host_key(lab_host)
+    st = state(applied)
+    assert st["hosts"]["web-3"]["host_key"] == lab.host_key(lab_host)  # the key pinned before its create
+    assert st["sections"]["compute"]["servers"]["web-3"]["ipv4"] == lab.hosts[lab_host]
+    assert lab.run(lab_host, "hostname; command -v jq", check=True).stdout.split() == ["web-3", "/usr/bin/jq"]
+    again = homelab(cloud, applied, "apply", str(cfg), "--yes")
+    assert again.returncode == 0 and "apply ok: 0 change(s)" in again.stderr, again.stdout + again.stderr
     assert homelab(cloud, applied, "plan", str(cfg)).returncode == 0
 
 
@@ -211,7 +287,7 @@ def test_over_budget_plan_fails_naming_total_and_budget(applied: Path, cloud: Fa
 def test_destroy_deletes_only_what_homelab_created(applied: Path, cloud: FakeHcloud, lab: Any) -> None:
     """destroy = apply of the config without servers: protected servers block it, deletes need
     --confirm-delete, and the adopted machine is left alone."""
-    servers = "      - {name: web-1, type: cx32, location: fsn1}\n      - {name: web-3, type: cx22, location: nbg1}\n"
+    servers = WITH_WEB3
     cfg = write_config(applied, lab, servers)
     out = homelab(cloud, applied, "destroy", str(cfg), "--yes", "--confirm-delete")
     assert out.returncode == 1 and "delete-protected" in out.stderr

@@ -4,8 +4,8 @@ from __future__ import annotations
 import dataclasses
 
 from homelab.events import (
-    ChangeApplied, ChangeFailed, HostFailed, HostOutput, LayerFinished, LayerStarted, LayerStatus, RunFinished,
-    RunStarted,
+    ChangeApplied, ChangeFailed, HostFailed, HostOutput, LayerFinished, LayerStarted, LayerStatus, Progress,
+    RunFinished, RunStarted,
 )
 from homelab.model import Change, Health, Monitor
 from homelab.tui.present import apply_progress, health_counts, layer_health_word, pair_matrix, plan_counts
@@ -144,3 +144,12 @@ def test_frozen_views() -> None:
     except dataclasses.FrozenInstanceError:
         return
     raise AssertionError("LayerView must be frozen")
+
+
+def test_waiting_for_a_booting_server_is_shown_as_it_goes() -> None:
+    # the engine's Progress events from compute's wait (layers/compute/boot.py), as the CLI prints them
+    events = [Progress("compute", f"web-3: server initializing, waiting ({s} s of 60 s)") for s in (0, 10)]
+    view = reduce_all(RunView(), [*recorded.apply_events()[:3], *events])
+    assert view.progress == "web-3: server initializing, waiting (10 s of 60 s)"
+    assert [line for line in view.log if "web-3" in line] == [
+        "... web-3: server initializing, waiting (0 s of 60 s)", "... web-3: server initializing, waiting (10 s of 60 s)"]

@@ -55,6 +55,28 @@ def test_a_booted_server_has_an_ipv4_and_a_64_of_ipv6_which_homelab_reads_as_its
     assert [(s.name, s.ipv6) for s in listed] == [("web", net.ipv6.ip.replace("::/64", "::1"))]
 
 
+def test_keep_initializing_hides_a_booted_servers_status_and_address_for_a_while(fake: FakeHcloud) -> None:
+    import time
+
+    from homelab.providers.hcloud_api import HcloudApi
+
+    c = Client("tok", api_endpoint=fake.url)
+    key = c.ssh_keys.create(name="k", public_key=generate_ed25519().public)
+    c.servers.create(name="web", server_type=ServerType(name="cx22"), image=Image(name="debian-13"),
+                     ssh_keys=[SSHKey(id=key.id)])
+    api = HcloudApi(Secret("tok"), fake.url)
+    deadline = time.monotonic() + 5
+    while api.find_server("web").status != "running":  # type: ignore[union-attr]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    fake.keep_initializing("web", 0.5)
+    held = api.find_server("web")
+    assert held is not None and (held.status, held.ipv4, held.ipv6) == ("initializing", None, None)
+    time.sleep(0.6)
+    up = api.find_server("web")
+    assert up is not None and up.status == "running" and up.ipv4
+
+
 def test_user_data_host_key_reaches_the_host_backend(fake: FakeHcloud) -> None:
     c = Client("tok", api_endpoint=fake.url)
     op = generate_ed25519("op")

@@ -11,7 +11,9 @@ API calls as data (`hetzner.create_server`, `hetzner.change_type`, ...). Rules:
 
 `apply_server_change` does the I/O. A create pins the new server's host key in state BEFORE
 the API call (generated here, sent in cloud-init user data, private half forgotten after),
-waits for the action and then for SSH with that key, and only then adds the host to the run.
+waits for the action and then until the server is up (boot.py: running, an address, SSH with
+that key), and only then adds the host to the run. A server an earlier apply made that is
+still coming up gets the same wait (`hetzner.wait_server`, planned by boot.plan_waits).
 """
 from __future__ import annotations
 
@@ -145,7 +147,10 @@ def apply_server_change(ctx: Any, api: Any, cfg: HetznerConfig, change: Change,
     name = kw["name"]
     servers = ctx.state.section(LAYER).setdefault(STATE_KEY, {})
     if op.name == "hetzner.create_server":
-        yield from _create(ctx, api, cfg, kw, key_path)
+        yield from _fails_its_host(ctx, name, _create(ctx, api, cfg, kw, key_path))
+        return
+    if op.name == "hetzner.wait_server":  # made by an earlier apply, still coming up (boot.py)
+        yield from _fails_its_host(ctx, name, _wait(ctx, api, cfg, name, int(kw["id"]), key_path))
         return
     current = api.get_server(int(kw["id"]), name)
     if op.name == "hetzner.delete_server":
@@ -171,46 +176,62 @@ def apply_server_change(ctx: Any, api: Any, cfg: HetznerConfig, change: Change,
         raise HomelabError(f"compute: unknown change {op.name}")
 
 
+def _fails_its_host(ctx: Any, name: str, steps: Iterator[Event]) -> Iterator[Event]:
+    """A server that could not be made or seen up fails its host: the base changes planned for
+    it are then skipped ("failed earlier"), not run against nothing."""
+    try:
+        yield from steps
+    except HomelabError as exc:
+        ctx.failed_hosts[name] = exc.message
+        raise
+
+
 def _create(ctx: Any, api: Any, cfg: HetznerConfig, kw: Mapping[str, Any], key_path: str | None) -> Iterator[Event]:
     from homelab.providers.cloud_init import render_user_data
     from homelab.providers.keys import generate_ed25519
 
     name = kw["name"]
-    servers = ctx.state.section(LAYER).setdefault(STATE_KEY, {})
-    try:
-        found = api.find_server(name)
-        if found is not None and is_ours(cfg, found):
-            # made by an earlier run that stopped before it recorded the server: adopt it; its host
-            # key was pinned (and saved) before that run's create, so the connection stays verified
-            yield Progress(LAYER, f"server {name} exists already (an earlier create); adopting it")
-            server = api.wait_running(found, cfg.action_timeout)
-        else:
-            host = generate_ed25519()
-            pinned = " ".join(host.public.split()[:2])
-            # pinned and saved before the API call: whatever happens next, a server of this name
-            # can only ever be trusted with this key
-            ctx.state.update_host(name, host_key=pinned)
-            ctx.state.save()
-            ssh_key = ctx.state.section("privilege").get("hcloud_ssh_key", {}).get("id") or cfg.ssh_key_name
-            yield Progress(LAYER, f"creating server {name} ({kw['type']} in {kw['location']})")
-            server = api.create_server(name=name, type=kw["type"], location=kw["location"], image=kw["image"],
-                                       ssh_key=ssh_key, labels=kw["labels"],
-                                       user_data=render_user_data(host.private_openssh, host.public),
-                                       timeout=cfg.action_timeout, is_ours=lambda s: is_ours(cfg, s))
-            del host  # the private host key lives on only on the server
-        servers[name] = server_record(server)
-        ctx.state.update_host(name, address=server.ipv4)
-        if kw.get("protection") and not server.protected:
-            api.set_protection(server, True, cfg.action_timeout)
-        if kw.get("backups") and not server.backups:
-            api.set_backups(server, True, cfg.action_timeout)
-        assert server.ipv4 is not None
-        yield Progress(LAYER, f"waiting for server {name} to answer SSH at {server.ipv4} "
-                              f"(up to {cfg.ssh_timeout} s)")
-        _wait_ssh(ctx, name, server.ipv4, cfg)
-    except HomelabError as exc:
-        ctx.failed_hosts[name] = exc.message  # its base changes are skipped, not run against nothing
-        raise
+    found = api.find_server(name)
+    if found is not None and is_ours(cfg, found):
+        # made by an earlier run that stopped before it recorded the server: adopt it; its host
+        # key was pinned (and saved) before that run's create, so the connection stays verified
+        yield Progress(LAYER, f"server {name} exists already (an earlier create); adopting it")
+        server = found
+    else:
+        host = generate_ed25519()
+        pinned = " ".join(host.public.split()[:2])
+        # pinned and saved before the API call: whatever happens next, a server of this name
+        # can only ever be trusted with this key
+        ctx.state.update_host(name, host_key=pinned)
+        ctx.state.save()
+        ssh_key = ctx.state.section("privilege").get("hcloud_ssh_key", {}).get("id") or cfg.ssh_key_name
+        yield Progress(LAYER, f"creating server {name} ({kw['type']} in {kw['location']})")
+        server = api.create_server(name=name, type=kw["type"], location=kw["location"], image=kw["image"],
+                                   ssh_key=ssh_key, labels=kw["labels"],
+                                   user_data=render_user_data(host.private_openssh, host.public),
+                                   timeout=cfg.action_timeout, is_ours=lambda s: is_ours(cfg, s))
+        del host  # the private host key lives on only on the server
+    # before waiting for it to boot: protected from its first minute
+    if kw.get("protection") and not server.protected:
+        api.set_protection(server, True, cfg.action_timeout)
+    if kw.get("backups") and not server.backups:
+        api.set_backups(server, True, cfg.action_timeout)
+    yield from _up(ctx, api, cfg, server, key_path)
+
+
+def _wait(ctx: Any, api: Any, cfg: HetznerConfig, name: str, server_id: int, key_path: str | None) -> Iterator[Event]:
+    yield from _up(ctx, api, cfg, api.get_server(server_id, name), key_path)
+
+
+def _up(ctx: Any, api: Any, cfg: HetznerConfig, server: Any, key_path: str | None) -> Iterator[Event]:
+    """Wait until `server` is up (boot.py: running, an address, SSH with the pinned key), then
+    record it and make it a host of this run."""
+    from homelab.layers.compute.boot import wait_until_up
+
+    name = server.name
+    server = yield from wait_until_up(api, cfg, server, ctx.state.host(name).get("host_key"), ctx.cancelled.is_set)
+    ctx.state.section(LAYER).setdefault(STATE_KEY, {})[name] = server_record(server)
+    ctx.state.update_host(name, address=server.ipv4)
     ctx.add_host(host_target(ctx, name, server.ipv4, key_path, server.ipv6))
 
 

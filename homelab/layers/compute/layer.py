@@ -3,7 +3,9 @@
 Adopted machines come from `compute.machines`. Cloud servers (`compute.hetzner.servers`)
 become hosts once they exist: from state at the start of a run, or right after apply created
 them (the engine connects to hosts added during apply). A server this apply creates gets its
-base (packages, timezone, hostname) planned in the same plan, so one apply converges.
+base (packages, timezone, hostname) planned in the same plan, so one apply converges. So does
+a server an earlier apply made that state does not record yet (still booting when this run
+started): the plan waits until it is up (boot.py), then the same apply configures it.
 """
 from __future__ import annotations
 
@@ -15,10 +17,11 @@ from homelab.config.hetzner import HetznerConfig
 from homelab.events import Event
 from homelab.hosts import HostTarget
 from homelab.layers.base import Layer, Observed, RunContext
+from homelab.layers.compute.boot import plan_waits, start_failures
 from homelab.layers.compute.base_os import base_monitors, base_probes, diff_base, parse_facts
 from homelab.layers.compute.packages import HostPackages, host_packages
 from homelab.layers.compute.hetzner import (
-    LAYER, STATE_KEY, apply_server_change, diff_servers, host_target, server_name, server_record,
+    LAYER, STATE_KEY, apply_server_change, diff_servers, host_target, server_name,
 )
 from homelab.layers.compute.volumes import apply_volume_change, devices, diff_volumes
 from homelab.model import Change, Health, LayerPlan, Monitor
@@ -81,11 +84,11 @@ class ComputeLayer(Layer):
             return
         known = ctx.state.section(LAYER).setdefault(STATE_KEY, {})
         if any(s.name not in known for s in hz.servers):
-            # a server state does not know may exist anyway (an earlier run stopped after creating
-            # it): ask the API once, so it is connected and configured in this run
-            for server in self._list_servers(ctx):
-                if hz.server(server.name) is not None and server.name not in known and server.ipv4:
-                    known[server.name] = server_record(server)
+            # a server state does not record may exist anyway (an earlier create hit its deadline,
+            # or the run stopped): it is not a host yet; the plan waits until it is up (boot.py),
+            # unless it will not come up by waiting (powered off ...): then its host fails now
+            compute_runs = not ctx.options.layers or self.name in ctx.options.layers
+            ctx.failed_hosts.update(start_failures(hz, self._list_servers(ctx), known, compute_runs))
         for want in hz.servers:
             info = known.get(want.name)
             if info and info.get("ipv4"):
@@ -118,6 +121,7 @@ class ComputeLayer(Layer):
         same: list[str] = []
         warnings: list[str] = []
         blocked: list[str] = []
+        unplanned: tuple[str, ...] = ()
         hz = self._hetzner(ctx)
         if hz is not None:
             known = ctx.state.section(LAYER).get(STATE_KEY, {})
@@ -128,7 +132,11 @@ class ComputeLayer(Layer):
             same += sd.same + vd.same
             warnings += sd.warnings + vd.warnings
             blocked += sd.blocked + vd.blocked
-            for name in sd.creates:  # new servers: their whole base, in this same apply
+            # servers an earlier apply made that are not hosts of this run yet: wait for them
+            waits = plan_waits(hz, observed.api or [], ctx.hosts, ctx.failed_hosts)
+            changes += waits.changes
+            unplanned = waits.failed
+            for name in sd.creates + waits.names:  # new servers: their whole base, in this same apply
                 c, _ = diff_base(name, ctx.config.compute.base, None, self._packages(ctx, name))
                 changes += c
         for host in self.targets(ctx):
@@ -136,7 +144,8 @@ class ComputeLayer(Layer):
                              self._packages(ctx, host.name))
             changes += c
             same += s
-        return LayerPlan(self.name, tuple(changes), tuple(same), tuple(warnings), tuple(blocked))
+        return LayerPlan(self.name, tuple(changes), tuple(same), tuple(warnings), tuple(blocked),
+                         unplanned=unplanned)
 
     def apply_change(self, ctx: RunContext, change: Change) -> Iterator[Event]:
         hz = self._hetzner(ctx)
