@@ -1,6 +1,7 @@
 """Block devices for lab hosts: a sparse file, a loop device, and the udev work a container lacks.
 
     by_id = lab.attach_disk("h1", 64 * 2**20)      # -> /dev/disk/by-id/scsi-0HC_Volume_<serial>
+    lab.resize_disk("h1", by_id, 128 * 2**20)      # grows (stand-in for a volume resize)
     lab.detach_disk("h1", by_id)                    # `down` and `reset` detach what is left
 
 The outer machine makes `<lab dir>/disks/<host>-<serial>.img` (sparse) and a loop device on
@@ -102,6 +103,17 @@ def make(directory: Path, host: str, serial: str, size: int) -> LabDisk:
         image.unlink()
         raise
     return LabDisk(host, serial, size, str(image), loop)
+
+
+def grow(disk: LabDisk, size: int) -> LabDisk:
+    """Stand-in behaviour for a volume's capacity change: the back-file made longer (sparse)
+    and the loop device told (`losetup -c`), so the host's kernel sees the new size, as a
+    VM sees a grown Hetzner volume. Never smaller (a volume only grows)."""
+    if not disk.size < size <= MAX_SIZE:
+        raise LabError(f"disk {disk.serial}: grow {disk.size} -> {size} bytes: only larger, up to {MAX_SIZE}")
+    os.truncate(disk.image, size)
+    run(["losetup", "-c", disk.loop], what=f"resize {disk.loop}")
+    return LabDisk(disk.host, disk.serial, size, disk.image, disk.loop)
 
 
 def release(disk: LabDisk) -> None:

@@ -106,6 +106,9 @@ class HostBackend(Protocol):
 
     def detach_disk(self, name: str, serial: str) -> None: ...
 
+    def resize_disk(self, name: str, serial: str, size: int) -> None:
+        """Grow the block device `serial` of server `name`'s host to `size` bytes."""
+
 
 class NoHosts:
     """Servers with documentation addresses (192.0.2.0/24) and nothing behind them: unit tests."""
@@ -127,6 +130,10 @@ class NoHosts:
 
     def detach_disk(self, name: str, serial: str) -> None:
         self.disks.pop((name, serial), None)
+
+    def resize_disk(self, name: str, serial: str, size: int) -> None:
+        if (name, serial) in self.disks:
+            self.disks[(name, serial)] = size
 
 
 class LabHosts:
@@ -160,6 +167,12 @@ class LabHosts:
 
         if name in self.names:
             self.lab.detach_disk(self.names[name], by_id_path(serial))
+
+    def resize_disk(self, name: str, serial: str, size: int) -> None:
+        from homelab.lab.disks import by_id_path
+
+        if name in self.names:
+            self.lab.resize_disk(self.names[name], by_id_path(serial), size)
 
 
 class ApiError(Exception):

@@ -12,7 +12,9 @@ Served by `FakeHcloud` under /v1/volumes, driven in tests by the real `hcloud` l
   volume's `linux_device` says.
 
 Simplified on purpose: `format` and `automount` are refused (homelab formats and mounts
-itself); a resize changes the recorded size only (the lab's loop device keeps its size);
+itself); a resize grows the server's block device too (`resize_disk`; for lab hosts the
+loop device's file is made longer and the loop device told so, `losetup -c`: a stand-in
+behaviour for the capacity change a real volume's VM sees), the action running until then;
 the errors for deleting an attached or protected volume use the codes documented for other
 resources (`locked`-like 423 `protected`, 409 `conflict`), unverified against Hetzner.
 """
@@ -136,7 +138,14 @@ class VolumeStore:
             if not isinstance(size, int) or size <= v["size"]:
                 raise ApiError(400, "invalid_input", "a volume can only grow")
             v["size"] = size
-            return self.api._action("resize_volume", res)  # noqa: SLF001
+            owner = self.api.servers.get(v["server"]) if v["server"] is not None else None
+            if owner is None:
+                return self.api._action("resize_volume", res)  # noqa: SLF001
+            action = self.api._action("resize_volume", res, ready=False)  # noqa: SLF001
+            backend, host = self.api.backend, str(owner["name"])
+            self.api._in_background(  # noqa: SLF001
+                host, lambda: backend.resize_disk(host, str(v["id"]), size * GB), action)
+            return action
         if name == "change_protection":
             if "delete" in body:
                 v["protected"] = bool(body["delete"])

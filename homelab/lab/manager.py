@@ -298,6 +298,17 @@ class Lab:
             disks.release(disk)
             disks.save(self._disks_record, [d for d in record if d is not disk])
 
+    def resize_disk(self, name: str, by_id: str, size: int) -> None:
+        """Grow a host's disk to `size` bytes, online (the stand-in API's volume resize)."""
+        with self._locked():
+            record = disks.load(self._disks_record)
+            disk = next((d for d in record if d.host == name and d.by_id == by_id), None)
+            if disk is None:
+                raise LabError(f"{name} has no lab disk {by_id}")
+            grown = disks.grow(disk, size)
+            disks.save(self._disks_record, [grown if d is disk else d for d in record])
+            log.info("%s: disk %s grown to %d bytes", name, by_id, size)
+
     def attached_disks(self, name: str) -> list[disks.LabDisk]:
         return [d for d in disks.load(self._disks_record) if d.host == name]
 

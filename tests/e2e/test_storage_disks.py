@@ -9,7 +9,10 @@ file on it. Proven, in order:
   `--confirm-delete` does not format (the ext3 file is still there);
 - with both it is formatted ext4 and mounted at the data root by a systemd mount unit with
   `nofail`; homelab's data directories live on it; a second apply changes nothing;
-- a wrong size or serial in the config is refused with the facts shown.
+- a wrong size or serial in the config is refused with the facts shown;
+- the disk taken out of the config: refused while a repository the config keeps lives on it;
+  then unmounted, its mount unit stopped, disabled and removed, the filesystem and its files
+  untouched on the device; a second apply changes nothing.
 
 Run: HOMELAB_LAB_INSTANCE=N LAB_HOSTS=1 pytest tests/e2e/test_storage_disks.py
 """
@@ -37,18 +40,17 @@ class Bench:
         self.lab, self.tmp, self.by_id, self.loop = lab, tmp, by_id, loop
         self.cfg = tmp / "disks.yaml"
 
-    def write(self, disk: str) -> Path:
+    def write(self, disk: str | None, extra: str = "") -> Path:
+        disks = f"  disks:\n    - {{name: data, machine: {HOST}, {disk}mount: {ROOT}}}\n" if disk is not None else ""
         self.cfg.write_text(render_lab_config(self.lab.inventory(), hosts=[HOST]) + f"""\
 storage:
   data_root: {ROOT}
-  disks:
-    - {{name: data, machine: {HOST}, {disk}mount: {ROOT}}}
-""")
+{disks}{extra}""")
         return self.cfg
 
     def homelab(self, *args: str) -> subprocess.CompletedProcess[str]:
         """The real CLI, as a user runs it (its state and logs in this test's own XDG dir)."""
-        return homelab(*args, env={"XDG_STATE_HOME": str(self.tmp / "xdg")})
+        return homelab(*args, env={"XDG_STATE_HOME": str(self.tmp / "xdg"), "DISKS_TEST_PASSWORD": "pw-4f1c"})
 
     def sh(self, cmd: str) -> str:
         return self.lab.run(HOST, cmd, check=True).stdout
@@ -135,3 +137,40 @@ def test_a_wrong_size_or_serial_is_refused_with_the_facts(bench: Bench, ident: s
     assert f"disk data: not the configured disk: {why}" in text, text
     assert f"{bench.loop}: serial {SERIAL}" in text, text
     assert bench.sh(f"findmnt -n -o SOURCE {ROOT}").strip() == bench.loop  # nothing touched
+
+
+GONE = "disk data: unmount and remove its mount unit (data kept on the device)"
+# a local repository on the disk: what the config still keeps there (an app's data is the other case,
+# tests/unit/test_storage_disk_lifecycle.py)
+KEPT = f"""\
+  password: {{env: DISKS_TEST_PASSWORD}}
+  repositories:
+    - {{name: here, type: local, machine: {HOST}, path: {ROOT}/restic}}
+"""
+
+
+def test_removing_the_disk_is_refused_while_the_config_keeps_a_repository_on_it(bench: Bench) -> None:
+    r = bench.homelab("plan", str(bench.write(None, KEPT)))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert (f"{HOST}: disk data left the config, but {ROOT} still holds repository here ({ROOT}/restic): not "
+            f"unmounting it (move that off the disk first, or keep disk data in storage.disks)") in r.stdout + r.stderr
+    assert bench.sh(f"findmnt -n -o SOURCE {ROOT}").strip() == bench.loop
+
+
+def test_removing_the_disk_unmounts_it_and_keeps_its_data(bench: Bench) -> None:
+    cfg = bench.write(None)
+    plan = bench.homelab("plan", str(cfg))
+    assert plan.returncode == 3, plan.stdout + plan.stderr
+    assert f"- {HOST}: {GONE}" in plan.stdout and "DESTRUCTIVE" not in plan.stdout, plan.stdout
+    r = bench.homelab("apply", str(cfg), "--yes")  # no --confirm-delete: nothing is erased
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert bench.sh(f"findmnt -n {ROOT} || echo none").strip() == "none"
+    assert bench.sh("ls /etc/systemd/system/srv-homelab.mount 2>&1 || true").strip().endswith("No such file or directory")
+    assert bench.sh("systemctl is-enabled srv-homelab.mount 2>&1 || true").strip() in ("not-found", "disabled")
+    assert bench.sh("ls /etc/systemd/system/multi-user.target.wants/ | grep -c srv-homelab || true").strip() == "0"
+    # the device keeps its filesystem and the file written on it
+    assert bench.sh(f"lsblk -ndo FSTYPE,LABEL {bench.by_id}").split() == ["ext4", "data"]
+    out = subprocess.run(["debugfs", "-R", "cat /probe.txt", bench.loop], capture_output=True, text=True).stdout
+    assert out.strip() == "on-the-disk"
+    again = bench.homelab("plan", str(cfg))
+    assert again.returncode == 0, again.stdout + again.stderr

@@ -102,7 +102,7 @@ def test_a_volume_as_wanted_plans_nothing_and_is_published_for_storage() -> None
 def test_grow_attach_protect_and_never_shrink() -> None:
     d = diff_volumes(HZ, [CLAIM], [volume(size=10, server=None, protected=False)], {"web-1": WEB1})
     assert [(c.action, c.summary) for c in d.changes] == [
-        ("resize", "grow 10 -> 20 GB (the filesystem is not grown)"), ("update", "attach to web-1"),
+        ("resize", "grow 10 -> 20 GB (storage then grows the filesystem)"), ("update", "attach to web-1"),
         ("update", "delete protection on")]
     d = diff_volumes(HZ, [CLAIM], [volume(size=40)], {"web-1": WEB1})
     assert d.changes == () and "Hetzner cannot shrink a volume" in d.warnings[0]
@@ -169,8 +169,10 @@ def test_storage_waits_for_the_volume_then_formats_the_new_empty_one() -> None:
     empty = DiskView(Device("/dev/sdb", "4711", None, 20 * GB, "disk", None, None, None, ()))
     lines = storage_plan({"data": (path, 20 * GB)}, {path: empty})
     assert "disk data: format ext4 (empty)" in lines  # a new volume: no format: true needed, nothing erased
-    wrong = DiskView(Device("/dev/sdb", "4711", None, 10 * GB, "disk", None, None, None, ()))
-    assert any("size is 10737418240 bytes, the config says 21474836480" in line
+    # a device larger than its volume is not that volume (smaller: it is growing, see
+    # test_storage_disk_lifecycle.py)
+    wrong = DiskView(Device("/dev/sdb", "4711", None, 40 * GB, "disk", None, None, None, ()))
+    assert any("size is 42949672960 bytes, the config says 21474836480" in line
                for line in storage_plan({"data": (path, 20 * GB)}, {path: wrong}))
 
 
@@ -190,6 +192,7 @@ def test_the_stand_in_serves_volumes_to_the_real_hcloud_library() -> None:
         with pytest.raises(HomelabError, match="protected"):
             api.delete_volume(v)
         api.resize_volume(v, 30, 10)
+        assert fake.backend.disks == {("web-1", str(v.id)): 30 * GB}  # the stand-in grows the device too
         api.detach_volume(v, 10)
         assert fake.backend.disks == {}
         api.protect_volume(v, False, 10)

@@ -49,3 +49,17 @@ def test_the_udev_stand_in_writes_what_lsblk_reads() -> None:
         assert line in script
     assert "dev=/dev/loop7; name=loop7; serial=4242" in script
     assert disks.unit_name("/dev/loop7") == "lab-udev-loop7.service"
+
+
+def test_a_grown_disk_gets_a_longer_file_and_its_loop_device_told(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[list[str]] = []
+    monkeypatch.setattr(disks, "run", lambda argv, **kw: ran.append(argv))
+    image = tmp_path / "h1-7.img"
+    image.write_bytes(b"keep")
+    disk = disks.LabDisk("h1", "7", 4, str(image), "/dev/loop9")
+    grown = disks.grow(disk, 8192)
+    assert (grown.size, image.stat().st_size, image.read_bytes()[:4]) == (8192, 8192, b"keep")
+    assert ran == [["losetup", "-c", "/dev/loop9"]]  # the kernel re-reads the loop device's size
+    with pytest.raises(LabError, match="only larger"):
+        disks.grow(grown, 4096)  # a volume never shrinks

@@ -5,7 +5,7 @@
 - a volume is ours by its labels (managed-by, homelab/cluster); others are never touched;
 - a missing volume is created attached to its server, unformatted (storage formats it) and
   with delete protection as the config says; a smaller size is a planned grow, a larger one
-  is refused (Hetzner cannot shrink a volume);
+  is refused (Hetzner cannot shrink a volume); storage grows the filesystem after a grow;
 - a volume gone from the config is a planned delete (destructive: --confirm-delete), blocked
   while it is delete-protected.
 
@@ -64,7 +64,7 @@ def diff_volumes(cfg: HetznerConfig, claims: Sequence[NeedsVolume], existing: Se
         before = len(changes)
         if have.size_gb < claim.size_gb:
             changes.append(Change(LAYER, _target(name), "resize",
-                                  f"grow {have.size_gb} -> {claim.size_gb} GB (the filesystem is not grown)",
+                                  f"grow {have.size_gb} -> {claim.size_gb} GB (storage then grows the filesystem)",
                                   ops=(Op("hetzner.resize_volume", {"name": name, "id": have.id,
                                                                     "size_gb": claim.size_gb}),)))
         elif have.size_gb > claim.size_gb:

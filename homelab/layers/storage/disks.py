@@ -9,10 +9,16 @@ the disk included, and writes nothing). The decision:
 - mounted, partitioned or carrying any signature: never formatted unless the config says
   `format: true` for this disk, and then the change is marked destructive (the apply asks);
 - already the wanted filesystem: nothing to format, only mount (the normal second apply).
+
+A Hetzner volume that grew (compute resizes it through the API) has a filesystem smaller than
+its device: `grow_commands` grows it online, mounted, to the whole device (never smaller).
+The filesystem's own size comes from its superblock (`dumpe2fs -h`) or, for a mounted xfs, a
+live query (`xfs_info`, which asks the kernel); `df` would show the size less the metadata.
 """
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import dataclass
 from typing import Any
@@ -138,3 +144,47 @@ def format_commands(dev_path: str, fstype: str, label: str) -> list[list[str]]:
     mkfs = {"ext4": ["mkfs.ext4", "-q", "-L", label], "xfs": ["mkfs.xfs", "-q", "-L", label],
             "btrfs": ["mkfs.btrfs", "-q", "-L", label]}[fstype]
     return [["wipefs", "-a", dev_path], [*mkfs, dev_path]]
+
+
+# ------------------------------------------------------------------ grow ----
+GROWABLE = ("ext4", "xfs")  # btrfs: not grown by homelab (the plan says so)
+# resize2fs leaves a last block group off when it could not hold its own metadata (a few MiB),
+# xfs_growfs an allocation group tail under 64 blocks: a device larger than its filesystem by
+# less than this is as grown as it gets. Volumes grow in whole GB, far above it.
+GROW_SLACK = 16 * 2**20
+FS_MARK = "@@homelab-fs@@"
+
+
+def fs_size_script(dev: str = '"$dev"') -> str:
+    """Shell: after FS_MARK, what the filesystem on `dev` says of its size (by its type)."""
+    return (f"echo {FS_MARK}; case \"$(lsblk -ndo FSTYPE {dev})\" in "
+            f"ext4) dumpe2fs -h {dev} 2>/dev/null | grep -E '^Block (count|size):';; "
+            f"xfs) xfs_info {dev} 2>/dev/null | grep '^data ';; esac")
+
+
+_DATA = re.compile(r"bsize=(\d+)\s+blocks=(\d+)")
+
+
+def parse_fs_size(text: str) -> int | None:
+    """Bytes in the filesystem, from dumpe2fs's `Block count:`/`Block size:` or xfs_info's
+    `data = bsize=N blocks=M` line; None when neither is there (no tool, another type)."""
+    fields = dict(line.split(":", 1) for line in text.splitlines() if line.startswith("Block ") and ":" in line)
+    count, size = fields.get("Block count", "").strip(), fields.get("Block size", "").strip()
+    if count.isdigit() and size.isdigit():
+        return int(count) * int(size)
+    m = _DATA.search(text)
+    return int(m.group(1)) * int(m.group(2)) if m else None
+
+
+def needs_grow(fs_size: int | None, device_size: int) -> bool:
+    return fs_size is not None and device_size - fs_size >= GROW_SLACK
+
+
+def grow_commands(fstype: str, dev_path: str, mount: str) -> list[list[str]]:
+    """argv that grows a mounted filesystem online to its whole device: resize2fs names the
+    device, xfs_growfs the mount point (it works only on a mounted xfs)."""
+    return {"ext4": [["resize2fs", dev_path]], "xfs": [["xfs_growfs", mount]]}[fstype]
+
+
+def gib(size: int) -> str:
+    return f"{size / 2**30:.1f} GiB"

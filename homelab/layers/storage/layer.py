@@ -19,7 +19,7 @@ from homelab.errors import HomelabError
 from homelab.hosts import HostTarget
 from homelab.layers.base import Layer, Observed, RunContext
 from homelab.layers.storage.plan import StorageInputs, plan_storage, probe_layout
-from homelab.layers.storage.probes import CREDENTIAL_SUFFIX, parse_view, storage_probes
+from homelab.layers.storage.probes import CREDENTIAL_SUFFIX, PREFIX, mounts_probe, parse_view, storage_probes
 from homelab.layers.storage.repo import ETC
 from homelab.layers.storage.status import storage_monitors
 from homelab.model import LayerPlan, Monitor
@@ -55,14 +55,17 @@ class StorageLayer(Layer):
 
     def probes(self, ctx: RunContext, host: HostTarget) -> dict[str, Probe]:
         if host.name not in self._involved(ctx):
-            return {}
+            # a host whose last disk left the config may still have its mount unit (one file glob)
+            return {PREFIX + "mounts": mounts_probe()}
         return storage_probes(probe_layout(self._config(ctx), self._backups(ctx), host.name),
                               checks=ctx.command == "status")
 
     def observe(self, ctx: RunContext, probed: Mapping[str, Mapping[str, ProbeResult]]) -> Observed:
         cfg = self._config(ctx)
         involved = self._involved(ctx)
-        views = {name: parse_view(results) for name, results in probed.items() if name in involved}
+        # hosts outside `involved` were asked only for their mount units (see probes)
+        views = {name: parse_view(results) for name, results in probed.items()
+                 if name in involved or PREFIX + "mounts" in results}
         credentials: dict[tuple[str, str], Secret] = {}
         for name, view in views.items():
             for path, value in view.credentials.items():

@@ -2,7 +2,9 @@
 
 Inputs are values only (config, the `BackupPath` claims, addresses, resolved secrets, the
 parsed probes); out comes a LayerPlan. On a host, changes run in this order (a host's
-operations stop at the first failure): packages -> disks (format, mount) -> directories ->
+operations stop at the first failure): disks gone from the config (unmounted, their mount
+units removed, the device untouched) -> packages -> disks (format, mount, grow a volume's
+filesystem online) -> directories ->
 one change per group of files (the shared lib, each app's backup to each repository, each
 rest-server), each with its units reloaded and timers enabled.
 
@@ -256,10 +258,93 @@ def _volume_disk(h: _Host, disk: Disk, volumes: Mapping[str, tuple[str, int]]) -
     seen = h.view.volumes.get(by_id)
     if seen is None:
         h.defer(f"mount disk {disk.name} at {disk.mount}", f"{by_id} is not on {h.host} yet (just attached?)")
+    elif seen.device is not None and seen.device.size < size:
+        size = seen.device.size  # grown through the API, the device not yet: still the volume its id names
     return dataclasses.replace(disk, by_id=by_id, size=size), seen
 
 
-def _disks(h: _Host, cfg: StorageConfig, blocked: list[str], volumes: Mapping[str, tuple[str, int]]) -> None:
+def _grow(h: _Host, disk: Disk, seen: DiskView, warnings: list[str]) -> None:
+    """A volume's filesystem smaller than its device, or than the size the config grows the
+    volume to: grown online once the device is that big and the filesystem is mounted."""
+    assert disk.volume is not None and seen.device is not None
+    dev, fs = seen.device, seen.fs_size
+    volume = disk.volume.size_gb * 2**30
+    target = max(dev.size, volume)  # never smaller than the device: a filesystem is never shrunk
+    if disk.filesystem not in diskmod.GROWABLE:
+        if dev.size < volume:
+            warnings.append(f"disk {disk.name}: homelab does not grow {disk.filesystem}; after the volume grows, run "
+                            f"`btrfs filesystem resize max {disk.mount}` on {h.host}")
+        return
+    if not diskmod.needs_grow(fs, target):
+        return  # as big as its device (or its size not read: the tool comes with the package claim)
+    assert fs is not None
+    summary = f"disk {disk.name}: grow {disk.filesystem} filesystem {diskmod.gib(fs)} -> {diskmod.gib(target)}"
+    wait = ""
+    if diskmod.needs_grow(dev.size, volume):
+        wait = f"the device is {diskmod.gib(dev.size)}: needs the volume grown to {disk.volume.size_gb} GB first " \
+               "(compute resizes it)"
+    elif disk.mount not in dev.mountpoints:
+        wait = f"needs {disk.mount} mounted first (grown online)"
+    if wait:  # the plan shows it (old -> new) and why it comes later in this apply
+        h.changes.append(Change(LAYER, h.host, "resize", summary, host=h.host, deferred=wait, detail=(f"after: {wait}",)))
+    else:
+        cmds = [" ".join(shlex.quote(a) for a in argv)
+                for argv in diskmod.grow_commands(disk.filesystem, disk.by_id or dev.path, disk.mount)]
+        h.changes.append(Change(LAYER, h.host, "resize", summary, (Op("server.shell", {"commands": cmds}),),
+                                host=h.host, detail=(f"{dev.path}: {dev.size} bytes, the filesystem {fs} bytes; "
+                                                     "grown online, mounted, nothing erased",)))
+
+
+def in_tree(path: str, where: str) -> bool:
+    """Whether one of the two paths is inside the other (they share files)."""
+    a, b = path.rstrip("/") + "/", where.rstrip("/") + "/"
+    return a.startswith(b) or b.startswith(a)
+
+
+def users_of(where: str, host: str, cfg: StorageConfig, backups: Sequence[BackupPath]) -> list[str]:
+    """What the config still keeps at or under `where` on `host`: an app's data or project
+    (its BackupPath claim), a repository's directory. A stateless app keeps nothing there."""
+    out = []
+    clients = {c.host for c in backups}
+    for claim in backups:
+        paths = [p for p in (*claim.paths, claim.home) if p and claim.host == host and in_tree(p, where)]
+        if paths:
+            out.append(f"app {claim.app} ({', '.join(dict.fromkeys(paths))})")
+    for repo in cfg.repositories:
+        if repo.type not in ("rest", "local") or not repo.path:
+            continue
+        # a local repository without a machine is a directory on every backed-up host
+        on_host = repo.machine == host or (repo.type == "local" and repo.machine is None and host in clients)
+        if on_host and in_tree(repo.path, where):
+            out.append(f"repository {repo.name} ({repo.path})")
+    return out
+
+
+def _leftover_mounts(h: _Host, cfg: StorageConfig, backups: Sequence[BackupPath], blocked: list[str]) -> None:
+    """A mount unit homelab wrote for a disk that left the config: stopped (unmounted),
+    disabled and removed. The device and its data are never touched; a disk still holding
+    what the config keeps there is not unmounted."""
+    wanted = {units.mount_unit_name(d.mount) for d in cfg.disks if d.machine == h.host}
+    for m in h.view.mounts:
+        if m.unit in wanted:
+            continue
+        users = users_of(m.where, h.host, cfg, backups)
+        if users:
+            blocked.append(f"{h.host}: disk {m.disk} left the config, but {m.where} still holds {'; '.join(users)}: "
+                           f"not unmounting it (move that off the disk first, or keep disk {m.disk} in storage.disks)")
+            continue
+        path = f"{units.UNIT_DIR}/{m.unit}"
+        ops = (Op("systemd.service", {"service": m.unit, "running": False, "enabled": False}),
+               Op("files.file", {"path": path, "present": False}), Op("systemd.daemon_reload", {}))
+        now = f"mounted from {m.source}" if m.source else "not mounted"
+        h.changes.append(Change(LAYER, h.host, "delete",
+                                f"disk {m.disk}: unmount and remove its mount unit (data kept on the device)", ops,
+                                host=h.host, detail=(f"{path}: What={m.what}, Where={m.where}",
+                                                     f"{m.where}: {now}; the device is not formatted or wiped")))
+
+
+def _disks(h: _Host, cfg: StorageConfig, blocked: list[str], warnings: list[str],
+           volumes: Mapping[str, tuple[str, int]]) -> None:
     for disk in (d for d in cfg.disks if d.machine == h.host):
         if disk.volume is not None:
             disk, seen = _volume_disk(h, disk, volumes)
@@ -289,6 +374,8 @@ def _disks(h: _Host, cfg: StorageConfig, blocked: list[str], volumes: Mapping[st
                                   f"homelab disk {disk.name}")
         h.group(f"mount disk {disk.name} at {disk.mount}", [HostFile(f"{units.UNIT_DIR}/{unit}", text)],
                 start=[unit], restart_on=[f"{units.UNIT_DIR}/{unit}"])
+        if disk.volume is not None:
+            _grow(h, disk, seen, warnings)
 
 
 def _dirs(h: _Host, wanted: Mapping[str, HostDir | None]) -> None:
@@ -340,6 +427,12 @@ def plan_storage(inputs: StorageInputs) -> LayerPlan:
     for name in sorted({*clients, *servers, *(d.machine for d in cfg.disks)}):
         if name not in inputs.views:
             warnings.append(f"{name}: not reachable, its storage is not planned")
+    # mount units of disks gone from the config first (on any host: it may have no other storage)
+    for name in sorted(inputs.views):
+        if inputs.views[name].mounts:
+            h = host(name)
+            assert h is not None
+            _leftover_mounts(h, cfg, backups, blocked)
     # packages, disks, dirs first on every host
     for name in sorted({*clients, *servers, *(d.machine for d in cfg.disks)}):
         h = host(name)
@@ -348,7 +441,7 @@ def plan_storage(inputs: StorageInputs) -> LayerPlan:
         wanted = [*(CLIENT_PACKAGES if name in clients else ()), *(SERVER_PACKAGES if name in servers else ()),
                   *(FILESYSTEM_PACKAGES[d.filesystem] for d in cfg.disks if d.machine == name)]
         _packages(h, wanted, notes)
-        _disks(h, cfg, blocked, inputs.volumes)
+        _disks(h, cfg, blocked, warnings, inputs.volumes)
         _dirs(h, wanted_dirs(cfg, backups, name))
 
     # clients: per app and repository, the scripts, units, password and credentials

@@ -14,11 +14,11 @@ from typing import Any, Mapping, Sequence
 
 from homelab.config.storage import CLIENT_PACKAGES, FILESYSTEM_PACKAGES, SERVER_PACKAGES, Disk
 from homelab.layers.storage import restserver
-from homelab.layers.storage.disks import Device, Signature, parse_lsblk, parse_wipefs
+from homelab.layers.storage.disks import FS_MARK, Device, Signature, fs_size_script, parse_fs_size, parse_lsblk, parse_wipefs
 from homelab.layers.storage.monitors import Space
 from homelab.layers.storage.repo import ETC, LIB, STATUS_DIR
 from homelab.layers.storage.scripts import SERVER_STATUS_DIR
-from homelab.layers.storage.units import UNIT_DIR
+from homelab.layers.storage.units import HEADER, UNIT_DIR
 from homelab.probe import Probe, ProbeResult, packages, parse_packages, parse_unit_states, unit_states
 
 PREFIX = "storage."
@@ -45,6 +45,18 @@ class DiskView:
     device: Device | None
     signatures: tuple[Signature, ...] = ()
     error: str = ""
+    fs_size: int | None = None  # bytes the filesystem spans (volumes only: to see one to grow)
+
+
+@dataclass(frozen=True)
+class MountUnit:
+    """A mount unit homelab wrote for a disk (its header and `Description=homelab disk NAME`)."""
+
+    unit: str  # srv-homelab.mount
+    where: str
+    what: str
+    disk: str
+    source: str = ""  # what is mounted at `where` now (findmnt), "" when nothing
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,7 @@ class HostView:
     htpasswd: Mapping[str, str] = field(default_factory=dict)  # user -> bcrypt hash (not secret)
     disks: Mapping[str, DiskView] = field(default_factory=dict)
     volumes: Mapping[str, DiskView] = field(default_factory=dict)  # Hetzner volumes: by-id path -> view
+    mounts: tuple[MountUnit, ...] = ()  # every disk mount unit homelab wrote on the host
     statuses: Mapping[str, str] = field(default_factory=dict)  # status file -> JSON text
     space: Mapping[str, Space] = field(default_factory=dict)  # path asked for -> its filesystem
     append_only: Mapping[str, str] = field(default_factory=dict)  # target key -> HTTP code
@@ -133,8 +146,35 @@ def volumes_probe() -> Probe:
     only from the API (compute's `VolumeDevices`), which a probe cannot wait for."""
     cmd = (f"for dev in {VOLUME_GLOB}; do [ -e \"$dev\" ] || continue; echo {VOLUME_MARK} \"$dev\"; "
            "lsblk -J -b -o PATH,SERIAL,WWN,SIZE,TYPE,FSTYPE,PTTYPE,UUID,MOUNTPOINTS \"$dev\"; "
-           f"echo {SPLIT}; wipefs -n -J \"$dev\"; done; true")
+           f"echo {SPLIT}; wipefs -n -J \"$dev\"; {fs_size_script()}; done; true")
     return Probe(cmd, SHORT, parse_volumes)
+
+
+MOUNT_DESCRIPTION = "homelab disk "  # units.render_mount's Description, as plan.py writes it
+
+
+def mounts_probe() -> Probe:
+    """Every mount unit homelab wrote for a disk (no systemctl call: a file read, and findmnt
+    for what is mounted there), so one whose disk left the config is found and removed."""
+    header = HEADER.rstrip("\n")
+    cmd = (f"for f in {UNIT_DIR}/*.mount; do [ -f \"$f\" ] || continue; "
+           f"[ \"$(head -n 1 \"$f\")\" = {shlex.quote(header)} ] || continue; "
+           f"d=$(sed -n 's/^Description={MOUNT_DESCRIPTION}//p' \"$f\"); [ -n \"$d\" ] || continue; "
+           "w=$(sed -n 's/^Where=//p' \"$f\"); "
+           "printf '%s\\t%s\\t%s\\t%s\\t%s\\n' \"${f##*/}\" \"$w\" \"$(sed -n 's/^What=//p' \"$f\")\" \"$d\" "
+           "\"$(findmnt -n -o SOURCE --mountpoint \"$w\" 2>/dev/null | head -n 1)\"; done; true")
+    return Probe(cmd, SHORT, parse_mounts)
+
+
+def parse_mounts(result: ProbeResult) -> tuple[MountUnit, ...]:
+    out = []
+    for line in result.out.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 4:
+            parts.append("")  # nothing mounted there (a stripped trailing tab)
+        if len(parts) == 5 and parts[0].endswith(".mount") and parts[1].startswith("/"):
+            out.append(MountUnit(*parts))
+    return tuple(out)
 
 
 def parse_volumes(result: ProbeResult) -> dict[str, DiskView]:
@@ -150,6 +190,7 @@ def storage_probes(layout: Any, checks: bool = True) -> dict[str, Probe]:
     `checks`: also what only the monitors read (the append-only request to rest-server): status."""
     units, disks, append_only = layout.units, layout.disks, layout.append_only
     probes = {
+        PREFIX + "mounts": mounts_probe(),
         PREFIX + "files": files_probe(layout.dirs),
         PREFIX + "packages": packages(list(PROBED_PACKAGES), SHORT),
         PREFIX + "credentials": credentials_probe(),
@@ -232,9 +273,10 @@ def parse_disk(result: ProbeResult) -> DiskView:
     text = result.out
     if not text.strip():
         return DiskView(None)
-    lsblk, _, wipefs = text.partition(SPLIT)
+    lsblk, _, rest = text.partition(SPLIT)
+    wipefs, _, fs = rest.partition(FS_MARK)
     try:
-        return DiskView(parse_lsblk(lsblk), parse_wipefs(wipefs))
+        return DiskView(parse_lsblk(lsblk), parse_wipefs(wipefs), fs_size=parse_fs_size(fs))
     except ValueError as exc:  # json errors are ValueErrors
         return DiskView(None, (), f"unreadable lsblk/wipefs output: {exc}")
 
@@ -255,6 +297,7 @@ def parse_view(results: Mapping[str, ProbeResult]) -> HostView:
     disks = {k[len(PREFIX + "disk."):]: parse_disk(r) for k, r in results.items()
              if k.startswith(PREFIX + "disk.") and not r.timed_out}
     volumes = get("volumes")
+    mounts = get("mounts")
     return HostView(
         files=parse_files(files) if files else {},
         packages=parse_packages(pkgs, list(PROBED_PACKAGES)) if pkgs else {},
@@ -263,6 +306,7 @@ def parse_view(results: Mapping[str, ProbeResult]) -> HostView:
         htpasswd=parse_htpasswd(htp) if htp else {},
         disks=disks,
         volumes=parse_volumes(volumes) if volumes else {},
+        mounts=parse_mounts(mounts) if mounts else (),
         statuses=parse_tabbed(status) if status else {},
         space=parse_space(space) if space else {},
         append_only=parse_append_only(get("append_only")),
