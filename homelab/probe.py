@@ -163,7 +163,7 @@ def render_probe_script(probes: Mapping[str, AnyProbe] | Sequence[Mapping[str, A
                 raise ValueError(f"bad probe key {key!r}")
     parts = ["export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
              'd=$(mktemp -d) || exit 1', "trap 'rm -rf \"$d\"' EXIT"]
-    files = []
+    files: list[str] = []
     for group in groups:
         body = []
         for key, probe in group.items():
