@@ -14,6 +14,7 @@ copy) and a truncated download fails with a message instead of running half a tr
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import sys
@@ -64,8 +65,10 @@ def payload(tree: Path) -> bytes:
         info.mtime = 0
         return info
 
-    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=9) as tar:
-        tar.add(str(tree), arcname=TREE, filter=norm)
+    # gzip's header carries a time too: 0, or every build would be a new file (and cache dir)
+    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=9, mtime=0) as gz:
+        with tarfile.open(fileobj=gz, mode="w") as tar:
+            tar.add(str(tree), arcname=TREE, filter=norm)
     return buf.getvalue()
 
 
