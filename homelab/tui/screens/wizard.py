@@ -212,7 +212,8 @@ class WizardScreen(Screen[None]):
             if names is not None:  # the focus goes back to the ▾ by itself
                 target.value = join_names(names)  # Input.Changed: the form records it as typed
 
-        self.app.push_screen(PickNamesScreen(f"Pick the {event.field.label} (one, or several for a copy on each)",
+        what = event.field.plural or event.field.key
+        self.app.push_screen(PickNamesScreen(f"Pick the {what} (one, or several for a copy on each)",
                                              event.field.pick_from(self.answers), split_names(target.value)), take)
 
     # ---------------------------------------------------------- navigation --

@@ -53,7 +53,7 @@ class ItemRow(Horizontal):
             w.add_class("item-control")
             yield w
             if f.kind == "names" and f.pick_from is not None:
-                pick = Button("▾", classes="pick-names", compact=True, tooltip=f"pick {f.label} (enter)")
+                pick = Button("▾", classes="pick-names", compact=True, tooltip=f"pick {f.plural or f.key} (enter)")
                 pick.pick_key = f.key  # type: ignore[attr-defined]
                 yield pick
         yield Button("✕", classes="remove-row", compact=True, tooltip="remove this row")

@@ -47,7 +47,7 @@ APPS = ListField(
         Field("name", "name", placeholder="calendar", width=12),
         Field("recipe", "recipe", kind="choice", default="radicale", load_choices=recipe_choices, width=36),
         # one machine: `machine: a`; several (a stateless app, load-balanced): `machines: [a, b]`
-        Field("machine", "machines", kind="names", placeholder="pi-1", width=16, plural="machines",
+        Field("machine", "machines (▾ picks)", kind="names", placeholder="pi-1", width=16, plural="machines",
               pick_from=machine_choices),
     ),
     comment="Apps homelab runs; each recipe's variables keep their defaults unless set here.",
