@@ -266,6 +266,21 @@ async def test_wizard_picking_one_machine_writes_machine_and_esc_changes_nothing
         assert "      machine: h1\n" in text_of(app, "#preview")
 
 
+async def test_wizard_pick_list_without_machines_says_where_to_give_them(tmp_path: Path) -> None:
+    app = HomelabApp(tmp_path / "c.yaml", source_factory=lambda p: _source(), refresh_seconds=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        wizard = app.screen
+        await to_step(pilot, "apps")
+        await pilot.press("enter")
+        await type_row(pilot, "cal", "")  # name, then the recipe
+        await pilot.press("tab", "tab", "enter")
+        await until(pilot, lambda: isinstance(app.screen, PickNamesScreen))
+        assert "No machine yet: give them in the machines step" in text_of(app, "#pick-none")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is wizard)
+        assert wizard.answers["apps"]["list"][0]["machine"] == ""  # nothing picked, nothing written
+
+
 # ------------------------------------------------------------ plan and apply --
 async def test_plan_review_groups_by_layer_then_confirm_applies(app_for: AppFor) -> None:
     app, source = app_for()

@@ -7,8 +7,8 @@ its own.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import re
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Union
 
 # field key -> str (typed text) | bool (checkbox) | tuple of item dicts (list fields)

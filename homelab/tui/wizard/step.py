@@ -140,7 +140,8 @@ def field_path(section: str, f: AnyField, index: int | None = None, sub: Field |
 def field_paths(section: str, f: AnyField, index: int | None = None, sub: Field | None = None) -> tuple[str, ...]:
     """Every path the parser may report a field's problems under: a "names" field is `machine`
     for one name and `machines` (`machines[1]`) for more."""
+    keys = f.keys() if isinstance(f, Field) else (f.key,)
     if index is None:
-        return tuple(f"{section}.{k}" for k in (f.keys() if isinstance(f, Field) else (f.key,)))
-    base = f"{section}.{f.path or f.key}[{index}]" if isinstance(f, Field) else f"{section}.{f.key}[{index}]"
+        return tuple(f"{section}.{k}" for k in keys)
+    base = f"{section}.{keys[0]}[{index}]"
     return tuple(f"{base}.{k}" for k in sub.keys()) if sub is not None else (base,)
