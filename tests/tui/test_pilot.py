@@ -56,12 +56,13 @@ async def type_text(pilot: Pilot, text: str) -> None:
                          "_": "underscore", ":": "colon"}.get(c, c) for c in text])
 
 
-async def to_step(pilot: Pilot, section: str) -> None:
+async def to_step(pilot: Pilot, section: str) -> WizardScreen:
     """Next (ctrl+n) until the wizard shows `section`'s step (twice past a step with problems)."""
     wizard = pilot.app.screen
     assert isinstance(wizard, WizardScreen)
     while wizard.steps[wizard.index].section != section:
         await pilot.press("ctrl+n")
+    return wizard
 
 
 async def type_row(pilot: Pilot, *values: str) -> None:
@@ -175,9 +176,7 @@ async def test_wizard_back_keeps_what_was_typed_even_invalid(tmp_path: Path) -> 
 async def test_wizard_problem_in_a_list_row_names_the_row(tmp_path: Path) -> None:
     app = HomelabApp(tmp_path / "c.yaml", source_factory=lambda p: _source())
     async with app.run_test(size=SIZE) as pilot:
-        wizard = app.screen
-        assert isinstance(wizard, WizardScreen)
-        await to_step(pilot, "compute")
+        wizard = await to_step(pilot, "compute")
         await pilot.click("#add-machines")
         await type_row(pilot, "pi-1", "not an address")
         await pilot.pause()
@@ -193,9 +192,7 @@ async def test_wizard_keys_only_give_a_machine_ipv6_and_an_app_two_picked_machin
     target = tmp_path / "two.yaml"
     app = HomelabApp(target, source_factory=lambda p: _source(), refresh_seconds=3600)
     async with app.run_test(size=SIZE) as pilot:
-        wizard = app.screen
-        assert isinstance(wizard, WizardScreen)
-        await to_step(pilot, "compute")
+        wizard = await to_step(pilot, "compute")
         assert app.focused is app.screen.query_one("#add-machines")  # the step's first control
         await pilot.press("enter")  # a row; its name has the focus
         await type_row(pilot, "h1", "10.44.0.2")
@@ -236,9 +233,7 @@ async def test_wizard_keys_only_give_a_machine_ipv6_and_an_app_two_picked_machin
 async def test_wizard_picking_one_machine_writes_machine_and_esc_changes_nothing(tmp_path: Path) -> None:
     app = HomelabApp(tmp_path / "c.yaml", source_factory=lambda p: _source(), refresh_seconds=3600)
     async with app.run_test(size=SIZE) as pilot:
-        wizard = app.screen
-        assert isinstance(wizard, WizardScreen)
-        await to_step(pilot, "compute")
+        wizard = await to_step(pilot, "compute")
         await pilot.press("enter")
         await type_row(pilot, "h1", "10.44.0.2")
         await to_step(pilot, "apps")
@@ -269,8 +264,7 @@ async def test_wizard_picking_one_machine_writes_machine_and_esc_changes_nothing
 async def test_wizard_pick_list_without_machines_says_where_to_give_them(tmp_path: Path) -> None:
     app = HomelabApp(tmp_path / "c.yaml", source_factory=lambda p: _source(), refresh_seconds=3600)
     async with app.run_test(size=SIZE) as pilot:
-        wizard = app.screen
-        await to_step(pilot, "apps")
+        wizard = await to_step(pilot, "apps")
         await pilot.press("enter")
         await type_row(pilot, "cal", "")  # name, then the recipe
         await pilot.press("tab", "tab", "enter")
