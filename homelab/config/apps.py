@@ -90,7 +90,9 @@ class App:
     port: int | None = None  # host port of its HTTP (loopback); None: the recipe serves no HTTP
     anubis: bool = False  # ask ingress to put Anubis in front of it
     path: str = field(default="", metadata={"internal": True})  # "apps.list[2]"
-    machine_at: tuple[int, int] = field(default=(1, 1), compare=False, repr=False, metadata={"internal": True})
+    # where each machine is named: (key below the app's path, line, col), e.g. ("machines[1]", 3, 53)
+    machines_at: tuple[tuple[str, int, int], ...] = field(default=(), compare=False, repr=False,
+                                                          metadata={"internal": True})
     # `machines: [a, b]`: the machines after the first that run a copy (stateless recipes only)
     also_on: tuple[str, ...] = ()
 
@@ -139,11 +141,13 @@ class AppsConfig:
             for i, machine in enumerate(app.machines):
                 if machine in known:
                     continue
+                # an App made in code, not parsed, has no positions
+                key, line, col = app.machines_at[i] if i < len(app.machines_at) else (f"machines[{i}]", 1, 1)
                 close = suggest(machine, known)
                 hint = close if close.startswith("did") else (
                     f"known: {', '.join(known)}" if known else "define it under compute first")
-                path = f"{app.path}.machines[{i}]" if app.also_on else f"{app.path}.machine"
-                problems.add(Located(None, *app.machine_at), path, f"no machine or server named {machine!r}", hint)
+                problems.add(Located(None, line, col), f"{app.path}.{key}", f"no machine or server named {machine!r}",
+                             hint)
 
 
 # ------------------------------------------------------------------ values ----
@@ -246,7 +250,7 @@ class _Parser:
     def app(self, s: Section) -> tuple[App, Section] | None:
         name = s.text("name", required=True, pattern=NAME, hint="lowercase letters, digits and '-', like 'feeds'")
         given = s.text("recipe", pattern=NAME, hint="a recipe name like 'miniflux'")
-        machines, machines_node = self.machines(s)
+        machines, machines_node, places = self.machines(s)
         port_node = s.raw("port")
         port = s.integer("port", lo=1024, hi=65535)
         anubis = s.flag("anubis", False)
@@ -272,20 +276,20 @@ class _Parser:
                        "run it on one machine (machine: NAME); only stateless apps run on several")
         if not s.ok or name is None or not machines or recipe is None:
             return None
-        node = machines_node
         app = App(name, recipe.name, machines[0], variables, (), port if fixed is None else fixed, anubis, s.path,
-                  (node.line, node.col) if node is not None else (1, 1), machines[1:])
+                  places, machines[1:])
         return app, s
 
     @staticmethod
-    def machines(s: Section) -> tuple[tuple[str, ...], Located | None]:
-        """`machine: NAME` or `machines: [NAME, ...]` (exactly one of them), and its node."""
+    def machines(s: Section) -> tuple[tuple[str, ...], Located | None, tuple[tuple[str, int, int], ...]]:
+        """`machine: NAME` or `machines: [NAME, ...]` (exactly one of them), its node, and where
+        each name stands (so a later check points at the entry, `machines[1]`, not the list)."""
         hint = "a machine or server of compute"
         if s.has("machines"):
             if s.has("machine"):
                 s.fail(s.raw("machine"), s.sub("machine"), "give machine or machines, not both",
                        "machines: [a, b] runs a copy on each", key=True)
-                return (), None
+                return (), None, ()
             names = s.str_list("machines", pattern=NAME, hint=hint)
             node = s.raw("machines")
             if s.ok and not names:
@@ -293,10 +297,13 @@ class _Parser:
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 s.fail(node, s.sub("machines"), f"names {', '.join(dupes)} twice", "one copy per machine")
-            return names, node
+            items = node.value if node is not None and isinstance(node.value, list) else []
+            return names, node, tuple((f"machines[{i}]", it.line, it.col) for i, it in enumerate(items))
         machine = s.text("machine", required=True, pattern=NAME, hint=hint)
         s.raw("machines")
-        return ((machine,) if machine is not None else ()), s.raw("machine")
+        node = s.raw("machine")
+        at = (("machine", node.line, node.col),) if node is not None else ()
+        return ((machine,) if machine is not None else ()), node, at
 
     def variables(self, s: Section, recipe: Recipe) -> tuple[tuple[str, Value], ...]:
         node, given = _mapping(s, "variables", "NAME: value", "like variables: {base_url: \"https://feeds.example.org/\"}")

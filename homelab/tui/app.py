@@ -167,6 +167,7 @@ def help_sections() -> list[tuple[str, list[type]]]:
     from homelab.tui.screens.help import HelpScreen
     from homelab.tui.screens.host_key import HostKeyScreen
     from homelab.tui.screens.layer_detail import LayerDetailScreen
+    from homelab.tui.screens.pick_names import PickNamesScreen
     from homelab.tui.screens.plan_review import PlanScreen
     from homelab.tui.screens.wizard import WizardScreen
     from homelab.tui.widgets.layer_pane import LayerPane
@@ -181,6 +182,7 @@ def help_sections() -> list[tuple[str, list[type]]]:
         ("apply", [ApplyScreen]),
         ("new host key", [HostKeyScreen]),
         ("wizard", [WizardScreen]),
+        ("wizard: pick machines", [PickNamesScreen]),
         ("config problems", [ConfigErrorScreen]),
         ("help", [HelpScreen]),
     ]

@@ -21,6 +21,7 @@ from homelab.tui.screens.dashboard import DashboardScreen
 from homelab.tui.screens.help import HelpScreen, help_rows
 from homelab.tui.screens.host_key import HostKeyScreen
 from homelab.tui.screens.layer_detail import LayerDetailScreen
+from homelab.tui.screens.pick_names import PickNamesScreen
 from homelab.tui.screens.plan_review import PlanScreen
 from homelab.tui.screens.wizard import WizardScreen
 from homelab.tui.widgets.layer_pane import LayerPane
@@ -53,6 +54,23 @@ def text_of(app: HomelabApp, selector: str) -> str:
 async def type_text(pilot: Pilot, text: str) -> None:
     await pilot.press(*[{" ": "space", ".": "full_stop", "/": "slash", "-": "minus", "~": "tilde",
                          "_": "underscore", ":": "colon"}.get(c, c) for c in text])
+
+
+async def to_step(pilot: Pilot, section: str) -> WizardScreen:
+    """Next (ctrl+n) until the wizard shows `section`'s step (twice past a step with problems)."""
+    wizard = pilot.app.screen
+    assert isinstance(wizard, WizardScreen)
+    while wizard.steps[wizard.index].section != section:
+        await pilot.press("ctrl+n")
+    return wizard
+
+
+async def type_row(pilot: Pilot, *values: str) -> None:
+    """Type into a new row's first fields, tab between them (name, address, ...)."""
+    for i, value in enumerate(values):
+        if i:
+            await pilot.press("tab")
+        await type_text(pilot, value)
 
 
 # --------------------------------------------------------------------- wizard --
@@ -158,19 +176,103 @@ async def test_wizard_back_keeps_what_was_typed_even_invalid(tmp_path: Path) -> 
 async def test_wizard_problem_in_a_list_row_names_the_row(tmp_path: Path) -> None:
     app = HomelabApp(tmp_path / "c.yaml", source_factory=lambda p: _source())
     async with app.run_test(size=SIZE) as pilot:
-        wizard = app.screen
-        assert isinstance(wizard, WizardScreen)
-        while wizard.steps[wizard.index].section != "compute":
-            await pilot.press("ctrl+n")
+        wizard = await to_step(pilot, "compute")
         await pilot.click("#add-machines")
-        await type_text(pilot, "pi-1")
-        await pilot.press("tab")
-        await type_text(pilot, "not an address")
+        await type_row(pilot, "pi-1", "not an address")
         await pilot.pause()
         assert "compute.machines[0].address: 'not an address' is not an IP address or host name" in \
             text_of(app, "#problems")
         form = app.screen.query_one("#step-compute", StepForm)
         assert [w.has_class("-problem") for w in form.query(".item-control")][:2] == [False, True]
+
+
+async def test_wizard_keys_only_give_a_machine_ipv6_and_an_app_two_picked_machines(tmp_path: Path) -> None:
+    """No mouse: rows are added with enter on "+ add ...", the ▾ opens the pick list, space ticks
+    and enter takes the ticked machines; the file says `ipv6:` and `machines: [h1, h2]`."""
+    target = tmp_path / "two.yaml"
+    app = HomelabApp(target, source_factory=lambda p: _source(), refresh_seconds=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        wizard = await to_step(pilot, "compute")
+        assert app.focused is app.screen.query_one("#add-machines")  # the step's first control
+        await pilot.press("enter")  # a row; its name has the focus
+        await type_row(pilot, "h1", "10.44.0.2")
+        await pilot.press("tab", "tab", "tab", "tab")  # user, port, key, ipv6
+        await type_text(pilot, "2001:db8::2")
+        await pilot.press("tab", "tab", "enter")  # past the row's ✕ to "+ add a machine"
+        await type_row(pilot, "h2", "10.44.0.3")
+        await pilot.pause()
+        assert [dict(r) for r in wizard.answers["compute"]["machines"]] == [
+            {"name": "h1", "address": "10.44.0.2", "user": "root", "port": "22", "key": "", "ipv6": "2001:db8::2"},
+            {"name": "h2", "address": "10.44.0.3", "user": "root", "port": "22", "key": "", "ipv6": ""}]
+        await pilot.press("ctrl+n")
+        assert wizard.steps[wizard.index].section == "mesh"
+        await pilot.press("space")  # no mesh: two machines behind NAT could never meet
+        assert wizard.answers["mesh"]["enabled"] is False
+        await to_step(pilot, "apps")
+        await pilot.press("enter")  # "+ add an app"
+        await type_text(pilot, "hello")
+        await pilot.press("tab", "enter", "end", "enter")  # the recipe list: whoami is last
+        await pilot.press("tab", "tab", "enter")  # past the machines input to its ▾
+        await until(pilot, lambda: isinstance(app.screen, PickNamesScreen))
+        await pilot.press("space", "down", "space", "enter")
+        await until(pilot, lambda: app.screen is wizard)
+        assert wizard.answers["apps"]["list"] == ({"name": "hello", "recipe": "whoami", "machine": "h1, h2"},)
+        assert app.screen.query_one("#problems").has_class("-empty")
+        while not wizard.on_write_step:
+            await pilot.press("ctrl+n")
+        preview = text_of(app, "#preview")
+        assert "      ipv6: 2001:db8::2\n" in preview and "      machines: [h1, h2]\n" in preview
+        await pilot.press("tab", "enter")  # from the path to "write"
+        await until(pilot, lambda: isinstance(app.screen, PlanScreen))
+    cfg = load_config(target)
+    assert [(m.name, m.ipv6) for m in cfg.machines] == [("h1", "2001:db8::2"), ("h2", None)]
+    hello = cfg.get("apps").app("hello")
+    assert hello is not None and hello.machines == ("h1", "h2")
+
+
+async def test_wizard_picking_one_machine_writes_machine_and_esc_changes_nothing(tmp_path: Path) -> None:
+    app = HomelabApp(tmp_path / "c.yaml", source_factory=lambda p: _source(), refresh_seconds=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        wizard = await to_step(pilot, "compute")
+        await pilot.press("enter")
+        await type_row(pilot, "h1", "10.44.0.2")
+        await to_step(pilot, "apps")
+        await pilot.press("enter")
+        await type_text(pilot, "cal")
+        await pilot.press("tab", "tab")  # recipe radicale (the default), then its machines
+        await type_text(pilot, "pi-9")  # typed, unknown: still offered, ticked
+        await pilot.press("tab", "enter")
+        await until(pilot, lambda: isinstance(app.screen, PickNamesScreen))
+        picker = app.screen
+        assert [(name, on) for _, name, on in picker.options] == [("h1", False), ("pi-9", True)]
+        await pilot.press("space", "escape")  # ticked h1, then cancelled
+        await until(pilot, lambda: app.screen is wizard)
+        assert wizard.answers["apps"]["list"][0]["machine"] == "pi-9"
+        assert "apps.list[0].machine: no machine or server named 'pi-9'" in text_of(app, "#problems")
+        await pilot.press("enter")  # the focus is back on the ▾
+        await until(pilot, lambda: isinstance(app.screen, PickNamesScreen))
+        await pilot.press("space", "down", "space", "enter")  # h1 on, pi-9 off
+        await until(pilot, lambda: app.screen is wizard)
+        assert wizard.answers["apps"]["list"][0]["machine"] == "h1"
+        assert app.screen.query_one("#problems").has_class("-empty")
+        await pilot.press("ctrl+n")
+        while not wizard.on_write_step:
+            await pilot.press("ctrl+n")
+        assert "      machine: h1\n" in text_of(app, "#preview")
+
+
+async def test_wizard_pick_list_without_machines_says_where_to_give_them(tmp_path: Path) -> None:
+    app = HomelabApp(tmp_path / "c.yaml", source_factory=lambda p: _source(), refresh_seconds=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        wizard = await to_step(pilot, "apps")
+        await pilot.press("enter")
+        await type_row(pilot, "cal", "")  # name, then the recipe
+        await pilot.press("tab", "tab", "enter")
+        await until(pilot, lambda: isinstance(app.screen, PickNamesScreen))
+        assert "No machine yet: give them in the machines step" in text_of(app, "#pick-none")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is wizard)
+        assert wizard.answers["apps"]["list"][0]["machine"] == ""  # nothing picked, nothing written
 
 
 # ------------------------------------------------------------ plan and apply --

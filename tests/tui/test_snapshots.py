@@ -92,6 +92,25 @@ def test_wizard_machines(snap_compare: SnapCompare, here: Path) -> None:
     assert snap_compare(app_on("new.yaml"), terminal_size=SIZE, run_before=wizard_at("compute", rows))
 
 
+def test_wizard_app_machines_pick_list(snap_compare: SnapCompare, here: Path) -> None:
+    """The apps step's pick list of the machines step's machines, one ticked (fits 80x24)."""
+    async def machines(pilot: Pilot) -> None:
+        for name, address in (("h1", "10.44.0.2"), ("h2", "10.44.0.3")):
+            await pilot.click("#add-machines")
+            await type_text(pilot, name)
+            await pilot.press("tab")
+            await type_text(pilot, address)
+        await on_wizard_step(pilot, "apps")
+        pilot.app.clear_notifications()  # the mesh step's "press next again" toast: its 4 s are a race
+        await pilot.press("enter")  # "+ add an app"
+        await type_text(pilot, "hello")
+        await pilot.press("tab", "tab", "tab", "enter")  # recipe, machines, its ▾
+        await pilot.pause(0.1)
+        await pilot.press("down", "space")
+
+    assert snap_compare(app_on("new.yaml"), terminal_size=SIZE, run_before=wizard_at("compute", machines))
+
+
 def test_wizard_write(snap_compare: SnapCompare, here: Path) -> None:
     async def budget_then_write(pilot: Pilot) -> None:
         await type_text(pilot, "20")

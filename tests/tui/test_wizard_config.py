@@ -10,7 +10,11 @@ from homelab.config import load_config
 from homelab import registry
 from homelab.config.schema import parse_config
 from homelab.errors import ConfigError
+from homelab.tui.screens.pick_names import pick_options
+from homelab.tui.wizard.fields import join_names, split_names
 from homelab.tui.wizard.render import render_config
+from homelab.tui.wizard.step import field_paths
+from homelab.tui.wizard.steps.apps import machine_choices
 from homelab.tui.wizard.steps import active_steps
 from homelab.tui.wizard.steps.compute import add_lab_machines
 from homelab.tui.wizard.steps.privilege import looks_like_token
@@ -27,7 +31,8 @@ ANSWERS = {
     "mesh": {"enabled": True, "cidr": "10.100.0.0/24", "port": "51820",
              "nodes": ({"name": "web-1", "endpoint": "auto"}, {"name": "pi-1", "endpoint": ""})},
     "permissions": {"users": ({"name": "alice", "key": KEY, "sudo": True}, {"name": "", "key": "", "sudo": True})},
-    "compute": {"machines": ({"name": "pi-1", "address": "192.168.1.20", "user": "admin", "port": "22", "key": ""},),
+    "compute": {"machines": ({"name": "pi-1", "address": "192.168.1.20", "user": "admin", "port": "22", "key": "",
+                             "ipv6": "2001:db8::20"},),
                 "hetzner.servers": ({"name": "web-1", "type": "cx22", "location": "fsn1"},),
                 "base.timezone": "Europe/Berlin"},
 }
@@ -49,7 +54,7 @@ permissions:
       keys: ["{KEY}"]
       sudo: true
 compute:
-  machines: [{{name: pi-1, address: 192.168.1.20, user: admin, port: 22}}]
+  machines: [{{name: pi-1, address: 192.168.1.20, user: admin, port: 22, ipv6: "2001:db8::20"}}]
   hetzner:
     servers: [{{name: web-1, type: cx22, location: fsn1}}]
   base: {{timezone: Europe/Berlin}}
@@ -97,6 +102,9 @@ def test_blank_rows_and_disabled_mesh_are_not_written() -> None:
     ({"mesh": {"port": "99999"}}, "mesh.port: should be an integer 1-65535, got 99999"),
     ({"compute": {"machines": ({"name": "Pi 1", "address": "10.0.0.2", "port": "22", "user": "root"},)}},
      "compute.machines[0].name: 'Pi 1' is not allowed here (hint: lowercase letters, digits and '-', like 'pi-1')"),
+    ({"compute": {"machines": ({"name": "pi-1", "address": "10.0.0.2", "ipv6": "10.0.0.3"},)}},
+     "compute.machines[0].ipv6: '10.0.0.3' is not an IPv6 address (hint: like 2001:db8::7 (the machine's IPv4 "
+     "address or name goes in address))"),
 ])
 def test_problems_are_worded_as_validate_words_them(typed: dict, expected: str, tmp_path: Path) -> None:
     _, problems = check_config(typed, active_steps())
@@ -161,3 +169,59 @@ def test_disks_alone_write_a_storage_section_the_parser_takes() -> None:
     data, usb = cfg.get("storage").disks  # the blank row is not written
     assert data.volume is not None and data.volume.size_gb == 10 and data.by_id is None
     assert usb.by_id == "/dev/disk/by-id/usb-X_1" and usb.format and usb.volume is None
+
+
+TWO = {"compute": {"machines": ({"name": "pi-1", "address": "10.0.0.2"}, {"name": "pi-2", "address": "10.0.0.3"}),
+                   "hetzner.servers": ({"name": "web-1", "type": "cx22", "location": "fsn1"},)},
+       "mesh": {"enabled": False}}
+
+
+def with_app(machine: str, recipe: str = "whoami") -> dict:
+    return {**TWO, "apps": {"list": ({"name": "hello", "recipe": recipe, "machine": machine},)}}
+
+
+@pytest.mark.parametrize("typed, written, machines", [
+    ("pi-1", "machine: pi-1", ("pi-1",)),
+    ("pi-1, pi-2", "machines: [pi-1, pi-2]", ("pi-1", "pi-2")),
+    ("  pi-2 ,web-1  ", "machines: [pi-2, web-1]", ("pi-2", "web-1")),  # as typed: commas or spaces
+    ("pi-1 pi-2", "machines: [pi-1, pi-2]", ("pi-1", "pi-2")),
+])
+def test_an_apps_machines_are_one_machine_key_or_a_machines_list(typed: str, written: str,
+                                                                 machines: tuple[str, ...]) -> None:
+    text = render_config(with_app(typed), active_steps())
+    assert text.split("apps:\n", 1)[1].splitlines()[1:5] == [
+        "  list:", "    - name: hello", "      recipe: whoami", f"      {written}"]
+    cfg, problems = check_config(with_app(typed), active_steps())
+    assert problems == [] and cfg is not None
+    assert cfg.get("apps").app("hello").machines == machines
+
+
+@pytest.mark.parametrize("typed, expected", [
+    ("", "apps.list[0].machine: is required"),
+    ("pi-3", "apps.list[0].machine: no machine or server named 'pi-3' (hint: did you mean 'pi-2'?)"),
+    ("pi-1, pi-3", "apps.list[0].machines[1]: no machine or server named 'pi-3' (hint: did you mean 'pi-2'?)"),
+    ("pi-1, pi-1", "apps.list[0].machines: names pi-1 twice (hint: one copy per machine)"),
+])
+def test_an_apps_machines_are_judged_by_the_parser(typed: str, expected: str) -> None:
+    _, problems = check_config(with_app(typed), active_steps())
+    assert [describe(p) for p in problems] == [expected]
+
+
+def test_a_stateful_app_on_two_machines_is_the_parsers_refusal_on_the_machines_field() -> None:
+    _, problems = check_config(with_app("pi-1, pi-2", "radicale"), active_steps())
+    (p,) = problems
+    assert p.path == "apps.list[0].machines" and "two copies of it are not a cluster" in p.message
+    step = next(s for s in active_steps() if s.section == "apps")
+    field = step.fields[0].item_fields[2]  # type: ignore[union-attr]
+    # the row's machines control answers for machine, machines and machines[i] alike
+    assert field_paths("apps", step.fields[0], 0, field) == ("apps.list[0].machine", "apps.list[0].machines")
+
+
+def test_the_pick_list_offers_the_machines_steps_machines_and_servers_and_keeps_typed_names() -> None:
+    assert machine_choices(TWO) == (("pi-1  (machine, 10.0.0.2)", "pi-1"), ("pi-2  (machine, 10.0.0.3)", "pi-2"),
+                                    ("web-1  (Hetzner server, cx22)", "web-1"))
+    assert machine_choices({}) == ()
+    assert pick_options(machine_choices(TWO)[:2], ("pi-2", "old")) == [
+        ("pi-1  (machine, 10.0.0.2)", "pi-1", False), ("pi-2  (machine, 10.0.0.3)", "pi-2", True),
+        ("old  (not in the machines step)", "old", True)]
+    assert (split_names(" a,b  c ,"), join_names(("a", "b"))) == (("a", "b", "c"), "a, b")

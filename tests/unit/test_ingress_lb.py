@@ -82,8 +82,20 @@ def test_machine_and_machines_errors(tmp_path: Path) -> None:
                                        "machine)"]
     assert errors(HELLO.replace("[pi-1, pi-2]", "[]"), tmp_path) == [
         "T/c.yaml:3:47: apps.list[0].machines: names no machine (hint: like machines: [pi-1, pi-2])"]
+    # an unknown name points at its own entry (col 54), not at the list's '[' (col 47)
     assert errors(HELLO.replace("pi-2]", "pi-3]"), tmp_path) == [
-        "T/c.yaml:3:47: apps.list[0].machines[1]: no machine or server named 'pi-3' (hint: did you mean 'pi-2'?)"]
+        "T/c.yaml:3:54: apps.list[0].machines[1]: no machine or server named 'pi-3' (hint: did you mean 'pi-2'?)"]
+
+
+def test_an_unknown_machine_in_a_one_entry_list_points_at_that_entry(tmp_path: Path) -> None:
+    one = HELLO.replace("[pi-1, pi-2]", "[pi-3]")
+    assert errors(one, tmp_path) == [
+        "T/c.yaml:3:48: apps.list[0].machines[0]: no machine or server named 'pi-3' (hint: did you mean 'pi-2'?)"]
+    block = "apps:\n  list:\n    - name: hello\n      recipe: whoami\n      machines:\n        - pi-1\n        - pi-9\n"
+    assert errors(block, tmp_path) == [
+        "T/c.yaml:7:11: apps.list[0].machines[1]: no machine or server named 'pi-9' (hint: did you mean 'pi-2'?)"]
+    assert errors(block.replace("        - pi-1\n", ""), tmp_path) == [
+        "T/c.yaml:6:11: apps.list[0].machines[0]: no machine or server named 'pi-9' (hint: did you mean 'pi-2'?)"]
 
 
 def test_what_a_copy_requires_must_run_beside_each_copy(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from homelab.config.hetzner import HetznerConfig, Server
 from homelab.errors import HomelabError
 from homelab.events import Event, Progress
 from homelab.hosts import HostTarget
+from homelab.layers.compute.gone import plan_gone
 from homelab.model import Change, Op
 
 LAYER = "compute"
@@ -77,19 +78,11 @@ def diff_servers(cfg: HetznerConfig, existing: Sequence[Any], known: Mapping[str
         if not any(c.target == target for c in changes):
             same.append(f"{target}: {have.type} in {have.location}, {have.status}"
                         + (", protected" if have.protected else ""))
-    wanted_names = {s.name for s in cfg.servers}
-    for have in existing:
-        if have.name in wanted_names:
-            continue
-        if have.protected:
-            blocked.append(f"server {have.name} is not in the config any more but is delete-protected: put it back "
-                           "with protection: false, apply, then remove it")
-            continue
-        changes.append(Change(LAYER, _server_target(have.name), "delete",
-                              f"delete server ({have.type} in {have.location}, {have.ipv4 or 'no IPv4'}) "
-                              "and everything on its disk",
-                              ops=(Op("hetzner.delete_server", {"name": have.name, "id": have.id}),),
-                              destructive=True))
+    gone = plan_gone("server", existing, {s.name for s in cfg.servers},
+                     lambda have: f"delete server ({have.type} in {have.location}, {have.ipv4 or 'no IPv4'}) "
+                                  "and everything on its disk")
+    changes += gone.changes
+    blocked += gone.blocked
     return ServerDiff(tuple(changes), tuple(same), tuple(warnings), tuple(blocked), tuple(creates))
 
 

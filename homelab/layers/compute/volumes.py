@@ -20,6 +20,7 @@ from homelab.claims import NeedsVolume
 from homelab.config.hetzner import DISK_LABEL, HetznerConfig, volume_name
 from homelab.errors import HomelabError
 from homelab.events import Event, Progress
+from homelab.layers.compute.gone import plan_gone
 from homelab.model import Change, Op
 from homelab.outputs import VolumeDevice, VolumeDevices
 
@@ -86,18 +87,10 @@ def diff_volumes(cfg: HetznerConfig, claims: Sequence[NeedsVolume], existing: Se
         if len(changes) == before:
             same.append(f"volume {name}: {have.size_gb} GB, attached to {claim.host}"
                         + (", protected" if have.protected else ""))
-    wanted = {volume_name(c.host, c.disk) for c in claims}
-    for have in existing:
-        if have.name in wanted:
-            continue
-        if have.protected:
-            blocked.append(f"volume {have.name} is not in the config any more but is delete-protected: put it back "
-                           "with protection: false, apply, then remove it")
-            continue
-        changes.append(Change(LAYER, _target(have.name), "delete",
-                              f"delete volume ({have.size_gb} GB) and everything on it",
-                              ops=(Op("hetzner.delete_volume", {"name": have.name, "id": have.id}),),
-                              destructive=True))
+    gone = plan_gone("volume", existing, {volume_name(c.host, c.disk) for c in claims},
+                     lambda have: f"delete volume ({have.size_gb} GB) and everything on it")
+    changes += gone.changes
+    blocked += gone.blocked
     return VolumeDiff(tuple(changes), tuple(same), tuple(warnings), tuple(blocked))
 
 

@@ -19,7 +19,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 from homelab.errors import Problem
 from homelab.tui.widgets.tick_box import TickBox
 from homelab.tui.wizard.fields import Answers, Field, ListField, blank_item, item_is_blank
-from homelab.tui.wizard.step import WizardStep, field_path
+from homelab.tui.wizard.step import WizardStep, field_paths
 
 _NUMERIC = {"int": "integer", "number": "number"}
 
@@ -52,7 +52,14 @@ class ItemRow(Horizontal):
             w.answer_key = f.key  # type: ignore[attr-defined]
             w.add_class("item-control")
             yield w
+            if f.kind == "names" and f.pick_from is not None:
+                pick = Button("▾", classes="pick-names", compact=True, tooltip=f"pick {f.plural or f.key} (enter)")
+                pick.pick_key = f.key  # type: ignore[attr-defined]
+                yield pick
         yield Button("✕", classes="remove-row", compact=True, tooltip="remove this row")
+
+    def control(self, key: str) -> Input:
+        return next(w for w in self.query(Input) if getattr(w, "answer_key", None) == key)
 
 
 class StepForm(VerticalScroll):
@@ -64,6 +71,14 @@ class StepForm(VerticalScroll):
         def __init__(self, form: StepForm) -> None:
             super().__init__()
             self.form = form
+
+    class PickRequested(Message):
+        """The ▾ of a "names" field was pressed: the screen (which knows every step's answers)
+        offers the names to pick and writes the choice into `target`."""
+
+        def __init__(self, form: StepForm, field: Field, target: Input) -> None:
+            super().__init__()
+            self.form, self.field, self.target = form, field, target
 
     def __init__(self, step: WizardStep, answers: Answers, id: str | None = None) -> None:
         super().__init__(id=id, classes="step-form")
@@ -104,7 +119,8 @@ class StepForm(VerticalScroll):
         with Horizontal(classes="list-head"):
             for sub in f.item_fields:
                 head = Label(sub.label, classes="list-col")
-                head.styles.width = sub.width
+                # a "names" column has its ▾ (3 columns and a margin) beside the input
+                head.styles.width = sub.width + (4 if sub.kind == "names" and sub.pick_from else 0)
                 yield head
         with Vertical(id=f"list-{_dom_id(f.key)}", classes="list-rows"):
             for item in self.answers.get(f.key, ()):
@@ -135,11 +151,11 @@ class StepForm(VerticalScroll):
         if row is not None:
             row.values[key] = value
             self._sync_list(row.field)
-            self.touched.add(self._row_path(row, key))
+            self.touched.update(self._row_paths(row, key))
         else:
             self.answers[key] = value
             f = next(f for f in self.fields if f.key == key)
-            self.touched.add(field_path(self.step.section, f))
+            self.touched.update(field_paths(self.step.section, f))
         self._edited()
 
     @on(Input.Changed)
@@ -175,6 +191,14 @@ class StepForm(VerticalScroll):
         row.query(".item-control").first().focus()
         self._edited()
 
+    @on(Button.Pressed, ".pick-names")
+    def _pick(self, event: Button.Pressed) -> None:
+        event.stop()
+        row = next(a for a in event.button.ancestors if isinstance(a, ItemRow))
+        key = getattr(event.button, "pick_key")
+        field = next(f for f in row.field.item_fields if f.key == key)
+        self.post_message(self.PickRequested(self, field, row.control(key)))
+
     @on(Button.Pressed, ".remove-row")
     async def _remove_row(self, event: Button.Pressed) -> None:
         event.stop()
@@ -199,13 +223,13 @@ class StepForm(VerticalScroll):
         self._edited()
 
     # ------------------------------------------------------------ problems --
-    def _row_path(self, row: ItemRow, key: str | None = None) -> str:
-        """The parser's path of a row's field: rows nobody typed in are not written, so skip them."""
+    def _row_paths(self, row: ItemRow, key: str | None = None) -> tuple[str, ...]:
+        """The parser's paths of a row's field: rows nobody typed in are not written, so skip them."""
         f = row.field
         written = [r for r in self._rows(f) if not item_is_blank(f, r.values)]
         index = written.index(row) if row in written else len(written)
         sub = next((s for s in f.item_fields if s.key == key), None) if key else None
-        return field_path(self.step.section, f, index, sub)
+        return field_paths(self.step.section, f, index, sub)
 
     def reveal(self) -> None:
         """Show every problem, touched or not (the person tried to go on)."""
@@ -225,10 +249,10 @@ class StepForm(VerticalScroll):
                 continue
             row = next((a for a in w.ancestors if isinstance(a, ItemRow)), None)
             if row is not None:
-                path = self._row_path(row, key)
+                paths = self._row_paths(row, key)
             else:
-                path = field_path(self.step.section, next(f for f in self.fields if f.key == key))
-            w.set_class(any(_about(p.path, path) for p in shown), "-problem")
+                paths = field_paths(self.step.section, next(f for f in self.fields if f.key == key))
+            w.set_class(any(_about(p.path, path) for p in shown for path in paths), "-problem")
 
 
 def _about(problem_path: str, field: str) -> bool:

@@ -7,6 +7,7 @@ its own.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Union
 
@@ -21,7 +22,7 @@ class Field:
 
     key: str  # config key inside the section (or list item)
     label: str
-    kind: str = "text"  # text | int | number | bool | choice
+    kind: str = "text"  # text | int | number | bool | choice | names
     default: str | bool = ""
     placeholder: str = ""
     choices: tuple[tuple[str, str], ...] = ()  # (label shown, value written) for kind "choice"
@@ -33,9 +34,17 @@ class Field:
     # choices found only when the field is shown (the recipe catalog: reading it is a tenth of
     # the wizard's start-up, and its step is not the first one painted)
     load_choices: Callable[[], tuple[tuple[str, str], ...]] | None = None
+    # kind "names": one or more names typed "a, b" or picked; one is written `key: a`, more
+    # `plural: [a, b]`; `pick_from(all steps' answers)` lists (label, name) to pick from
+    plural: str = ""
+    pick_from: Callable[[Mapping[str, Answers]], tuple[tuple[str, str], ...]] | None = None
 
     def options(self) -> tuple[tuple[str, str], ...]:
         return self.load_choices() if self.load_choices is not None else self.choices
+
+    def keys(self) -> tuple[str, ...]:
+        """The config keys the parser may report this field's problems under."""
+        return tuple(k for k in (self.path or self.key, self.plural) if k)
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,16 @@ class ListField:
 
 
 AnyField = Union[Field, ListField]
+
+
+def split_names(text: object) -> tuple[str, ...]:
+    """The names of a "names" answer: "pi-1, pi-2" (commas or spaces between) -> ("pi-1", "pi-2")."""
+    return tuple(n for n in re.split(r"[\s,]+", str(text or "")) if n)
+
+
+def join_names(names: tuple[str, ...] | list[str]) -> str:
+    """The answer text for picked names, as a person would type it."""
+    return ", ".join(names)
 
 
 def default_answers(fields: tuple[AnyField, ...]) -> dict[str, Any]:

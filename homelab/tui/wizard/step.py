@@ -12,8 +12,8 @@ from typing import Any, Callable, ClassVar
 
 from homelab import registry
 from homelab.errors import Problem
-from homelab.tui.wizard.fields import AnyField, Answers, Field, ListField, default_answers, item_is_blank
-from homelab.tui.wizard.yaml_text import Entry, Items, scalar
+from homelab.tui.wizard.fields import AnyField, Answers, Field, ListField, default_answers, item_is_blank, split_names
+from homelab.tui.wizard.yaml_text import Entry, Items, flow_list, scalar
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,8 @@ def field_entries(f: AnyField, value: Any) -> list[Entry]:
     if f.kind == "bool":
         # written even when it is the default: a generated config should say what it chose
         return [Entry(f.key, scalar("bool", f.default if value is None else value), f.comment)]
+    if f.kind == "names":
+        return [e for e in (names_entry(f, value, f.comment),) if e is not None]
     text = "" if value is None else str(value)
     if not text.strip():
         return []
@@ -94,10 +96,23 @@ def item_entries(f: ListField, item: Answers) -> tuple[Entry, ...]:
         value = item.get(sub.key, sub.default)
         if sub.kind == "bool":
             out.append(Entry(sub.key, scalar("bool", value)))
+        elif sub.kind == "names":
+            out.extend(e for e in (names_entry(sub, value),) if e is not None)
         elif str(value).strip():
             text = scalar(sub.kind, str(value))
             out.append(Entry(sub.path or sub.key, f"[{text}]" if sub.one_item_list else text))
     return tuple(out)
+
+
+def names_entry(f: Field, value: object, comment: str = "") -> Entry | None:
+    """`machine: a` for one name, `machines: [a, b]` for more (the parser takes either), none
+    for none (the parser then says the key is required)."""
+    names = split_names(value)
+    if not names:
+        return None
+    if len(names) == 1:
+        return Entry(f.key, scalar("text", names[0]), comment)
+    return Entry(f.plural or f.key, flow_list(names), comment)
 
 
 def nest(entries: list[Entry]) -> tuple[Entry, ...]:
@@ -119,7 +134,14 @@ def nest(entries: list[Entry]) -> tuple[Entry, ...]:
 
 def field_path(section: str, f: AnyField, index: int | None = None, sub: Field | None = None) -> str:
     """The dotted path the parser uses for a field (to put its problems next to it)."""
-    base = f"{section}.{f.path or f.key}" if isinstance(f, Field) else f"{section}.{f.key}"
+    return field_paths(section, f, index, sub)[0]
+
+
+def field_paths(section: str, f: AnyField, index: int | None = None, sub: Field | None = None) -> tuple[str, ...]:
+    """Every path the parser may report a field's problems under: a "names" field is `machine`
+    for one name and `machines` (`machines[1]`) for more."""
+    keys = f.keys() if isinstance(f, Field) else (f.key,)
     if index is None:
-        return base
-    return f"{base}[{index}]" + (f".{sub.path or sub.key}" if sub is not None else "")
+        return tuple(f"{section}.{k}" for k in keys)
+    base = f"{section}.{keys[0]}[{index}]"
+    return tuple(f"{base}.{k}" for k in sub.keys()) if sub is not None else (base,)

@@ -45,6 +45,11 @@ def bool_scalar(value: bool) -> str:
     return "true" if value else "false"
 
 
+def flow_list(texts: tuple[str, ...] | list[str]) -> str:
+    """Strings as a one-line YAML list: `[pi-1, "a b"]`."""
+    return "[" + ", ".join(text_scalar(t) for t in texts) + "]"
+
+
 def scalar(kind: str, value: object) -> str:
     if kind == "bool":
         return bool_scalar(bool(value))

@@ -1,16 +1,20 @@
-"""Step for layer 6 (apps): pick apps from the recipe catalog and place each on a machine.
+"""Step for layer 6 (apps): pick apps from the recipe catalog and place each on one or more machines.
 
 The recipe field is a pick list of the shipped catalog (name — description, memory), so a
 person browses what exists while choosing; variables keep their recipe defaults (set them in
-config.yaml afterwards: the file documents each one). Validation is the real parser's, as
-everywhere in the wizard.
+config.yaml afterwards: the file documents each one). The machines are typed ("pi-1, pi-2") or
+picked from the machines step's (the ▾ beside them: space ticks, enter takes them); several
+write `machines: [a, b]`, which the parser takes only for a stateless recipe. Validation is the
+real parser's, as everywhere in the wizard.
 """
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Mapping
 
-from homelab.tui.wizard.fields import Field, ListField
+from homelab.tui.wizard.fields import Answers, Field, ListField
 from homelab.tui.wizard.step import WizardStep
+from homelab.tui.wizard.steps.compute import MACHINES, SERVERS
 
 
 @lru_cache(maxsize=1)
@@ -24,12 +28,27 @@ def recipe_choices() -> tuple[tuple[str, str], ...]:
     return tuple((f"{r.name} — {r.description[:40]} ({r.memory_mb} MB)", r.name) for r in recipes)
 
 
+def machine_choices(answers: Mapping[str, Answers]) -> tuple[tuple[str, str], ...]:
+    """(label, name) of every machine and Hetzner server named in the machines step so far."""
+    compute = answers.get("compute", {})
+    out: list[tuple[str, str]] = []
+    for field, what in ((MACHINES, "machine"), (SERVERS, "Hetzner server")):
+        for row in compute.get(field.key, ()):
+            name = str(row.get("name", "")).strip()
+            if name and name not in {n for _, n in out}:
+                at = str(row.get("address", "") or row.get("type", "")).strip()
+                out.append((f"{name}  ({what}{', ' + at if at else ''})", name))
+    return tuple(out)
+
+
 APPS = ListField(
-    "list", "Apps (from the recipe catalog) and the machine each runs on",
+    "list", "Apps (from the recipe catalog) and the machines each runs on",
     (
         Field("name", "name", placeholder="calendar", width=12),
-        Field("recipe", "recipe", kind="choice", default="radicale", load_choices=recipe_choices, width=40),
-        Field("machine", "machine", placeholder="pi-1", width=12),
+        Field("recipe", "recipe", kind="choice", default="radicale", load_choices=recipe_choices, width=36),
+        # one machine: `machine: a`; several (a stateless app, load-balanced): `machines: [a, b]`
+        Field("machine", "machines (▾ picks)", kind="names", placeholder="pi-1", width=16, plural="machines",
+              pick_from=machine_choices),
     ),
     comment="Apps homelab runs; each recipe's variables keep their defaults unless set here.",
     add_label="add an app",

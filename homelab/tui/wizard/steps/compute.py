@@ -20,11 +20,13 @@ from homelab.tui.wizard.step import StepAction, WizardStep
 MACHINES = ListField(
     "machines", "Machines to adopt (existing, reachable over SSH)",
     (
-        Field("name", "name", placeholder="pi-1", width=12),
-        Field("address", "address", placeholder="192.168.1.20", width=16),
-        Field("user", "user", default="root", width=8),
-        Field("port", "port", kind="int", default="22", width=6),
-        Field("key", "key (optional)", placeholder="~/.ssh/id_ed25519", width=22),
+        Field("name", "name", placeholder="pi-1", width=10),
+        Field("address", "address", placeholder="192.168.1.20", width=15),
+        Field("user", "user", default="root", width=6),
+        Field("port", "port", kind="int", default="22", width=5),
+        Field("key", "key (optional)", placeholder="~/.ssh/pi_key", width=14),
+        # its public IPv6 where the address is IPv4 or a name: ingress writes AAAA records to it
+        Field("ipv6", "ipv6 (optional)", placeholder="2001:db8::20", width=15),
     ),
     comment="Existing machines adopted over SSH (a Pi, a NAS, an old PC).",
     add_label="add a machine",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from homelab.tui.wizard.fields import Answers, Field
 from homelab.tui.wizard.step import WizardStep, field_entries, nest
-from homelab.tui.wizard.yaml_text import Entry, scalar
+from homelab.tui.wizard.yaml_text import Entry, flow_list
 
 ENABLED = Field("enabled", "Serve the apps through Caddy (HTTPS, DNS records)", kind="bool", default=False,
                 wizard_only=True)
@@ -45,8 +45,7 @@ class IngressStep(WizardStep):
         out: list[Entry] = []
         machines = [m.strip() for m in str(answers.get("machines", "")).split(",") if m.strip()]
         if machines:
-            out.append(Entry("machines", "[" + ", ".join(scalar("text", m) for m in machines) + "]",
-                             MACHINES.comment))
+            out.append(Entry("machines", flow_list(machines), MACHINES.comment))
         skip = {"enabled", "machines"}
         if answers.get("tls.mode", "acme") == "internal":
             skip.add("tls.email")
