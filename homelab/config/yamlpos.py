@@ -214,6 +214,33 @@ def describe_yaml_error(exc: yaml.MarkedYAMLError) -> tuple[Any, str, str]:
     return at, f"{problem or context}{where}", "check indentation and quoting"
 
 
+_OPEN = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_CLOSE = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
+def _compose(text: str) -> Any:
+    """The node tree. libyaml (C) is the fast path, for a file it reads without error and with
+    nesting well inside MAX_DEPTH (its events are counted first: its composer's recursion is in
+    C, unbounded); anything else is composed again by PyYAML's own parser (_Loader), whose
+    errors and depth check the messages are built on. Every start reads the config and every
+    recipe: ~40 ms of a `validate` in pure Python."""
+    if getattr(yaml, "__with_libyaml__", False):
+        try:
+            depth = 0
+            for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+                if isinstance(event, _OPEN):
+                    depth += 1
+                    if depth >= MAX_DEPTH:
+                        break
+                elif isinstance(event, _CLOSE):
+                    depth -= 1
+            else:
+                return yaml.compose(text, Loader=yaml.CSafeLoader)
+        except yaml.YAMLError:
+            pass
+    return yaml.compose(text, Loader=_Loader)
+
+
 def load_located(text: str, filename: str) -> Located:
     """Parse YAML text into Located values, or raise ConfigError with a position."""
     if len(text.encode("utf-8", "replace")) > MAX_BYTES:
@@ -228,7 +255,7 @@ def load_located(text: str, filename: str) -> Located:
         raise ConfigError([Problem(filename, line, col, "", f"a {name} line break is not allowed",
                                    "use a plain newline (it was probably pasted from a web page or a word processor)")])
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        node = _compose(text)
     except _TooDeep as exc:
         raise ConfigError([Problem(filename, exc.mark.line + 1, exc.mark.column + 1, "",
                                    f"nested deeper than {MAX_DEPTH} levels", "a config needs a few levels only")]) from None

@@ -349,3 +349,36 @@ def test_missing_unreadable_and_binary_files(tmp_path: Path) -> None:
     good = tmp_path / "g.yaml"
     good.write_text("version: 1\n")
     assert read_config_file(good) == "version: 1\n"
+
+
+def test_libyaml_fast_path_gives_the_same_nodes_and_positions_as_pyyaml() -> None:
+    """yamlpos composes with libyaml when it can: every node's tag, value and line:col must be
+    what PyYAML's own parser (the error path) gives, also after non-ASCII text, CRLF line
+    ends, flow style, block scalars and aliases."""
+    import yaml
+
+    from homelab.config import yamlpos
+
+    texts = [
+        "a: 1\nb: [x, {c: 'ä', d: \"ß\"}]\n",
+        "name: café ünïcode — x\nitems:\n  - {k: v}   # comment ä\n  - &a [1, 2]\n  - *a\n",
+        "a: 1\r\nb:\r\n  - 2\r\n  - 'three'\r\n",
+        "s: |\n  line ä\n  two\nt: >-\n  folded\n  text\nu: ~\nv: 0x1F\nw: 1e3\nx: yes\n",
+        "\ufeffk: bom first\n",
+    ]
+
+    def walk(node: yaml.Node) -> list[tuple[str, str, int, int]]:
+        out = [(node.tag, node.value if isinstance(node, yaml.ScalarNode) else "", node.start_mark.line,
+                node.start_mark.column)]
+        if isinstance(node, yaml.SequenceNode):
+            for child in node.value:
+                out += walk(child)
+        elif isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                out += walk(k) + walk(v)
+        return out
+
+    assert yaml.__with_libyaml__  # the fast path exists here; without libyaml only _Loader runs
+    for text in texts:
+        fast = walk(yaml.compose(text, Loader=yaml.CSafeLoader))  # raises if libyaml cannot: no silent fallback
+        assert fast == walk(yamlpos._compose(text)) == walk(yaml.compose(text, Loader=yamlpos._Loader)), text
