@@ -44,6 +44,8 @@ LAB_PACKAGES: dict[str, tuple[str, ...]] = {
         "pebble",
         # mkfs for the storage layer's disks (lab hosts get loop devices: homelab/lab/disks.py)
         "e2fsprogs", "xfsprogs", "btrfs-progs",
+        # a terminal multiplexer on a host: the one-off server's TUI test runs tmux there
+        "tmux",
     ),
     # bookworm's docker-compose is the old python v1: only trixie gets Compose v2
     # pebble: Let's Encrypt's test ACME server, so ingress proves real ACME in the lab

@@ -248,21 +248,40 @@ def test_binary_provisions_the_server_it_is_copied_to(server: Server) -> None:
 
 
 @pytest.mark.lab
-def test_tui_on_the_provisioned_server_shows_the_dashboard(server: Server, terminal: Any) -> None:
-    """`./homelab tui here.yaml` on the server it provisioned, at 80x24: the dashboard, a pane
-    per layer, and the live status run through the local connector finds them healthy."""
+def test_tui_on_the_provisioned_server_shows_the_dashboard(server: Server) -> None:
+    """`./homelab tui here.yaml` on the server it provisioned, in tmux running ON that server at
+    80x24 (tmux from the server's own apt sources, as a person would install it): the dashboard,
+    a pane per layer, and the live status run through the local connector finds them healthy."""
     if not server.applied:
         pytest.fail("the apply test did not converge: no provisioned server to look at")
-    term = terminal(shlex.join([*server.ssh_argv("alice", terminal=True),
-                                "sudo -n sh -c 'cd /root && HOMELAB_TUI_REFRESH=600 ./homelab tui here.yaml'"]))
-    screen = term.wait_for(r"^ checked \d\d:\d\d:\d\d", timeout=120)  # the first status run finished
-    assert "here.yaml — dashboard" in screen
-    for e in registry.by_number(registry.built()):  # a pane per built layer, the unconfigured ones OFF
-        assert f"layer {e.number} {e.id}" in screen, screen
-    assert not re.search(r"\bFAIL\b", screen), screen
-    # no host key to pin for a machine provisioned in place; permissions may WARN here only
-    # because lab hosts mask apt's timers (unattended upgrades)
-    assert re.search(r"\bOK +layer 0 privilege", screen), screen
-    assert re.search(r"\bOK +layer 3 compute", screen), screen
-    term.keys("q")
-    assert "EXIT=0" in term.wait_for(r"EXIT=\d+")
+    sudo = server.as_alice
+    assert sudo("sudo -n sh -c 'apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux "
+                ">/dev/null 2>&1; command -v tmux'").returncode == 0
+    start = sudo("sudo -n tmux new-session -d -s hl -x 80 -y 24 "
+                 "\"cd /root && HOMELAB_TUI_REFRESH=600 TERM=xterm-256color ./homelab tui here.yaml; "
+                 "echo EXIT=\\$?; sleep 60\"")
+    assert start.returncode == 0, start.stderr
+    try:
+        screen, deadline = "", time.monotonic() + 120
+        while not re.search(r"^ checked \d\d:\d\d:\d\d", screen, re.M) and time.monotonic() < deadline:
+            time.sleep(1)
+            screen = sudo("sudo -n tmux capture-pane -p -t hl").stdout
+        assert re.search(r"^ checked \d\d:\d\d:\d\d", screen, re.M), screen  # the first status run finished
+        lines = screen.splitlines()
+        assert len(lines) <= 24 and max(len(ln) for ln in lines) <= 80
+        assert "here.yaml — dashboard" in screen
+        for e in registry.by_number(registry.built()):  # a pane per built layer, the unconfigured ones OFF
+            assert f"layer {e.number} {e.id}" in screen, screen
+        assert not re.search(r"\bFAIL\b", screen), screen
+        # no host key to pin for a machine provisioned in place; permissions may WARN here only
+        # because lab hosts mask apt's timers (unattended upgrades)
+        assert re.search(r"\bOK +layer 0 privilege", screen), screen
+        assert re.search(r"\bOK +layer 3 compute", screen), screen
+        sudo("sudo -n tmux send-keys -t hl q")
+        deadline = time.monotonic() + 30
+        while "EXIT=" not in screen and time.monotonic() < deadline:
+            time.sleep(0.5)
+            screen = sudo("sudo -n tmux capture-pane -p -t hl").stdout
+        assert "EXIT=0" in screen, screen
+    finally:
+        sudo("sudo -n tmux kill-server")
