@@ -115,7 +115,7 @@ def test_wizard_plan_apply_dashboard_in_a_real_terminal(lab: Any, terminal: Any,
     term.keys("Enter")  # "+ add a machine"
     for i, name in enumerate((a, b)):
         if i:
-            term.keys("Tab", "Tab", "Enter")  # key -> remove -> "+ add a machine"
+            term.keys("Tab", "Tab", "Tab", "Enter")  # key -> ipv6 -> remove -> "+ add a machine"
         term.type(name)
         term.keys("Tab")
         term.type(addresses[name])
