@@ -14,8 +14,6 @@ from hcloud.zones.domain import ZoneRRSetType
 from homelab.providers.dns_records import RRSet
 from homelab.providers.hcloud_api import HcloudApi
 
-__all__ = ["HcloudZones", "RRSet"]
-
 ACTION_TIMEOUT = 120.0  # s; DNS actions finish within seconds on Hetzner
 
 

@@ -13,7 +13,8 @@ from homelab.layers.ingress.dns import (DnsPlan, RecordChange, apply_records, la
                                         plan_by_hand, plan_records, record_addresses, relative_name,
                                         wanted_records)
 from homelab.providers.hcloud_api import HcloudApi
-from homelab.providers.hcloud_zones import HcloudZones, RRSet
+from homelab.providers.dns_records import RRSet
+from homelab.providers.hcloud_zones import HcloudZones
 from homelab.secrets import Secret
 
 OURS = labels_for("home")

@@ -18,8 +18,8 @@ from homelab.layers.apps.bundle import read_bundle_ids, sha256_file
 from homelab.layers.apps.service import parse_service, service_monitors, service_probe, unit_state_probe
 from homelab.layers.apps.plan import Bundle, HostInputs, build_release, plan_host, refs_of
 from homelab.layers.apps.probes import (
-    AppFacts, app_probe, containers_probe, docker_probe, images_probe, parse_app, parse_docker, parse_image_ids,
-    parse_images,
+    AppFacts, app_probe, containers_probe, docker_probe, images_probe, parse_app, parse_docker,
+    parse_host_containers, parse_image_ids, parse_images,
 )
 from homelab.layers.base import Layer, Observed, RunContext
 from homelab.model import Change, Health, LayerPlan, Monitor
@@ -72,9 +72,9 @@ class AppsLayer(Layer):
         for app in mine:
             recipe = cfg.recipe_of(app)
             out[f"apps.app.{app.name}"] = (service_probe(app, recipe) if recipe.kind == "service"
-                                           else app_probe(app.name, app.dir, _http(cfg, app)))
+                                           else app_probe(app.dir, _http(cfg, app)))
         for name in removed:  # it may have been either kind: look for both
-            out[f"apps.app.{name}"] = app_probe(name, App(name, name, host.name).dir, None)
+            out[f"apps.app.{name}"] = app_probe(App(name, name, host.name).dir, None)
             out[f"apps.unit.{name}"] = unit_state_probe(name)
         return out
 
@@ -95,6 +95,7 @@ class AppsLayer(Layer):
         cfg = self.config(ctx)
         running = {}
         services = {}
+        projects = parse_host_containers(results.get("apps.containers"))
         for name in removed:
             services[name] = parse_service(results.get(f"apps.unit.{name}"))
         for name in [a.name for a in mine] + removed:
@@ -102,7 +103,7 @@ class AppsLayer(Layer):
             if app is not None and cfg.recipe_of(app).kind == "service":
                 services[name] = parse_service(results.get(f"apps.app.{name}"))
                 continue
-            facts = parse_app(name, results.get(f"apps.app.{name}"), results.get("apps.containers"))
+            facts = parse_app(results.get(f"apps.app.{name}"), projects.get(name, {}))
             if facts is not None:
                 running[name] = facts
         facts_out = ctx.outputs.get(HostFacts, host.name)
@@ -165,8 +166,8 @@ class AppsLayer(Layer):
         if recipe.kind == "service":
             out += service_monitors(app.name, recipe, parse_service(results.get(f"apps.app.{app.name}")))
             return out
-        facts = (parse_app(app.name, results.get(f"apps.app.{app.name}"), results.get("apps.containers"))
-                 or AppFacts())
+        states = parse_host_containers(results.get("apps.containers")).get(app.name, {})
+        facts = parse_app(results.get(f"apps.app.{app.name}"), states) or AppFacts()
         try:
             release = build_release(cfg, app, pins, self._publish_on(ctx, machine))
         except KeyError:

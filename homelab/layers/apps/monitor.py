@@ -23,8 +23,8 @@ MARK = "--homelab-section "
 PROJECT_LABEL, SERVICE_LABEL = "com.docker.compose.project", "com.docker.compose.service"
 # only these fields: a full `docker inspect` holds the containers' environment (secrets)
 INSPECT = shlex.quote(
-    '{"Project":{{json (index .Config.Labels "com.docker.compose.project")}},'
-    '"Service":{{json (index .Config.Labels "com.docker.compose.service")}},'
+    f'{{"Project":{{{{json (index .Config.Labels "{PROJECT_LABEL}")}}}},'
+    f'"Service":{{{{json (index .Config.Labels "{SERVICE_LABEL}")}}}},'
     '"State":{{json .State.Status}},"Health":{{if .State.Health}}{{json .State.Health.Status}}{{else}}""{{end}},'
     '"Image":{{json .Image}},"RestartCount":{{.RestartCount}},"StartedAt":{{json .State.StartedAt}}}')
 

@@ -22,7 +22,7 @@ from homelab.layers.apps.docker import DAEMON_JSON, PACKAGES
 from homelab.layers.apps.monitor import (
     ServiceState, parse_containers, parse_http, render_containers_probe, render_http_probe, split_sections,
 )
-from homelab.layers.apps.pins import ImagePin, normalize_repository, parse_inspect, split_ref
+from homelab.layers.apps.pins import ImagePin, normalize_repository, parse_inspect
 from homelab.probe import Probe, ProbeResult
 
 MARK = "--homelab-section "
@@ -93,6 +93,7 @@ def _inspected(result: ProbeResult | None) -> list[tuple[str, list[str], str]]:
 
 
 def _long(ref: str) -> str:
+    """"postgres:17" -> "docker.io/library/postgres:17": how docker's tags and our refs compare."""
     repo, _, tag = ref.rpartition(":")
     return f"{normalize_repository(repo)}:{tag}" if repo and "/" not in tag else ref
 
@@ -106,8 +107,7 @@ def parse_images(result: ProbeResult | None, refs: Sequence[str]) -> dict[str, I
     found = _inspected(result)
     out: dict[str, ImagePin | None] = {}
     for ref in refs:
-        repo, tag = split_ref(ref)
-        want = f"{normalize_repository(repo)}:{tag}"
+        want = _long(ref)
         hit = next(((i, d) for i, tags, d in found if want in tags), None)
         try:
             out[ref] = parse_inspect(ref, f"{hit[0]} {hit[1]}") if hit else None
@@ -120,7 +120,7 @@ def containers_probe() -> Probe:
     return Probe(render_containers_probe(), timeout=20)
 
 
-def app_probe(name: str, app_dir: str, http: tuple[int, str] | None) -> Probe:
+def app_probe(app_dir: str, http: tuple[int, str] | None) -> Probe:
     a = shlex.quote(app_dir)
     return Probe("\n".join([
         f"echo '{MARK}release'; r=$(readlink {a}/current 2>/dev/null) && echo \"${{r##*/}}\"",
@@ -130,14 +130,16 @@ def app_probe(name: str, app_dir: str, http: tuple[int, str] | None) -> Probe:
     ]) + "\n" + render_http_probe(http), timeout=20)
 
 
-def parse_app(name: str, result: ProbeResult | None, containers: ProbeResult | None) -> AppFacts | None:
-    """One app's facts: its own probe, and its compose project's (named as the app) rows of the
-    host's `apps.containers`."""
+def parse_host_containers(result: ProbeResult | None) -> dict[str, dict[str, ServiceState]]:
+    """`apps.containers` -> {compose project (the app's name): {service: state}}, once per host."""
+    return parse_containers(result.out if result is not None and not result.timed_out else "")
+
+
+def parse_app(result: ProbeResult | None, states: Mapping[str, ServiceState]) -> AppFacts | None:
+    """One app's facts: its own probe, and its project's rows of parse_host_containers."""
     if result is None or result.timed_out:
         return None
     sec = split_sections(result.out)
-    name_states = parse_containers(containers.out if containers is not None and not containers.timed_out else "")
     size = sec.get("data", "").strip()
     return AppFacts(sec.get("release", "").strip(), sec.get("compose", "") + ("\n" if sec.get("compose") else ""),
-                    name_states.get(name, {}), parse_http(result.out),
-                    int(size) if size.isdigit() else None)
+                    states, parse_http(result.out), int(size) if size.isdigit() else None)

@@ -361,8 +361,6 @@ def _plan_firewall(b: _Builder, cfg: PermissionsConfig, view: HostView, text: st
         ))
 
 
-
-
 def _plan_upgrades(b: _Builder, cfg: PermissionsConfig, view: HostView) -> None:
     if not cfg.unattended_upgrades:
         return
