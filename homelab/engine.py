@@ -426,7 +426,7 @@ class Engine:
                 return target.name, None, exc.message
             if res.rc != 0 and not res.stdout:
                 return target.name, None, f"probe failed (exit {res.rc}): {res.stderr.strip()[:200]}"
-            return target.name, parse_probe_output(res.stdout, nonce), ""
+            return target.name, parse_probe_output(res.stdout, nonce, groups), ""
 
         live = [h for h in hosts if h.name in self.connections and h.name not in ctx.failed_hosts]
         if not live:

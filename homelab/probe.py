@@ -64,10 +64,16 @@ def as_probe(p: AnyProbe) -> Probe:
     return p if isinstance(p, Probe) else Probe(p)
 
 
+def group_budget(group: Mapping[str, AnyProbe], shared: float = DEFAULT_TIMEOUT) -> float:
+    """A group's time limit: one budget (`shared`) for all its quick reads, plus the own
+    timeout of each probe that has one (they run one after another)."""
+    return shared + sum(t for t in (as_probe(p).timeout for p in group.values()) if t != DEFAULT_TIMEOUT)
+
+
 def script_timeout(groups: Sequence[Mapping[str, AnyProbe]]) -> float:
-    """How long the whole batched script may take: groups run side by side, a group's probes
-    one after another (plus a margin for the connection)."""
-    return max((sum(as_probe(p).timeout for p in g.values()) for g in groups), default=0.0) + 15.0
+    """How long the whole batched script may take: groups run side by side (plus a margin for
+    the connection and the group's own KILL grace)."""
+    return max((group_budget(g) for g in groups), default=0.0) + 15.0
 
 
 # ------------------------------------------------------------ shared probes --
@@ -87,26 +93,29 @@ def parse_packages(result: ProbeResult, names: Sequence[str] = ()) -> dict[str, 
     return found
 
 
+UNIT_PROPERTIES = ("Id", "LoadState", "UnitFileState", "ActiveState")  # what unit_states asks for
+
+
 def unit_states(units: Sequence[str], timeout: float = DEFAULT_TIMEOUT) -> Probe:
     """{unit: (enabled-state, active-state)} from ONE systemctl call (two per unit cost ~10 ms of
     CPU each on a small host, and a no-op asks about a dozen timers). `systemctl show` prints a
     block per unit in argument order, blank-line separated; UnitFileState is what `is-enabled`
     says (for a unit that does not exist: not-found, as is-enabled), ActiveState what
-    `is-active` says."""
+    `is-active` says. The blocks are read here, not by an awk on the host: one process less."""
     names = " ".join(shlex.quote(u) for u in units)
-    line = 'if(i!=""){if(f==""&&l=="not-found")f=l; print i, f, a}; i=f=a=l=""'
-    cmd = (f"systemctl show -p Id,LoadState,UnitFileState,ActiveState {names} 2>/dev/null | "
-           "awk -F= '/^Id=/{i=$2} /^LoadState=/{l=$2} /^UnitFileState=/{f=$2} /^ActiveState=/{a=$2} "
-           f"/^$/{{{line}}} END{{{line}}}'")
-    return Probe(cmd, timeout, parse_unit_states)
+    return Probe(f"systemctl show -p {','.join(UNIT_PROPERTIES)} {names} 2>/dev/null", timeout,
+                 parse_unit_states)
 
 
 def parse_unit_states(result: ProbeResult) -> dict[str, tuple[str, str]]:
     out: dict[str, tuple[str, str]] = {}
-    for line in result.lines():
-        parts = line.split()
-        if parts:
-            out[parts[0]] = (parts[1] if len(parts) > 1 else "", parts[2] if len(parts) > 2 else "")
+    for block in result.out.split("\n\n"):
+        props = dict(line.partition("=")[::2] for line in block.splitlines() if "=" in line)
+        if props.get("Id"):
+            enabled = props.get("UnitFileState", "")
+            if not enabled and props.get("LoadState") == "not-found":
+                enabled = "not-found"
+            out[props["Id"]] = (enabled, props.get("ActiveState", ""))
     return out
 
 
@@ -147,13 +156,20 @@ def parse_json(result: ProbeResult) -> Any:
 
 
 def render_probe_script(probes: Mapping[str, AnyProbe] | Sequence[Mapping[str, AnyProbe]],
-                        nonce: str | None = None) -> tuple[str, str]:
+                        nonce: str | None = None, shared: float = DEFAULT_TIMEOUT) -> tuple[str, str]:
     """Pure: (script, nonce). Each snippet runs in its own subshell, stderr merged, rc kept.
 
     `probes` is one group or a list of groups (one per layer). Snippets of a group run in
     order (a layer may rely on it: ping first, then read handshakes); groups run at the same
-    time, each into its own temp files, and the output is printed in order once all are
+    time, each into its own temp file, and the output is printed in order once all are
     done. A no-op apply waits for the slowest layer, not for the sum of them.
+
+    Time limits: a probe given its own timeout (network, a daemon, restic: what may hang)
+    runs under its own `timeout`. The quick local reads that keep DEFAULT_TIMEOUT share one
+    budget (`shared`, that long) per group, enforced by one `timeout` around the whole group: they
+    run as plain subshells, because `timeout` + `sh -c` per probe cost ~2.5 ms each, which
+    was a fifth of a lower-layer host's no-op. A group past its budget ends there; its
+    unfinished probes read as timed out (`parse_probe_output`), the other groups carry on.
     """
     nonce = nonce or secrets.token_hex(8)
     groups = [probes] if isinstance(probes, Mapping) else list(probes)
@@ -161,44 +177,63 @@ def render_probe_script(probes: Mapping[str, AnyProbe] | Sequence[Mapping[str, A
         for key in group:
             if not PROBE_KEY.match(key):
                 raise ValueError(f"bad probe key {key!r}")
+    # `_hl_d`: the group bodies run in subshells of this script, so a probe that reads a
+    # variable before setting it must not find ours
     parts = ["export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-             'd=$(mktemp -d) || exit 1', "trap 'rm -rf \"$d\"' EXIT"]
+             '_hl_d=$(mktemp -d) || exit 1', "trap 'rm -rf \"$_hl_d\"' EXIT"]
     files: list[str] = []
     for group in groups:
         body = []
         for key, probe in group.items():
             p = as_probe(probe)
-            # its own time limit (-k: a probe that ignores TERM is killed 2 s later); the markers
-            # are printf builtins, so a probe costs its own processes only (a `cat` per output
-            # and per exit code to join the files afterwards added ~70 forks to every no-op)
-            body += [f"printf '%s\\n' '@{nonce} begin {key}'",
-                     f"timeout -k 2 {p.timeout:g} sh -c {shlex.quote(p.command)} </dev/null 2>&1",
-                     f"printf '\\n@{nonce} end {key} %s\\n' $?"]
+            if p.timeout == DEFAULT_TIMEOUT:
+                run = f"(\n{p.command}\n) </dev/null 2>&1"  # newlines: a snippet may end in a comment
+            else:  # -k: a probe that ignores TERM is killed 2 s later
+                run = f"timeout -k 2 {p.timeout:g} sh -c {shlex.quote(p.command)} </dev/null 2>&1"
+            # the markers are printf builtins, so a probe costs its own processes only
+            body += [f"printf '%s\\n' '@{nonce} begin {key}'", run, f"printf '\\n@{nonce} end {key} %s\\n' $?"]
         if body:
-            files.append(f'"$d/{len(files)}"')
-            parts.append("(\n" + "\n".join(body) + f"\n) >{files[-1]} &")
+            files.append(f'"$_hl_d/{len(files)}"')
+            parts.append(f"{{ timeout -k 2 {group_budget(group, shared):g} sh -c {shlex.quote(chr(10).join(body))} </dev/null; "
+                         f"printf '\\n@{nonce} group %s\\n' $?; }} >{files[-1]} 2>&1 &")
     parts.append("wait")
     if files:
         parts.append("cat " + " ".join(files))
     return "\n".join(parts) + "\n", nonce
 
 
-def parse_probe_output(text: str, nonce: str) -> dict[str, ProbeResult]:
-    """Pure: split the script's output back into one result per probe."""
+def parse_probe_output(text: str, nonce: str,
+                       groups: Sequence[Mapping[str, AnyProbe]] = ()) -> dict[str, ProbeResult]:
+    """Pure: split the script's output back into one result per probe. A group that ran out
+    of its budget leaves its running probe without an end marker and its later ones unstarted:
+    with `groups` (as rendered), each of those reads as timed out, with what it printed."""
     results: dict[str, ProbeResult] = {}
-    begin, end = f"@{nonce} begin ", f"@{nonce} end "
+    begin, end, group = f"@{nonce} begin ", f"@{nonce} end ", f"@{nonce} group "
     key: str | None = None
     buf: list[str] = []
+    ended: list[bool] = []  # per group, in order: did it run out of time?
     for line in text.split("\n"):
         if line.startswith(begin):
             key, buf = line[len(begin):], []
         elif line.startswith(end) and key is not None:
             k, _, rc = line[len(end):].rpartition(" ")
-            out = "\n".join(buf)
-            if out.endswith("\n"):
-                out = out[:-1]
-            results[k] = ProbeResult(int(rc) if rc.lstrip("-").isdigit() else 255, out)
+            results[k] = ProbeResult(int(rc) if rc.lstrip("-").isdigit() else 255, _joined(buf))
+            key = None
+        elif line.startswith(group):
+            rc = line[len(group):].strip()
+            ended.append(rc in (str(TIMED_OUT), str(128 + 9)))  # 137: TERM ignored, then KILL
+            if key is not None and ended[-1]:
+                results[key] = ProbeResult(TIMED_OUT, _joined(buf))
             key = None
         elif key is not None:
             buf.append(line)
+    for timed_out, probes in zip(ended, [g for g in groups if g]):  # an empty group has no file
+        if timed_out:
+            for k in probes:
+                results.setdefault(k, ProbeResult(TIMED_OUT, ""))
     return results
+
+
+def _joined(lines: list[str]) -> str:
+    out = "\n".join(lines)
+    return out[:-1] if out.endswith("\n") else out

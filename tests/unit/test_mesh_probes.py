@@ -11,7 +11,10 @@ pkg wireguard-go un
 kernel none
 keymode 600
 pubkey {KEYS['h1']}
-unit enabled active
+Id=wg-quick@wg0.service
+LoadState=loaded
+UnitFileState=enabled
+ActiveState=active
 psk h2 0123456789abcdef
 """
 WG_OUT = f"""now 1700000100
@@ -22,7 +25,7 @@ impl userspace
 hs {KEYS['h2']}\t1700000090
 hs {KEYS['h3']}\t0
 ips {KEYS['h2']}\t10.100.0.2/32
-ips {KEYS['h3']}\t10.100.0.3/32 10.100.0.4/32
+ips {KEYS['h3']} 10.100.0.3/32,10.100.0.4/32
 rpsk {KEYS['h2']} 0123456789abcdef
 rpsk {KEYS['h3']} -
 """
@@ -58,7 +61,7 @@ def test_nothing_installed_yet() -> None:
 
 def test_probes_never_print_a_secret() -> None:
     text = "\n".join(mesh_probes("wg0", ["10.100.0.2"]).values())
-    assert "wg show wg0 dump" not in text and "wg showconf" not in text  # both print the private key
+    assert "wg showconf" not in text  # it prints the private key (the dump is split on the node: below)
     assert "cat /etc/wireguard/private.key" not in text
     assert 'wg pubkey < "$f"' in text
     assert MASKED in text  # a hand-written PrivateKey line in wg0.conf is masked on the node
@@ -77,3 +80,32 @@ def test_probes_survive_the_batched_script_round_trip() -> None:
     assert "ping -n -q -c 1 -w 3 -i 0.5" in script
     out = "@n begin mesh.host\n" + HOST_OUT + "\n@n end mesh.host 0\n"
     assert parse_facts(parse_probe_output(out, nonce)).public_key == KEYS["h1"]
+
+
+def test_the_live_interface_is_read_from_one_dump_without_printing_its_keys(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`wg show wg0 dump` (a stand-in `wg` printing wg(8)'s dump format) is split on the node:
+    the private key and the preshared keys it holds never reach the output, one `wg` call."""
+    import os
+    import subprocess
+
+    from homelab.layers.mesh.probes import runtime_probe
+
+    private, psk = "cHJpdmF0ZS1rZXktbm90LXRvLWJlLXByaW50ZWQtMTIzNDU=", "cHJlc2hhcmVkLWtleS1ub3QtdG8tYmUtcHJpbnRlZDE9"
+    dump = "\n".join(["\t".join([private, KEYS["h1"], "51820", "off"]),
+                      "\t".join([KEYS["h2"], psk, "10.0.0.2:51820", "10.100.0.2/32", "1700000090", "10", "20", "off"]),
+                      "\t".join([KEYS["h3"], "(none)", "(none)", "10.100.0.3/32,10.100.0.4/32", "0", "0", "0", "25"])])
+    (tmp_path / "dump").write_text(dump + "\n")
+    wg = tmp_path / "wg"
+    wg.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/calls\n[ "$*" = "show wg0 dump" ] && cat {tmp_path}/dump\n')
+    wg.chmod(0o755)
+    out = subprocess.run(["sh", "-c", runtime_probe("wg0")], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}).stdout
+    assert private not in out and psk not in out
+    assert (tmp_path / "calls").read_text() == "show wg0 dump\n"
+    facts = parse_facts({"mesh.wg": ProbeResult(0, out)})
+    run = facts.running
+    assert run is not None and run.public_key == KEYS["h1"] and run.listen_port == 51820
+    assert dict(run.handshakes) == {KEYS["h2"]: 1700000090, KEYS["h3"]: 0}
+    assert dict(run.allowed_ips) == {KEYS["h2"]: ("10.100.0.2/32",), KEYS["h3"]: ("10.100.0.3/32", "10.100.0.4/32")}
+    assert run.psk_hashes[KEYS["h3"]] == "-" and len(run.psk_hashes[KEYS["h2"]]) == 16
+    assert run.implementation == "userspace"  # no /sys/class/net/wg0 here

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import subprocess
 
 from homelab.layers.permissions.monitors import host_monitors
@@ -34,23 +35,32 @@ def test_probe_script_runs_and_parses_locally(tmp_path) -> None:  # type: ignore
 
 def test_parse_host_from_real_looking_output() -> None:
     r = ProbeResult
+    sha = {c: c * 64 for c in "abcdef"}
     probed = {
-        "permissions.openssh": r(0, "1:10.0p1-7"),
+        "permissions.openssh": r(0, "openssh-server ii  1:10.0p1-7\nunattended-upgrades ii  2.12"),
         "permissions.tools": r(0, "nft\nvisudo\nsystemd-run\nsshd\nflock"),
         "permissions.sshd_effective": r(0, "port 22\npermitrootlogin no\npasswordauthentication no\n"
                                            "kbdinteractiveauthentication no\n"
                                            "authorizedkeysfile /etc/ssh/homelab-keys/%u"),
-        "permissions.file.sshd": r(0, "abc123\nPort 22\nPermitRootLogin no"),
+        "permissions.file.sshd": r(0, "Port 22\nPermitRootLogin no\n|"),
         "permissions.file.nft": r(3, ""),
-        "permissions.guard": r(0, "script aa\nunit bb\nfwunit \nenabled enabled\nfwenabled \nsshd confirmed 0011\n"
-                                  "nft none"),
+        "permissions.hashes": r(0, f"{sha['a']}  /usr/local/sbin/homelab-guard\n"
+                                   f"{sha['b']}  /etc/systemd/system/homelab-guard.service\n"
+                                   f"{sha['c']}  /etc/apt/apt.conf.d/20auto-upgrades\n"
+                                   f"{sha['d']}  /etc/sudoers.d/homelab-alice"),
+        "permissions.units": r(0, "\n\n".join(  # as `systemctl show` prints them
+            f"Id={u}\nLoadState={load}\nUnitFileState={f}\nActiveState={a}" for u, load, f, a in [
+                ("homelab-guard.service", "loaded", "enabled", "active"),
+                ("homelab-firewall.service", "not-found", "", "inactive"),
+                ("apt-daily.timer", "loaded", "enabled", "active"),
+                ("apt-daily-upgrade.timer", "masked", "masked", "inactive")])),
+        "permissions.guard": r(0, "sshd confirmed 0011\nnft none"),
         "permissions.nft_live": r(0, "loaded\npolicy drop\nsame"),
-        "permissions.sudoers": r(0, "homelab-alice 5e5e"),
-        "permissions.accounts": r(0, "today 20300\nuser alice /bin/bash -\nuser carol /usr/sbin/nologin 1\n"
-                                     "none bob"),
-        "permissions.keys:alice": r(0, "ffff\n# Managed\nssh-ed25519 AAAA a"),
+        "permissions.accounts": r(0, "today 20300\nwant alice bob carol\n"
+                                     "alice:x:1001:1001:Alice:/home/alice:/bin/bash\n"
+                                     "carol:x:1003:1003::/home/carol:/usr/sbin/nologin\nalice:\ncarol:1"),
+        "permissions.keys:alice": r(0, "# Managed\nssh-ed25519 AAAA a\n|"),
         "permissions.keys:bob": r(3, ""),
-        "permissions.upgrades": r(0, "package ii \nconf 1234\ntimer enabled active"),
         "permissions.pending": r(0, "Inst libc6 [2.41-12] (2.41-12+deb13u1 Debian-Security:13/stable-security "
                                     "[amd64])\n"
                                     "Inst jq [1.7.1-5] (1.7.1-6 Debian:13.2/stable [amd64])"),
@@ -58,16 +68,70 @@ def test_parse_host_from_real_looking_output() -> None:
     v = parse_host(probed)
     assert v.openssh == (10, 0) and "nft" in v.tools
     assert v.effective["permitrootlogin"] == ["no"]
-    assert v.sshd_file == FileState(True, "abc123", "Port 22\nPermitRootLogin no") and not v.nft_file.exists
-    assert v.guard["sshd"] == "confirmed 0011" and v.guard["fwunit"] == ""
+    text = "Port 22\nPermitRootLogin no\n"  # exact: its last newline is kept
+    assert v.sshd_file == FileState(True, hashlib.sha256(text.encode()).hexdigest(), text) and not v.nft_file.exists
+    assert v.guard == {"script": sha["a"], "unit": sha["b"], "enabled": "enabled", "fwenabled": "not-found",
+                       "sshd": "confirmed 0011", "nft": "none"}
     assert v.nft_loaded and v.nft_policy == "drop" and v.nft_same
-    assert v.sudoers == {"alice": "5e5e"}
+    assert v.sudoers == {"alice": sha["d"]}
     assert v.accounts["carol"].expires == 1 and v.expired("carol") and not v.expired("alice")
+    assert v.accounts["alice"] == Account("alice", True, "/bin/bash", None)
     assert not v.accounts["bob"].exists
-    assert v.keys["alice"].sha == "ffff" and not v.keys["bob"].exists
-    assert v.upgrades == {"package": "ii", "conf": "1234", "timer": "enabled active"}
+    assert v.keys["alice"].text == "# Managed\nssh-ed25519 AAAA a\n" and not v.keys["bob"].exists
+    assert v.upgrades == {"package": "ii", "conf": sha["c"], "dltimer": "enabled active", "timer": "masked inactive"}
     assert security_updates(v.pending) == ["libc6"]
     assert not parse_host(None).reachable
+    bare = parse_host({"permissions.openssh": r(0, "\nssh OpenSSH_9.2p1 Debian-2, OpenSSL 3.0.11")})
+    assert bare.openssh == (9, 2) and bare.upgrades == {"package": ""}  # OpenSSH not from Debian's package
+
+
+def test_probes_read_what_the_host_really_has(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The file, hash and account probes run here against real files and this machine's
+    getent: content comes back byte for byte, hashes are sha256sum's own."""
+    import hashlib as h
+    from homelab.layers.permissions import probes as mod
+
+    managed = tmp_path / "managed"
+    managed.write_text("a\n\nb\n\n")  # trailing blank lines: the transport must not eat them
+    sudo = tmp_path / "homelab-alice"
+    sudo.write_text("alice ALL=(ALL) NOPASSWD: ALL\n")
+    got = {
+        "permissions.file.sshd": mod._file(str(managed)),
+        "permissions.file.nft": mod._file(str(tmp_path / "absent")),
+        "permissions.hashes": f"sha256sum {tmp_path}/homelab-* 2>/dev/null; true",
+        "permissions.accounts": permission_probes(["root", "nobody-here"])["permissions.accounts"],
+    }
+    script, nonce = render_probe_script(got)
+    out = subprocess.run(["sh", "-s"], input=script, text=True, capture_output=True, timeout=60).stdout
+    probed = parse_probe_output(out, nonce)
+    view = parse_host(probed)
+    assert view.sshd_file.text == "a\n\nb\n\n" and view.sshd_file.sha == h.sha256(b"a\n\nb\n\n").hexdigest()
+    assert not view.nft_file.exists
+    assert mod.parse_hashes(probed["permissions.hashes"]) == {str(sudo): h.sha256(sudo.read_bytes()).hexdigest()}
+    assert view.accounts["root"].exists and view.accounts["root"].shell.startswith("/")
+    assert not view.accounts["nobody-here"].exists and view.today > 20000
+
+
+def test_the_guard_state_read_answers_as_the_guard_script_does(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The no-op reads the guard's state with builtins; `homelab-guard status` is the truth."""
+    from homelab.provision.guard import GUARD_DIR, GUARD_SCRIPT, STATES, status_read
+
+    d = tmp_path / "guard"
+    script = tmp_path / "homelab-guard"
+    script.write_text(GUARD_SCRIPT.replace(GUARD_DIR, str(d)))
+    read = status_read().replace(GUARD_DIR, str(d))
+    cases = [{}, {"sshd.pending": "aa11"}, {"sshd.reverted": "bb22", "nft.confirmed": "cc33"},
+             {"nft.pending": "dd44", "nft.confirmed": "ee55"}]  # pending wins, as in the script
+    assert STATES == ("pending", "reverted", "confirmed")
+    for files in cases:
+        d.mkdir(exist_ok=True)
+        for f in d.iterdir():
+            f.unlink()
+        for name, token in files.items():
+            (d / name).write_text(token + "\n")
+        truth = "".join(f"{k} " + subprocess.run(["sh", str(script), "status", k], capture_output=True, text=True,
+                                                  check=True).stdout for k in ("sshd", "nft"))
+        assert subprocess.run(["sh", "-c", read], capture_output=True, text=True, check=True).stdout == truth, files
 
 
 def monitors(view, login_user: str = "alice", unreachable: str | None = None):  # type: ignore[no-untyped-def]

@@ -55,7 +55,7 @@ def test_pending_upgrades_are_simulated_only_for_status(tmp_path: Path) -> None:
     for command in ("plan", "apply"):
         probes = PermissionsLayer().probes(_ctx(tmp_path, command, PERMISSIONS), host)
         assert "permissions.pending" not in probes
-        assert {"permissions.upgrades", "permissions.guard", "permissions.keys:ops"} <= set(probes)
+        assert {"permissions.units", "permissions.guard", "permissions.keys:ops"} <= set(probes)
 
 
 SHOW = """Id=a.timer

@@ -120,3 +120,31 @@ def test_events_are_redacted_deeply_and_health_stays_an_enum() -> None:
     status = redact_event(LayerStatus("p", (Monitor("p", "h", "n", Health.OK, "tok-123"),)), [s])
     assert status.monitors[0].health is Health.OK and status.monitors[0].reason == "[REDACTED]"
     assert redact_event(ev, []) is ev
+
+
+def test_quick_reads_share_one_budget_and_a_hang_ends_only_its_group() -> None:
+    """Quick reads (the default timeout) run as plain subshells under one `timeout` per group;
+    one that hangs ends its group at the budget: it and the reads after it are timed out, the
+    reads before it and every other group report."""
+    from homelab.probe import Probe
+
+    groups = [{"a": "echo a", "b": "echo b0; sleep 20", "c": "echo c"},
+              {"x": Probe("sleep 0.2; echo x", timeout=5), "y": "echo y"}]
+    script, nonce = render_probe_script(groups, shared=1)
+    assert script.count("timeout ") == 3  # one per group, one for the probe with its own limit
+    import time
+    t0 = time.monotonic()
+    out = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True, check=True).stdout
+    elapsed = time.monotonic() - t0
+    res = parse_probe_output(out, nonce, groups)
+    assert res["a"].out == "a" and res["a"].ok
+    assert res["b"].timed_out and res["b"].out.strip() == "b0"  # what it printed before it hung
+    assert res["c"].timed_out and res["c"].out == ""  # never started
+    assert res["x"].out == "x" and res["y"].out == "y" and res["y"].ok
+    assert elapsed < 6, f"the hang should end at its group's budget, took {elapsed:.1f} s"
+
+
+def test_a_probe_cannot_read_the_scripts_own_variables() -> None:
+    script, nonce = render_probe_script({"a": 'echo "d=$d"'})
+    out = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True, check=True).stdout
+    assert parse_probe_output(out, nonce)["a"].out == "d="

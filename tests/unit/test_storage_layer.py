@@ -257,7 +257,8 @@ def test_probes_batch_with_short_timeouts_and_parse_back() -> None:
         "storage.credentials": ProbeResult(0, "/etc/homelab/storage/nas.rest-password\tsecretvalue"),
         "storage.append_only": ProbeResult(0, "web-nas 403"),
         "storage.space": ProbeResult(0, "/srv/homelab\t/dev/vda1 1000 100 900 10% /"),
-        "storage.units": ProbeResult(0, "homelab-backup-web-nas.timer enabled active"),
+        "storage.units": ProbeResult(0, "Id=homelab-backup-web-nas.timer\nLoadState=loaded\nUnitFileState=enabled\n"
+                                        "ActiveState=active"),  # as `systemctl show` prints it
     })
     assert view.files["/etc/homelab/storage"] == FileState(0o700, "root", "root", None)
     assert view.files["/etc/homelab/storage/nas.password"].sha256 == "ab12000000000000000000000000000000000000000000000000000000000000"

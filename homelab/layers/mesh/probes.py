@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 
 from homelab.config.mesh import PACKAGES as CLAIMED, USERSPACE_PACKAGE
 from homelab.layers.mesh.keys import PRIVATE_KEY, PSK_DIR, is_key, psk_path
-from homelab.probe import ProbeResult
+from homelab.probe import UNIT_PROPERTIES, ProbeResult, parse_unit_states, unit_states
 
 PACKAGES = (CLAIMED[0], USERSPACE_PACKAGE, *CLAIMED[1:])  # the mesh's package claims, as the probe reads them
 MISSING_CONF = 3  # exit status of the conf probe when there is no wg0.conf
@@ -36,7 +36,6 @@ def unit_name(interface: str) -> str:
 
 
 def host_probe(interface: str) -> str:
-    unit = shlex.quote(unit_name(interface))
     pkgs = " ".join(PACKAGES)
     return "\n".join([
         f"dpkg-query -W -f='pkg ${{Package}} ${{db:Status-Abbrev}}\\n' {pkgs} 2>/dev/null",
@@ -45,7 +44,8 @@ def host_probe(interface: str) -> str:
         "elif modprobe -n -q wireguard 2>/dev/null; then echo kernel available; else echo kernel none; fi",
         f"f={PRIVATE_KEY}",
         'if [ -s "$f" ]; then echo "keymode $(stat -c %a "$f")"; echo "pubkey $(wg pubkey < "$f" 2>/dev/null)"; fi',
-        f'echo "unit $(systemctl is-enabled {unit} 2>/dev/null || true) $(systemctl is-active {unit} 2>/dev/null || true)"',
+        # enabled and active from one `systemctl show` (is-enabled + is-active were two)
+        unit_states([unit_name(interface)]).command,
         # `read` and `printf` are shell builtins: the key is in no process argument
         f'for f in {PSK_DIR}/*.psk; do [ -f "$f" ] || continue; k=; read -r k < "$f" || true; '
         f'n=${{f##*/}}; echo "psk ${{n%.psk}} $(printf %s "$k" | {HASH})"; done',
@@ -73,19 +73,23 @@ def ping_probe(interface: str, addresses: Sequence[str]) -> str:
 
 
 def runtime_probe(interface: str) -> str:
+    """The live interface from ONE `wg show dump` (it was six `wg show`s, an `ip`, two seds),
+    split with shell builtins. The dump's first line holds the private key and each peer line
+    its preshared key: the shell keeps them in memory, only public fields and a short hash of
+    each preshared key are printed (printf is a builtin: no key is a process argument)."""
     i = shlex.quote(interface)
     return "\n".join([
         'echo "now $(date +%s)"',
-        f"wg show {i} public-key >/dev/null 2>&1 || exit 0",
-        f'echo "pub $(wg show {i} public-key)"',
-        f'echo "port $(wg show {i} listen-port)"',
-        f'echo "fwd $(cat /proc/sys/net/ipv4/conf/{i}/forwarding 2>/dev/null)"',
-        # a kernel interface is of kind "wireguard"; wireguard-go's is a tun device
-        f"if ip -d link show {i} 2>/dev/null | grep -qw wireguard; then echo impl kernel; else echo impl userspace; fi",
-        f"wg show {i} latest-handshakes | sed 's/^/hs /'",
-        f"wg show {i} allowed-ips | sed 's/^/ips /'",
-        f'wg show {i} preshared-keys | while read -r p k; do '
-        f'if [ "$k" = "(none)" ]; then h=-; else h=$(printf %s "$k" | {HASH}); fi; echo "rpsk $p $h"; done',
+        f"dump=$(wg show {i} dump 2>/dev/null) || exit 0",
+        f'fwd=; read -r fwd < /proc/sys/net/ipv4/conf/{i}/forwarding 2>/dev/null; echo "fwd $fwd"',
+        # a kernel interface says DEVTYPE=wireguard in its uevent; wireguard-go's is a tun device
+        f"impl=userspace; while IFS= read -r l; do [ \"$l\" = DEVTYPE=wireguard ] && impl=kernel; done "
+        f"< /sys/class/net/{i}/uevent 2>/dev/null; echo \"impl $impl\"",
+        'first=1; printf \'%s\\n\' "$dump" | while IFS="\t" read -r pub psk b ips hs c; do',
+        '  if [ -n "$first" ]; then echo "pub $psk"; echo "port $b"; first=; continue; fi',
+        '  echo "hs $pub $hs"; echo "ips $pub $ips"',
+        f'  if [ "$psk" = "(none)" ]; then echo "rpsk $pub -"; else echo "rpsk $pub $(printf %s "$psk" | {HASH})"; fi',
+        "done",
     ])
 
 
@@ -166,11 +170,14 @@ def parse_facts(probed: Mapping[str, ProbeResult]) -> NodeFacts:
             key_mode = rest[0]
         elif tag == "pubkey" and rest and is_key(rest[0]):
             public_key = rest[0]
-        elif tag == "unit":
-            enabled = "enabled" in rest
-            active = "active" in rest
         elif tag == "psk" and len(rest) == 2:
             psk[rest[0]] = rest[1]
+    host = probed.get("mesh.host")
+    units = parse_unit_states(ProbeResult(0, "\n".join(  # systemctl's Key=value lines among the others
+        line for line in host.out.split("\n") if line.partition("=")[0] in UNIT_PROPERTIES))) if host else {}
+    if units:
+        state = next(iter(units.values()))
+        enabled, active = state[0] == "enabled", state[1] == "active"
     conf_res = probed.get("mesh.conf")
     conf = conf_res.out + "\n" if conf_res is not None and conf_res.ok else None
     pings: dict[str, float | None] = {}
@@ -205,8 +212,8 @@ def _parse_running(result: ProbeResult | None) -> tuple[Running | None, int | No
             impl = rest[0]
         elif tag == "hs" and len(rest) == 2 and rest[1].isdigit():
             hs[rest[0]] = int(rest[1])
-        elif tag == "ips" and rest:
-            ips[rest[0]] = tuple(sorted(x for x in rest[1:] if x != "(none)"))
+        elif tag == "ips" and rest:  # the dump joins them with commas
+            ips[rest[0]] = tuple(sorted(x for x in ",".join(rest[1:]).split(",") if x and x != "(none)"))
         elif tag == "rpsk" and len(rest) == 2:
             rpsk[rest[0]] = rest[1]
     if pub is None:

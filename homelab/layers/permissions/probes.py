@@ -1,37 +1,43 @@
 """What the permissions layer reads on a host (read-only shell, batched by the engine) and
 the pure parsers that turn the output into a HostView for the diff and the monitors.
 
-Managed files are read as "sha256 + content": the hash makes the comparison exact (the probe
-transport trims trailing newlines), the content lets the plan show what would change.
+Managed files are read whole, with a `|` printed after them so the content comes back exact
+(the probe transport trims one trailing newline); their sha256 is taken here, not on the host.
+Every probe runs on every host at every no-op, so each is written for few processes: one
+`sha256sum` for all hashed files, one `systemctl show` for all units, one `nft list`, the
+guard's state read with shell builtins.
 """
 from __future__ import annotations
 
+import hashlib
 import shlex
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from homelab.layers.permissions.firewall import LIVE_FILE as NFT_LIVE
-from homelab.provision.guard import FIREWALL_UNIT, GUARD_PATH, GUARD_UNIT, NFT_LISTING
+from homelab.provision.guard import FIREWALL_UNIT, GUARD_PATH, GUARD_UNIT, NFT_LISTING, status_read
 from homelab.layers.permissions.sshd import DROPIN, KEYS_DIR, parse_effective, parse_openssh_version
-from homelab.probe import ProbeResult, unit_states
+from homelab.probe import ProbeResult, parse_unit_states, unit_states
 
 UPGRADES_CONF = "/etc/apt/apt.conf.d/20auto-upgrades"
 SUDOERS_PREFIX = "/etc/sudoers.d/homelab-"
 MISSING_RC = 3  # a file probe's exit code when the file does not exist
+END = "|"  # printed right after a file's content: what comes before it is the file, exactly
 # (key in HostView.upgrades, unit): the timers unattended upgrades need
 UPGRADE_TIMERS = (("dltimer", "apt-daily.timer"), ("timer", "apt-daily-upgrade.timer"))
+# (key in HostView.guard, unit file): the guard's own units, enabled at boot
+GUARD_UNITS = (("enabled", GUARD_UNIT), ("fwenabled", FIREWALL_UNIT))
+# label -> path of each file known by its hash (sudoers files are found by their prefix)
+HASHED = {"script": GUARD_PATH, "unit": GUARD_UNIT, "fwunit": FIREWALL_UNIT, "conf": UPGRADES_CONF}
 
 
 def _file(path: str) -> str:
     p = shlex.quote(path)
-    return f"if [ -f {p} ]; then sha256sum < {p} | cut -c1-64; cat {p}; else exit {MISSING_RC}; fi"
+    return f"if [ -f {p} ]; then cat {p}; printf '{END}'; else exit {MISSING_RC}; fi"
 
 
-def _sha_lines(files: Mapping[str, str]) -> str:
-    """`LABEL SHA256` per file that exists, from one sha256sum for all (forks add up in a no-op)."""
-    paths = " ".join(shlex.quote(p) for p in files.values())
-    cases = " ".join(f"{shlex.quote(p)}) echo {label} $h;;" for label, p in files.items())
-    return f"sha256sum {paths} 2>/dev/null | while read -r h f; do case $f in {cases} esac; done"
+def _unit(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
 
 
 def permission_probes(users: Iterable[str], pending: bool = True) -> dict[str, str]:
@@ -40,8 +46,14 @@ def permission_probes(users: Iterable[str], pending: bool = True) -> dict[str, s
     lists is the layer's most expensive check, and no plan reads it)."""
     names = sorted(set(users))
     quoted = " ".join(shlex.quote(u) for u in names)
+    hashed = " ".join(shlex.quote(p) for p in HASHED.values())
+    units = [_unit(u) for _, u in GUARD_UNITS] + [u for _, u in UPGRADE_TIMERS]
     probes = {
-        "permissions.openssh": "dpkg-query -W -f='${Version}\\n' openssh-server 2>/dev/null || ssh -V 2>&1",
+        # both packages from one dpkg-query; `ssh -V` only where OpenSSH is not Debian's package
+        "permissions.openssh": (
+            "p=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev} ${Version}\n' openssh-server unattended-upgrades "
+            "2>/dev/null); printf '%s\n' \"$p\"; case $p in *'openssh-server ii'*) ;; "
+            "*) printf 'ssh %s\n' \"$(ssh -V 2>&1)\";; esac"),
         "permissions.tools": "for t in nft visudo systemd-run sshd flock; do command -v $t >/dev/null && echo $t; "
                              "done; true",
         "permissions.sshd_effective": "sshd -T 2>/dev/null | grep -E '^(port|permitrootlogin|passwordauthentication|"
@@ -49,36 +61,27 @@ def permission_probes(users: Iterable[str], pending: bool = True) -> dict[str, s
                                       "authenticationmethods) '",
         "permissions.file.sshd": _file(DROPIN),
         "permissions.file.nft": _file(NFT_LIVE),
-        "permissions.guard": "; ".join([
-            _sha_lines({"script": GUARD_PATH, "unit": GUARD_UNIT, "fwunit": FIREWALL_UNIT}),
-            "printf 'enabled %s\\n' \"$(systemctl is-enabled homelab-guard.service 2>/dev/null)\"",
-            "printf 'fwenabled %s\\n' \"$(systemctl is-enabled homelab-firewall.service 2>/dev/null)\"",
-            f"if [ -x {GUARD_PATH} ]; then for k in sshd nft; do printf '%s %s\\n' $k \"$({GUARD_PATH} status $k)\"; "
-            "done; fi; true",
-        ]),
+        "permissions.hashes": f"sha256sum {hashed} {SUDOERS_PREFIX}* 2>/dev/null; true",
+        "permissions.units": unit_states(units).command,
+        "permissions.guard": f"if [ -x {GUARD_PATH} ]; then {status_read()}; fi; true",
+        # one `nft list`: the input chain's policy is cut out of it, and it is compared with
+        # the listing saved right after the last confirmed load (drift: changed outside homelab)
         "permissions.nft_live": (
-            "if command -v nft >/dev/null && nft list table inet homelab >/dev/null 2>&1; then echo loaded; "
-            "nft list chain inet homelab input 2>/dev/null | grep -o 'policy [a-z]*' | head -n1; "
-            f"if nft list table inet homelab 2>/dev/null | cmp -s - {NFT_LISTING}; "
-            "then echo same; else echo drift; fi; "
+            "if command -v nft >/dev/null && t=$(nft list table inet homelab 2>/dev/null); then echo loaded; "
+            "case $t in *'chain input {'*) r=${t#*'chain input {'}; case $r in *'policy '*) r=${r#*'policy '}; "
+            "echo \"policy ${r%%;*}\";; esac;; esac; "
+            f"if [ \"$t\" = \"$(cat {NFT_LISTING} 2>/dev/null)\" ]; then echo same; else echo drift; fi; "
             "else echo missing; fi"),
-        "permissions.sudoers": f"for f in {SUDOERS_PREFIX}*; do [ -f \"$f\" ] && "
-                               "printf '%s %s\\n' \"${f##*/}\" \"$(sha256sum < \"$f\" | cut -c1-64)\"; done; true",
-        "permissions.upgrades": "; ".join([
-            "printf 'package %s\\n' \"$(dpkg-query -W -f='${db:Status-Abbrev}' unattended-upgrades 2>/dev/null)\"",
-            _sha_lines({"conf": UPGRADES_CONF}),
-            # both timers from one `systemctl show`, read as is-enabled/is-active would say
-            unit_states([unit for _, unit in UPGRADE_TIMERS]).command + " | while read -r u f a; do case $u in "
-            + " ".join(f"{unit}) echo {key} $f $a;;" for key, unit in UPGRADE_TIMERS) + " esac; done",
-        ]),
     }
     if pending:  # simulation only: no lock taken, nothing downloaded; lists are as fresh as apt's last update
         probes["permissions.pending"] = "apt-get -s -o Debug::NoLocking=1 upgrade 2>/dev/null | grep '^Inst ' ; true"
     if names:
+        # passwd lines as getent prints them (7 fields); of /etc/shadow only `name:expiry day`
+        # leaves the host (cut runs there)
         probes["permissions.accounts"] = (
-            f"today=$(( $(date +%s) / 86400 )); echo \"today $today\"; for u in {quoted}; do "
-            "if p=$(getent passwd \"$u\"); then e=$(getent shadow \"$u\" | cut -d: -f8); "
-            "printf 'user %s %s %s\\n' \"$u\" \"${p##*:}\" \"${e:--}\"; else printf 'none %s\\n' \"$u\"; fi; done")
+            f"echo \"today $(( $(date +%s) / 86400 ))\"; echo \"want {' '.join(names)}\"; "
+            f"getent passwd {quoted}; getent shadow {quoted} | cut -d: -f1,8; "
+            "true")
         for u in names:
             probes[f"permissions.keys:{u}"] = _file(f"{KEYS_DIR}/{u}")
     return probes
@@ -127,10 +130,10 @@ class HostView:
 
 
 def parse_file(result: ProbeResult | None) -> FileState:
-    if result is None or result.rc == MISSING_RC or not result.ok:
+    if result is None or result.rc == MISSING_RC or not result.ok or not result.out.endswith(END):
         return FileState(False)
-    sha, _, text = result.out.partition("\n")
-    return FileState(True, sha.strip(), text)
+    text = result.out[:-len(END)]
+    return FileState(True, hashlib.sha256(text.encode()).hexdigest(), text)
 
 
 def _pairs(result: ProbeResult | None) -> dict[str, str]:
@@ -143,44 +146,75 @@ def _pairs(result: ProbeResult | None) -> dict[str, str]:
     return out
 
 
+def parse_hashes(result: ProbeResult | None) -> dict[str, str]:
+    """`sha256sum` lines -> {path: sha256}."""
+    out: dict[str, str] = {}
+    for line in result.lines() if result is not None else []:
+        digest, _, path = line.partition("  ")
+        if len(digest) == 64 and path:
+            out[path] = digest
+    return out
+
+
 def parse_accounts(result: ProbeResult | None) -> tuple[dict[str, Account], int]:
     accounts: dict[str, Account] = {}
     today = 0
     if result is None:
         return accounts, today
+    wanted: list[str] = []
+    shells: dict[str, str] = {}
+    expiry: dict[str, str] = {}
     for line in result.lines():
-        parts = line.split()
-        if parts[0] == "today" and len(parts) == 2 and parts[1].isdigit():
-            today = int(parts[1])
-        elif parts[0] == "user" and len(parts) == 4:
-            exp = int(parts[3]) if parts[3].isdigit() else None
-            accounts[parts[1]] = Account(parts[1], True, parts[2], exp)
-        elif parts[0] == "none" and len(parts) == 2:
-            accounts[parts[1]] = Account(parts[1], False)
+        if line.startswith("today "):
+            value = line.split()[-1]
+            today = int(value) if value.isdigit() else 0
+        elif line.startswith("want "):
+            wanted = line.split()[1:]
+        elif line.count(":") == 6:  # passwd: name:x:uid:gid:gecos:home:shell
+            fields = line.split(":")
+            shells[fields[0]] = fields[6]
+        elif line.count(":") == 1:  # shadow, cut to name:expiry
+            name, _, day = line.partition(":")
+            expiry[name] = day
+    for name in wanted:
+        if name in shells:
+            day = expiry.get(name, "")
+            accounts[name] = Account(name, True, shells[name], int(day) if day.isdigit() else None)
+        else:
+            accounts[name] = Account(name, False)
     return accounts, today
 
 
 def parse_host(probed: Mapping[str, ProbeResult] | None) -> HostView:
     if probed is None:
         return HostView(reachable=False)
-    openssh_probe = probed.get("permissions.openssh")
+    packages = _packages(probed.get("permissions.openssh"))
     nft = _pairs(probed.get("permissions.nft_live"))
     nft_lines = probed["permissions.nft_live"].lines() if "permissions.nft_live" in probed else []
     accounts, today = parse_accounts(probed.get("permissions.accounts"))
-    sudoers = {}
-    for name, sha in _pairs(probed.get("permissions.sudoers")).items():
-        if name.startswith("homelab-"):
-            sudoers[name[len("homelab-"):]] = sha
+    hashes = parse_hashes(probed.get("permissions.hashes"))
+    units = parse_unit_states(probed["permissions.units"]) if "permissions.units" in probed else {}
+    guard = {label: hashes[path] for label, path in HASHED.items() if path in hashes and label != "conf"}
+    guard.update({key: units.get(_unit(path), ("", ""))[0] for key, path in GUARD_UNITS})
+    guard.update(_pairs(probed.get("permissions.guard")))
+    upgrades = {"package": packages.get("unattended-upgrades", ("", ""))[0]}
+    if UPGRADES_CONF in hashes:
+        upgrades["conf"] = hashes[UPGRADES_CONF]
+    for key, unit in UPGRADE_TIMERS:
+        if unit in units:
+            upgrades[key] = " ".join(units[unit])
+    sudoers = {path[len(SUDOERS_PREFIX):]: sha for path, sha in hashes.items() if path.startswith(SUDOERS_PREFIX)}
     tools = probed.get("permissions.tools")
     pending = probed.get("permissions.pending")
+    openssh = packages.get("openssh-server", ("", ""))
     return HostView(
         reachable=True,
-        openssh=parse_openssh_version(openssh_probe.out) if openssh_probe else None,
+        openssh=parse_openssh_version(openssh[1] if openssh[0].startswith("ii") else packages.get("ssh", ("", ""))[1]),
         tools=frozenset(tools.lines() if tools else ()),
         effective=parse_effective(probed.get("permissions.sshd_effective")),
         sshd_file=parse_file(probed.get("permissions.file.sshd")),
         nft_file=parse_file(probed.get("permissions.file.nft")),
-        guard=_pairs(probed.get("permissions.guard")),
+        guard=guard,
         nft_loaded="loaded" in nft_lines,
         nft_policy=nft.get("policy", ""),
         nft_same="same" in nft_lines,
@@ -188,9 +222,22 @@ def parse_host(probed: Mapping[str, ProbeResult] | None) -> HostView:
         accounts=accounts,
         today=today,
         keys={k.split(":", 1)[1]: parse_file(v) for k, v in probed.items() if k.startswith("permissions.keys:")},
-        upgrades=_pairs(probed.get("permissions.upgrades")),
+        upgrades=upgrades,
         pending=tuple(pending.lines()) if pending else (),
     )
+
+
+def _packages(result: ProbeResult | None) -> dict[str, tuple[str, str]]:
+    """The openssh probe's lines -> {package: (status abbrev, version)}; `ssh -V`'s line as "ssh"."""
+    out: dict[str, tuple[str, str]] = {}
+    for line in result.lines() if result is not None else []:
+        name, _, rest = line.partition(" ")
+        if name == "ssh":
+            out["ssh"] = ("", rest)
+        else:
+            status, _, version = rest.partition(" ")
+            out[name.split(":")[0]] = (status, version.strip())
+    return out
 
 
 def security_updates(pending: tuple[str, ...]) -> list[str]:
