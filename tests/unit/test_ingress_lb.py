@@ -132,13 +132,13 @@ apps:
 """
 
 
-def context(tmp_path: Path) -> RunContext:
+def context(tmp_path: Path, command: str = "apply") -> RunContext:
     key = tmp_path / "id_ed25519"
     key.write_text("unused\n")
     path = tmp_path / "c.yaml"
     path.write_text(CONFIG.format(key=key))
     cfg = load_config(path)
-    ctx = RunContext(cfg, State(tmp_path / "c.state.json"), RunOptions())
+    ctx = RunContext(cfg, State(tmp_path / "c.state.json"), RunOptions(), command)
     for m in cfg.machines:
         ctx.add_host(HostTarget(m.name, m.address))
     ctx.outputs.publish(MeshAddresses({"web": "10.100.0.1", "pi": "10.100.0.2"}))
@@ -167,7 +167,7 @@ def test_the_apps_layer_deploys_a_copy_on_each_machine(tmp_path: Path) -> None:
 
 
 def test_ingress_status_names_the_copy_that_is_down(tmp_path: Path) -> None:
-    ctx = context(tmp_path)
+    ctx = context(tmp_path, "status")
     layer = IngressLayer()
     probes = layer.probes(ctx, HostTarget("web", "10.0.0.1"))
     command = as_probe(probes["ingress.upstreams"]).command
@@ -237,3 +237,21 @@ def test_restart_reaches_every_copy_and_names_the_one_that_failed(tmp_path: Path
     ok, message = restart_app(engine, apps.app("hello"))
     assert [h for h, _ in log] == ["pi-1", "pi-2"] and all("docker compose -p hello" in s for _, s in log)
     assert not ok and message == "hello: restarted on pi-1\nhello@pi-2: restart failed: boom"
+
+
+def test_plan_and_apply_leave_every_http_check_to_status(tmp_path: Path) -> None:
+    """The copies' health, Anubis's /healthz, each app's HTTP answer and data size are read by
+    the monitors only: a no-op runs no curl and no du on the host."""
+    def probes(command: str) -> dict[str, str]:
+        ctx = context(tmp_path, command)
+        found = {**IngressLayer().probes(ctx, HostTarget("web", "")), **AppsLayer().probes(ctx, HostTarget("web", ""))}
+        return {key: as_probe(p).command for key, p in found.items()}
+
+    for command in ("plan", "apply"):
+        got = probes(command)
+        text = "\n".join(got.values())
+        assert "curl" not in text and "du -sb" not in text and "ingress.upstreams" not in got
+        assert "readlink /srv/homelab/hello/current" in got["apps.app.hello"]  # what the plan compares stays
+    status = probes("status")
+    assert "du -sb" in status["apps.app.hello"]
+    assert "http://127.0.0.1:20080/health" in status["apps.app.hello"] and "ingress.upstreams" in status

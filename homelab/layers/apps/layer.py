@@ -69,12 +69,13 @@ class AppsLayer(Layer):
         ids = sorted({pins[r].image_id for r in refs if r in pins})
         out: dict[str, AnyProbe] = {"apps.docker": docker_probe(), "apps.images": images_probe(refs, ids),
                                     "apps.containers": containers_probe()}
+        status = ctx.command == "status"  # a compose app's HTTP answer and data size: monitors only
         for app in mine:
             recipe = cfg.recipe_of(app)
             out[f"apps.app.{app.name}"] = (service_probe(app, recipe) if recipe.kind == "service"
-                                           else app_probe(app.dir, _http(cfg, app)))
+                                           else app_probe(app.dir, _http(cfg, app) if status else None, data=status))
         for name in removed:  # it may have been either kind: look for both
-            out[f"apps.app.{name}"] = app_probe(App(name, name, host.name).dir, None)
+            out[f"apps.app.{name}"] = app_probe(App(name, name, host.name).dir, None, data=False)
             out[f"apps.unit.{name}"] = unit_state_probe(name)
         return out
 

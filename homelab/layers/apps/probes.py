@@ -120,14 +120,15 @@ def containers_probe() -> Probe:
     return Probe(render_containers_probe(), timeout=20)
 
 
-def app_probe(app_dir: str, http: tuple[int, str] | None) -> Probe:
+def app_probe(app_dir: str, http: tuple[int, str] | None, data: bool = True) -> Probe:
+    """Its release and compose file (what the plan compares); `http` and `data` (the size it
+    keeps) for the monitors."""
     a = shlex.quote(app_dir)
-    return Probe("\n".join([
-        f"echo '{MARK}release'; r=$(readlink {a}/current 2>/dev/null) && echo \"${{r##*/}}\"",
-        f"echo '{MARK}compose'; cat {a}/current/compose.yaml 2>/dev/null || true",
-        # the data it keeps (du is bounded by the probe's own timeout on a huge tree)
-        f"echo '{MARK}data'; du -sb {a}/data 2>/dev/null | cut -f1",
-    ]) + "\n" + render_http_probe(http), timeout=20)
+    lines = [f"echo '{MARK}release'; r=$(readlink {a}/current 2>/dev/null) && echo \"${{r##*/}}\"",
+             f"echo '{MARK}compose'; cat {a}/current/compose.yaml 2>/dev/null || true"]
+    if data:  # du is bounded by the probe's own timeout on a huge tree
+        lines.append(f"echo '{MARK}data'; du -sb {a}/data 2>/dev/null | cut -f1")
+    return Probe("\n".join(lines) + "\n" + render_http_probe(http), timeout=20)
 
 
 def parse_host_containers(result: ProbeResult | None) -> dict[str, dict[str, ServiceState]]:

@@ -99,7 +99,7 @@ class ComputeLayer(Layer):
         return host_packages(ctx.config.compute.base.packages, ctx.config.claims, host)
 
     def probes(self, ctx: RunContext, host: HostTarget) -> dict[str, AnyProbe]:
-        return base_probes(self._packages(ctx, host.name))
+        return base_probes(self._packages(ctx, host.name), host.name)
 
     def observe(self, ctx: RunContext, probed: Mapping[str, Mapping[str, ProbeResult]]) -> Observed:
         for name, results in probed.items():  # facts go to state (saved only by apply)

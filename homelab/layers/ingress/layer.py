@@ -103,12 +103,14 @@ class IngressLayer(Layer):
         except HomelabError:  # diff reports it; probe what can be probed
             sites = []
         names = [s.hostname for s in sites]
-        out: dict[str, AnyProbe] = {
-            "ingress.caddy": caddy_probe(), "ingress.anubis": anubis_probe(cfg.anubis.image, self._metrics_ports(sites))}
-        if ctx.command == "status":  # TLS handshakes and requests per site: only the monitors read them
+        status = ctx.command == "status"  # Anubis's /healthz, TLS handshakes and requests per site: only
+        # the monitors read them, and each is a curl on the host at every no-op
+        out: dict[str, AnyProbe] = {"ingress.caddy": caddy_probe(), "ingress.anubis": anubis_probe(
+            cfg.anubis.image, self._metrics_ports(sites) if status else {})}
+        if status:
             out |= {"ingress.certs": cert_probe(names), "ingress.https": https_probe(names)}
-        targets = self._balanced(ctx, host.name, sites)
-        if targets:
+        targets = self._balanced(ctx, host.name, sites) if status else []
+        if targets:  # each copy of a load-balanced app, asked as Caddy asks it
             out["ingress.upstreams"] = upstream_probe(targets)
         return out
 
