@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Generator, Iterator, Mapping
 
 from homelab.config.schema import Config
 from homelab.errors import HomelabError, HostKeyError, LockedError, UsageError
@@ -42,6 +42,7 @@ from homelab.state import RunLock, State
 log = logging.getLogger("homelab")
 
 Probed = dict[str, dict[str, ProbeResult]]
+ProbeOutcome = tuple[dict[str, ProbeResult] | None, str]  # (results, or None and why not)
 MAX_PASSES = 3  # plan -> apply rounds one layer may take in one apply (Layer.plan_again)
 
 
@@ -100,6 +101,9 @@ class Engine:
         self._probe_owner: dict[str, tuple[str, float]] = {}  # probe key -> (layer, its timeout)
         self._configured: dict[str, HostTarget] = {}  # hosts as configured, where a recorded login differs
         self.remote_commands = 0  # benchmarks read this
+        # held by connect workers while they change the run's hosts and state, and while a probe
+        # script is rendered from them (hosts are probed the moment each is connected)
+        self._shared = threading.Lock()
 
     # ---------------------------------------------------------------- public --
     def plan(self) -> Iterator[Event]:
@@ -202,8 +206,7 @@ class Engine:
         yield RunStarted(command, tuple(layer.name for layer in layers), tuple(sorted(ctx.hosts)),
                          str(self.log_path or ""), ctx.config.digest)
         probe_layers = [layer for layer in layers if layer.enabled(ctx)]
-        yield from self._connect(ctx, list(ctx.hosts.values()))
-        probed: Probed = self._probe(ctx, ctx.live_hosts(), probe_layers)
+        probed: Probed = yield from self._connect(ctx, list(ctx.hosts.values()), probe_layers)
         initial_hosts = set(ctx.hosts)
         changed_hosts: dict[str, int] = {}
         total_changes = 0
@@ -336,7 +339,10 @@ class Engine:
         return {name: results for name, results in probed.items() if name not in ctx.failed_hosts}
 
     # ---------------------------------------------------------------- hosts ---
-    def _connect(self, ctx: RunContext, hosts: list[HostTarget]) -> Iterator[Event]:
+    def _connect(self, ctx: RunContext, hosts: list[HostTarget],
+                 probe_layers: list[Layer] | None = None) -> Generator[Event, None, Probed]:
+        """Connect to `hosts`; with `probe_layers`, each host is probed the moment it is connected
+        (in the same worker): no host waits for the slowest handshake. Returns what was probed."""
         accept_lock = threading.Lock()
 
         def accept(target: HostTarget, key: str) -> bool:
@@ -376,38 +382,53 @@ class Engine:
                     log.warning("%s: the login %s:%d failed (%s); logged in as %s:%d", target.name, target.user,
                                 target.port, exc.message, other.user, other.port)
                     configured = self._configured.get(target.name)
-                    if configured is not None and (other.user, other.port) == (configured.user, configured.port):
-                        ctx.state.forget_login(target.name)
-                    else:
-                        self._configured.setdefault(target.name, target)
-                        ctx.state.update_host(target.name, login_user=other.user, login_port=other.port)
-                    ctx.hosts[target.name] = target = other
+                    with self._shared:
+                        if configured is not None and (other.user, other.port) == (configured.user, configured.port):
+                            ctx.state.forget_login(target.name)
+                        else:
+                            self._configured.setdefault(target.name, target)
+                            ctx.state.update_host(target.name, login_user=other.user, login_port=other.port)
+                        ctx.hosts[target.name] = target = other
                     break
                 else:
                     return target, None, "; ".join(failures) + f"\n{exc.hint}", time.monotonic() - t0
             if not pinned and key:  # a local host offers no key: nothing to pin
-                ctx.state.update_host(target.name, host_key=key)
+                with self._shared:
+                    ctx.state.update_host(target.name, host_key=key)
             return target, conn, "", time.monotonic() - t0
 
+        def connected_and_probed(target: HostTarget) -> tuple[HostTarget, Session | None, str, float,
+                                                              ProbeOutcome | None]:
+            target, conn, err, secs = one(target)
+            if conn is None or probe_layers is None or target.name in ctx.failed_hosts:
+                return target, conn, err, secs, None
+            self.connections[target.name] = conn
+            return target, conn, err, secs, self._probe_one(ctx, target, probe_layers)
+
         if not hosts:
-            return
+            return {}
         with ThreadPoolExecutor(max_workers=max(1, min(self.options.parallel, len(hosts)))) as pool:
-            results = list(pool.map(one, hosts))
-        for target, conn, err, secs in results:
+            results = list(pool.map(connected_and_probed, hosts))
+        probed: Probed = {}
+        for target, conn, err, secs, outcome in results:
             if conn is None:
                 message, _, hint = err.partition("\n")
                 ctx.failed_hosts[target.name] = message
                 self._unreachable.add(target.name)
                 yield HostFailed(target.name, "connect", message, hint)
-            else:
-                self.connections[target.name] = conn
-                ctx.state.update_host(target.name, address=target.address)
-                yield HostConnected(target.name, f"{target.user}@{target.address}:{target.port}, {secs:.2f} s")
+                continue
+            self.connections[target.name] = conn
+            ctx.state.update_host(target.name, address=target.address)
+            yield HostConnected(target.name, f"{target.user}@{target.address}:{target.port}, {secs:.2f} s")
+            if outcome is not None:
+                self._keep_probed(ctx, target.name, outcome, probed)
+        return probed
 
-    def _probe(self, ctx: RunContext, hosts: list[HostTarget], layers: list[Layer],
-               extra: Mapping[str, Mapping[str, str]] | None = None) -> Probed:
-        def one(target: HostTarget) -> tuple[str, dict[str, ProbeResult] | None, str]:
-            groups = []
+    def _probe_one(self, ctx: RunContext, target: HostTarget, layers: list[Layer],
+                   extra: Mapping[str, Mapping[str, str]] | None = None) -> ProbeOutcome:
+        """Every layer's probes for one host in one remote command: (results or None, why not)."""
+        groups = []
+        with self._shared:  # other hosts may still be connecting: their logins and pins change state
             for layer in layers:
                 group = dict(layer.probes(ctx, target))
                 if extra and extra.get(target.name):
@@ -416,33 +437,38 @@ class Engine:
                     self._probe_owner[key] = (layer.name, as_probe(probe).timeout)
                 if group:
                     groups.append(group)
-            if not groups:
-                return target.name, {}, ""
-            script, nonce = render_probe_script(groups)  # one group per layer, run side by side
-            conn = self.connections[target.name]
-            try:
-                res = conn.run_script(script, timeout=script_timeout(groups))
-            except HomelabError as exc:
-                return target.name, None, exc.message
-            if res.rc != 0 and not res.stdout:
-                return target.name, None, f"probe failed (exit {res.rc}): {res.stderr.strip()[:200]}"
-            return target.name, parse_probe_output(res.stdout, nonce, groups), ""
+        if not groups:
+            return {}, ""
+        script, nonce = render_probe_script(groups)  # one group per layer, run side by side
+        conn = self.connections[target.name]
+        try:
+            res = conn.run_script(script, timeout=script_timeout(groups))
+        except HomelabError as exc:
+            return None, exc.message
+        if res.rc != 0 and not res.stdout:
+            return None, f"probe failed (exit {res.rc}): {res.stderr.strip()[:200]}"
+        return parse_probe_output(res.stdout, nonce, groups), ""
 
+    def _keep_probed(self, ctx: RunContext, name: str, outcome: ProbeOutcome, probed: Probed) -> None:
+        results, err = outcome
+        if results is None:
+            ctx.failed_hosts[name] = err
+            self._unreachable.add(name)
+        else:
+            probed[name] = results
+
+    def _probe(self, ctx: RunContext, hosts: list[HostTarget], layers: list[Layer],
+               extra: Mapping[str, Mapping[str, str]] | None = None) -> Probed:
         live = [h for h in hosts if h.name in self.connections and h.name not in ctx.failed_hosts]
         if not live:
             return {}
         with ThreadPoolExecutor(max_workers=max(1, min(self.options.parallel, len(live)))) as pool:
-            results = list(pool.map(one, live))
+            results = list(pool.map(lambda target: self._probe_one(ctx, target, layers, extra), live))
         out: Probed = {}
-        for name, res, err in results:
-            if res is None:
-                ctx.failed_hosts[name] = err
-                self._unreachable.add(name)
-            else:
-                out[name] = res
+        for target, outcome in zip(live, results):
+            self._keep_probed(ctx, target.name, outcome, out)
         return out
 
-    # ---------------------------------------------------------------- apply ---
     def _plan_again(self, ctx: RunContext, layer: Layer, probed: Probed, previous: LayerPlan) -> Iterator[Event]:
         """Probe this layer's hosts again (plus what the previous plan asked for), then observe
         and diff: yields the new LayerPlanned."""
