@@ -33,7 +33,9 @@ from homelab.model import Change, Health, LayerPlan, Monitor
 from homelab.effects import take_effects
 from homelab.outputs import LoginCandidate
 from homelab.reviewed import ReviewedPlan, check_config_unchanged
-from homelab.probe import ProbeResult, as_probe, parse_probe_output, render_probe_script, script_timeout
+from homelab.probe import (
+    ProbeResult, answer_batches, as_probe, batch_groups, parse_probe_output, render_probe_script, script_timeout,
+)
 from homelab.provision.changes import flatten, secrets_in, track
 from homelab.secrets import Secret, redact
 from homelab.transport import OpsRun, Session, SshTransport, Transport
@@ -439,15 +441,20 @@ class Engine:
                     groups.append(group)
         if not groups:
             return {}, ""
+        groups, aliases = batch_groups(groups)  # one dpkg-query, one systemctl for every layer
         script, nonce = render_probe_script(groups)  # one group per layer, run side by side
         conn = self.connections[target.name]
+        t0 = time.monotonic()
         try:
             res = conn.run_script(script, timeout=script_timeout(groups))
         except HomelabError as exc:
             return None, exc.message
+        finally:
+            log.info("%s: probed in %.2f s (%d probes)", target.name, time.monotonic() - t0,
+                     sum(len(g) for g in groups))
         if res.rc != 0 and not res.stdout:
             return None, f"probe failed (exit {res.rc}): {res.stderr.strip()[:200]}"
-        return parse_probe_output(res.stdout, nonce, groups), ""
+        return answer_batches(parse_probe_output(res.stdout, nonce, groups), aliases), ""
 
     def _keep_probed(self, ctx: RunContext, name: str, outcome: ProbeOutcome, probed: Probed) -> None:
         results, err = outcome

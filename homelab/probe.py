@@ -49,6 +49,11 @@ class Probe:
     command: str
     timeout: float = DEFAULT_TIMEOUT
     parse: Callable[[ProbeResult], Any] | None = None
+    # (kind, items): a question several layers ask of the same host (which packages, which
+    # units). The engine asks it once per host for all of them (`batch_groups`), each asker
+    # reads its items in the one answer: one dpkg-query and one systemctl per host, not one
+    # per layer. A batched probe runs apart from its group, so nothing may rely on its order.
+    batch: tuple[str, tuple[str, ...]] | None = None
 
     def value(self, result: ProbeResult | None) -> Any:
         """The parsed value (None when the probe did not run, failed to start or timed out)."""
@@ -81,7 +86,7 @@ def packages(names: Sequence[str], timeout: float = DEFAULT_TIMEOUT) -> Probe:
     """Installed version of each Debian package: {name: version or None}."""
     pkgs = " ".join(shlex.quote(n) for n in names)
     return Probe(f"dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}} ${{Version}}\\n' {pkgs} 2>/dev/null || true",
-                 timeout, lambda r: parse_packages(r, names))
+                 timeout, lambda r: parse_packages(r, names), batch=("packages", tuple(names)))
 
 
 def parse_packages(result: ProbeResult, names: Sequence[str] = ()) -> dict[str, str | None]:
@@ -104,7 +109,7 @@ def unit_states(units: Sequence[str], timeout: float = DEFAULT_TIMEOUT) -> Probe
     `is-active` says. The blocks are read here, not by an awk on the host: one process less."""
     names = " ".join(shlex.quote(u) for u in units)
     return Probe(f"systemctl show -p {','.join(UNIT_PROPERTIES)} {names} 2>/dev/null", timeout,
-                 parse_unit_states)
+                 parse_unit_states, batch=("units", tuple(units)))
 
 
 def parse_unit_states(result: ProbeResult) -> dict[str, tuple[str, str]]:
@@ -153,6 +158,45 @@ def parse_json(result: ProbeResult) -> Any:
             except ValueError:
                 continue
         return docs
+
+
+BATCHES: dict[str, Callable[[Sequence[str], float], Probe]] = {"packages": packages, "units": unit_states}
+SHARED = "host."  # the key prefix of a batched question's one answer
+
+
+def batch_groups(groups: Sequence[Mapping[str, AnyProbe]]) -> tuple[list[dict[str, AnyProbe]], dict[str, str]]:
+    """Pure: the groups with each batched question asked once, for every layer's items, in a
+    group of its own; and {asker's key: the key of the one answer} for `answer_batches`."""
+    asked: dict[str, list[str]] = {}
+    limit: dict[str, float] = {}
+    aliases: dict[str, str] = {}
+    out: list[dict[str, AnyProbe]] = []
+    for group in groups:
+        kept: dict[str, AnyProbe] = {}
+        for key, probe in group.items():
+            p = as_probe(probe)
+            if p.batch is None:
+                kept[key] = probe
+                continue
+            kind, items = p.batch
+            seen = asked.setdefault(kind, [])
+            seen += [i for i in items if i not in seen]
+            limit[kind] = max(limit.get(kind, 0.0), p.timeout)
+            aliases[key] = SHARED + kind
+        if kept:
+            out.append(kept)
+    if asked:
+        out.append({SHARED + kind: BATCHES[kind](items, limit[kind]) for kind, items in asked.items()})
+    return out, aliases
+
+
+def answer_batches(results: Mapping[str, ProbeResult], aliases: Mapping[str, str]) -> dict[str, ProbeResult]:
+    """Pure: each asker of a batched question gets the one answer (its parser picks its items)."""
+    out = dict(results)
+    for key, shared in aliases.items():
+        if shared in results:
+            out[key] = results[shared]
+    return out
 
 
 def render_probe_script(probes: Mapping[str, AnyProbe] | Sequence[Mapping[str, AnyProbe]],

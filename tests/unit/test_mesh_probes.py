@@ -2,21 +2,18 @@
 from __future__ import annotations
 
 from homelab.layers.mesh.probes import MASKED, mesh_probes, parse_facts, parse_psk_reads
-from homelab.probe import ProbeResult, parse_probe_output, render_probe_script
+from homelab.probe import ProbeResult, as_probe, parse_probe_output, render_probe_script
 from test_mesh_fixtures import KEYS
 
-HOST_OUT = f"""pkg wireguard-tools ii 
-pkg iputils-ping ii 
-pkg wireguard-go un 
-kernel none
+HOST_OUT = f"""kernel none
 keymode 600
 pubkey {KEYS['h1']}
-Id=wg-quick@wg0.service
-LoadState=loaded
-UnitFileState=enabled
-ActiveState=active
 psk h2 0123456789abcdef
 """
+# the host's batched answers (every layer's packages and units in one dpkg-query, one systemctl)
+PACKAGES_OUT = "curl ii  8.14\nwireguard-tools ii  1.0\niputils-ping ii  3:2024\nwireguard-go un  \n"
+UNITS_OUT = ("Id=homelab-guard.service\nLoadState=loaded\nUnitFileState=disabled\nActiveState=inactive\n\n"
+             "Id=wg-quick@wg0.service\nLoadState=loaded\nUnitFileState=enabled\nActiveState=active\n")
 WG_OUT = f"""now 1700000100
 pub {KEYS['h1']}
 port 51820
@@ -33,12 +30,13 @@ rpsk {KEYS['h3']} -
 
 def test_parse_facts_from_probe_output() -> None:
     facts = parse_facts({
-        "mesh.host": ProbeResult(0, HOST_OUT),
+        "mesh.host": ProbeResult(0, HOST_OUT), "mesh.packages": ProbeResult(0, PACKAGES_OUT),
+        "mesh.unit": ProbeResult(0, UNITS_OUT),
         "mesh.conf": ProbeResult(0, "[Interface]\nAddress = 10.100.0.1/24"),
         "mesh.ping": ProbeResult(0, "ping 10.100.0.3 -\nping 10.100.0.2 0.412"),
         "mesh.wg": ProbeResult(0, WG_OUT),
     })
-    assert facts.packages == {"wireguard-tools", "iputils-ping"}  # "un": not installed
+    assert facts.packages == {"wireguard-tools", "iputils-ping"}  # "un": not installed; curl: not the mesh's
     assert (facts.kernel, facts.key_mode, facts.public_key) == ("none", "600", KEYS["h1"])
     assert facts.unit_enabled and facts.unit_active
     assert facts.conf == "[Interface]\nAddress = 10.100.0.1/24\n"
@@ -60,7 +58,7 @@ def test_nothing_installed_yet() -> None:
 
 
 def test_probes_never_print_a_secret() -> None:
-    text = "\n".join(mesh_probes("wg0", ["10.100.0.2"]).values())
+    text = "\n".join(as_probe(p).command for p in mesh_probes("wg0", ["10.100.0.2"]).values())
     assert "wg showconf" not in text  # it prints the private key (the dump is split on the node: below)
     assert "cat /etc/wireguard/private.key" not in text
     assert 'wg pubkey < "$f"' in text

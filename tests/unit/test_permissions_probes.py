@@ -37,7 +37,9 @@ def test_parse_host_from_real_looking_output() -> None:
     r = ProbeResult
     sha = {c: c * 64 for c in "abcdef"}
     probed = {
-        "permissions.openssh": r(0, "openssh-server ii  1:10.0p1-7\nunattended-upgrades ii  2.12"),
+        # the host's batched package answer (other layers' packages in it too), no `ssh -V`
+        "permissions.packages": r(0, "curl ii  8.14\nopenssh-server ii  1:10.0p1-7\nunattended-upgrades ii  2.12"),
+        "permissions.openssh": r(0, ""),
         "permissions.tools": r(0, "nft\nvisudo\nsystemd-run\nsshd\nflock"),
         "permissions.sshd_effective": r(0, "port 22\npermitrootlogin no\npasswordauthentication no\n"
                                            "kbdinteractiveauthentication no\n"
@@ -81,7 +83,8 @@ def test_parse_host_from_real_looking_output() -> None:
     assert v.upgrades == {"package": "ii", "conf": sha["c"], "dltimer": "enabled active", "timer": "masked inactive"}
     assert security_updates(v.pending) == ["libc6"]
     assert not parse_host(None).reachable
-    bare = parse_host({"permissions.openssh": r(0, "\nssh OpenSSH_9.2p1 Debian-2, OpenSSL 3.0.11")})
+    bare = parse_host({"permissions.packages": r(0, "openssh-server un  \n"),
+                       "permissions.openssh": r(0, "OpenSSH_9.2p1 Debian-2, OpenSSL 3.0.11")})
     assert bare.openssh == (9, 2) and bare.upgrades == {"package": ""}  # OpenSSH not from Debian's package
 
 

@@ -91,3 +91,38 @@ def test_unit_states_ask_systemctl_once_and_read_like_is_enabled(tmp_path: Path)
     assert (tmp_path / "calls").read_text().count("\n") == 1  # one call for every unit
     assert probe.value(ProbeResult(0, out.stdout)) == {
         "a.timer": ("enabled", "active"), "gone.timer": ("not-found", "inactive"), "m.timer": ("masked", "inactive")}
+
+
+def test_batched_questions_are_asked_once_and_each_asker_reads_its_items() -> None:
+    from homelab.probe import ProbeResult, answer_batches, batch_groups, packages, parse_packages, unit_states
+
+    groups = [{"a.pkgs": packages(["curl", "jq"]), "a.own": "echo a"},
+              {"b.pkgs": packages(["jq", "nftables"], timeout=5), "b.units": unit_states(["x.timer"])},
+              {"c.units": unit_states(["y.service"])}]
+    batched, aliases = batch_groups(groups)
+    assert batched[:1] == [{"a.own": "echo a"}]  # groups left with nothing batched are gone
+    shared = batched[-1]
+    assert set(shared) == {"host.packages", "host.units"}
+    assert shared["host.packages"].command.count("dpkg-query") == 1  # type: ignore[union-attr]
+    assert "curl jq nftables" in shared["host.packages"].command  # type: ignore[union-attr]
+    assert "x.timer y.service" in shared["host.units"].command  # type: ignore[union-attr]
+    assert aliases == {"a.pkgs": "host.packages", "b.pkgs": "host.packages", "b.units": "host.units",
+                       "c.units": "host.units"}
+    answer = ProbeResult(0, "curl ii  8.14\njq ii  1.7\nnftables un  \n")
+    got = answer_batches({"host.packages": answer, "a.own": ProbeResult(0, "a")}, aliases)
+    assert got["a.pkgs"] is answer and got["b.pkgs"] is answer and "b.units" not in got
+    assert parse_packages(got["b.pkgs"], ["jq", "nftables"])["nftables"] is None
+
+
+def test_a_host_of_the_lower_layers_asks_dpkg_and_systemctl_once(tmp_path: Path) -> None:
+    """compute, the mesh and permissions each read packages and units: one dpkg-query and one
+    systemctl show in the host's one script."""
+    from homelab.layers.compute.layer import ComputeLayer
+    from homelab.probe import batch_groups, render_probe_script
+
+    ctx = _ctx(tmp_path, "apply", PERMISSIONS)
+    host = HostTarget("a", "10.0.0.1")
+    groups = [dict(layer.probes(ctx, host)) for layer in (ComputeLayer(), MeshLayer(), PermissionsLayer())]
+    script, _ = render_probe_script(batch_groups(groups)[0])
+    assert script.count("dpkg-query -W") == 1 and script.count("systemctl show") == 1
+    assert "openssh-server" in script and "wireguard-tools" in script and "wg-quick@wg0" in script

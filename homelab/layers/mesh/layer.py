@@ -22,7 +22,7 @@ from homelab.layers.mesh.probes import NodeFacts, mesh_probes, parse_facts, pars
 from homelab.layers.mesh.topology import Node, resolve_nodes
 from homelab.model import LayerPlan, Monitor
 from homelab.outputs import MeshAddresses
-from homelab.probe import ProbeResult
+from homelab.probe import AnyProbe, ProbeResult
 from homelab.secrets import Secret
 
 
@@ -78,7 +78,7 @@ class MeshLayer(Layer):
         names = {m.name for m in self._config(ctx).members}
         return [h for h in ctx.live_hosts() if h.name in names]
 
-    def probes(self, ctx: RunContext, host: HostTarget) -> dict[str, str]:
+    def probes(self, ctx: RunContext, host: HostTarget) -> dict[str, AnyProbe]:
         cfg = self._config(ctx)
         if cfg.node(host.name) is None:
             return {}

@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 
 from homelab.config.mesh import PACKAGES as CLAIMED, USERSPACE_PACKAGE
 from homelab.layers.mesh.keys import PRIVATE_KEY, PSK_DIR, is_key, psk_path
-from homelab.probe import UNIT_PROPERTIES, ProbeResult, parse_unit_states, unit_states
+from homelab.probe import AnyProbe, ProbeResult, packages, parse_packages, parse_unit_states, unit_states
 
 PACKAGES = (CLAIMED[0], USERSPACE_PACKAGE, *CLAIMED[1:])  # the mesh's package claims, as the probe reads them
 MISSING_CONF = 3  # exit status of the conf probe when there is no wg0.conf
@@ -36,16 +36,13 @@ def unit_name(interface: str) -> str:
 
 
 def host_probe(interface: str) -> str:
-    pkgs = " ".join(PACKAGES)
+    """The key, the kernel module, the preshared keys (its packages and unit: `mesh_probes`)."""
     return "\n".join([
-        f"dpkg-query -W -f='pkg ${{Package}} ${{db:Status-Abbrev}}\\n' {pkgs} 2>/dev/null",
         # built in or loaded, loadable, or neither (containers, some VPS kernels): wireguard-go
         "if [ -d /sys/module/wireguard ]; then echo kernel loaded; "
         "elif modprobe -n -q wireguard 2>/dev/null; then echo kernel available; else echo kernel none; fi",
         f"f={PRIVATE_KEY}",
         'if [ -s "$f" ]; then echo "keymode $(stat -c %a "$f")"; echo "pubkey $(wg pubkey < "$f" 2>/dev/null)"; fi',
-        # enabled and active from one `systemctl show` (is-enabled + is-active were two)
-        unit_states([unit_name(interface)]).command,
         # `read` and `printf` are shell builtins: the key is in no process argument
         f'for f in {PSK_DIR}/*.psk; do [ -f "$f" ] || continue; k=; read -r k < "$f" || true; '
         f'n=${{f##*/}}; echo "psk ${{n%.psk}} $(printf %s "$k" | {HASH})"; done',
@@ -100,9 +97,11 @@ def psk_read_probe(peers: Sequence[str]) -> str:
             'n=${f##*/}; echo "psk ${n%.psk} $k"; done; true')
 
 
-def mesh_probes(interface: str, ping_addresses: Sequence[str], psk_reads: Sequence[str] = ()) -> dict[str, str]:
-    """The node's probes; `ping_addresses` empty: no ping probe (plan and apply)."""
-    probes = {"mesh.host": host_probe(interface), "mesh.conf": conf_probe(interface)}
+def mesh_probes(interface: str, ping_addresses: Sequence[str], psk_reads: Sequence[str] = ()) -> dict[str, AnyProbe]:
+    """The node's probes; `ping_addresses` empty: no ping probe (plan and apply). Its packages
+    and its unit are batched questions: the engine asks dpkg and systemctl once per host."""
+    probes: dict[str, AnyProbe] = {"mesh.host": host_probe(interface), "mesh.packages": packages(PACKAGES),
+                                   "mesh.unit": unit_states([unit_name(interface)]), "mesh.conf": conf_probe(interface)}
     if ping_addresses:
         probes["mesh.ping"] = ping_probe(interface, ping_addresses)
     probes["mesh.wg"] = runtime_probe(interface)
@@ -160,11 +159,12 @@ def parse_facts(probed: Mapping[str, ProbeResult]) -> NodeFacts:
     packages: set[str] = set()
     kernel, key_mode, public_key, enabled, active = "none", None, None, False, False
     psk: dict[str, str] = {}
+    if "mesh.packages" in probed:
+        versions = parse_packages(probed["mesh.packages"])
+        packages = {name for name in PACKAGES if versions.get(name)}
     for parts in _pairs(probed.get("mesh.host")):
         tag, rest = parts[0], parts[1:]
-        if tag == "pkg" and len(rest) >= 2 and rest[1].startswith("ii"):
-            packages.add(rest[0].split(":")[0])
-        elif tag == "kernel" and rest:
+        if tag == "kernel" and rest:
             kernel = rest[0]
         elif tag == "keymode" and rest:
             key_mode = rest[0]
@@ -172,12 +172,11 @@ def parse_facts(probed: Mapping[str, ProbeResult]) -> NodeFacts:
             public_key = rest[0]
         elif tag == "psk" and len(rest) == 2:
             psk[rest[0]] = rest[1]
-    host = probed.get("mesh.host")
-    units = parse_unit_states(ProbeResult(0, "\n".join(  # systemctl's Key=value lines among the others
-        line for line in host.out.split("\n") if line.partition("=")[0] in UNIT_PROPERTIES))) if host else {}
-    if units:
-        state = next(iter(units.values()))
-        enabled, active = state[0] == "enabled", state[1] == "active"
+    # the one answer of the host's batched unit question: ours is the wg-quick instance
+    units = parse_unit_states(probed["mesh.unit"]) if "mesh.unit" in probed else {}
+    for unit, (enabled_state, active_state) in units.items():
+        if unit.startswith("wg-quick@"):
+            enabled, active = enabled_state == "enabled", active_state == "active"
     conf_res = probed.get("mesh.conf")
     conf = conf_res.out + "\n" if conf_res is not None and conf_res.ok else None
     pings: dict[str, float | None] = {}

@@ -22,7 +22,7 @@ from homelab.layers.permissions.plan import HostInputs, HostPlan, plan_host
 from homelab.layers.permissions.probes import parse_host, permission_probes
 from homelab.model import Change, LayerPlan, Monitor, StateWrite
 from homelab.outputs import LoginAs, LoginCandidate, OperatorKey
-from homelab.probe import ProbeResult
+from homelab.probe import AnyProbe, ProbeResult
 from homelab.providers.keys import read_public_key
 
 log = logging.getLogger("homelab")
@@ -76,7 +76,7 @@ class PermissionsLayer(Layer):
         hosts = ctx.state.section(self.name).get("hosts", {})
         return list(hosts.get(host, {}).get("users", []))
 
-    def probes(self, ctx: RunContext, host: HostTarget) -> dict[str, str]:
+    def probes(self, ctx: RunContext, host: HostTarget) -> dict[str, AnyProbe]:
         cfg = self.config(ctx)
         names = [u.name for u in cfg.users] + self._managed(ctx, host.name) + ["root"]
         return permission_probes(names, pending=ctx.command == "status")

@@ -17,9 +17,10 @@ from typing import Iterable, Mapping
 from homelab.layers.permissions.firewall import LIVE_FILE as NFT_LIVE
 from homelab.provision.guard import FIREWALL_UNIT, GUARD_PATH, GUARD_UNIT, NFT_LISTING, status_read
 from homelab.layers.permissions.sshd import DROPIN, KEYS_DIR, parse_effective, parse_openssh_version
-from homelab.probe import ProbeResult, parse_unit_states, unit_states
+from homelab.probe import AnyProbe, ProbeResult, packages, parse_packages, parse_unit_states, unit_states
 
 UPGRADES_CONF = "/etc/apt/apt.conf.d/20auto-upgrades"
+PACKAGES_READ = ("openssh-server", "unattended-upgrades")
 SUDOERS_PREFIX = "/etc/sudoers.d/homelab-"
 MISSING_RC = 3  # a file probe's exit code when the file does not exist
 END = "|"  # printed right after a file's content: what comes before it is the file, exactly
@@ -40,7 +41,7 @@ def _unit(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
-def permission_probes(users: Iterable[str], pending: bool = True) -> dict[str, str]:
+def permission_probes(users: Iterable[str], pending: bool = True) -> dict[str, AnyProbe]:
     """Probe snippets; `users` are every name we configure or once managed (validated names).
     `pending`: simulate an upgrade for the monitors (status only: apt reading its package
     lists is the layer's most expensive check, and no plan reads it)."""
@@ -48,12 +49,11 @@ def permission_probes(users: Iterable[str], pending: bool = True) -> dict[str, s
     quoted = " ".join(shlex.quote(u) for u in names)
     hashed = " ".join(shlex.quote(p) for p in HASHED.values())
     units = [_unit(u) for _, u in GUARD_UNITS] + [u for _, u in UPGRADE_TIMERS]
-    probes = {
-        # both packages from one dpkg-query; `ssh -V` only where OpenSSH is not Debian's package
-        "permissions.openssh": (
-            "p=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev} ${Version}\n' openssh-server unattended-upgrades "
-            "2>/dev/null); printf '%s\n' \"$p\"; case $p in *'openssh-server ii'*) ;; "
-            "*) printf 'ssh %s\n' \"$(ssh -V 2>&1)\";; esac"),
+    probes: dict[str, AnyProbe] = {
+        # OpenSSH's and unattended-upgrades' versions: a batched question (one dpkg-query for
+        # every layer); `ssh -V` only where OpenSSH is not Debian's package
+        "permissions.packages": packages(PACKAGES_READ),
+        "permissions.openssh": "[ -e /var/lib/dpkg/info/openssh-server.list ] || ssh -V 2>&1; true",
         "permissions.tools": "for t in nft visudo systemd-run sshd flock; do command -v $t >/dev/null && echo $t; "
                              "done; true",
         "permissions.sshd_effective": "sshd -T 2>/dev/null | grep -E '^(port|permitrootlogin|passwordauthentication|"
@@ -62,7 +62,7 @@ def permission_probes(users: Iterable[str], pending: bool = True) -> dict[str, s
         "permissions.file.sshd": _file(DROPIN),
         "permissions.file.nft": _file(NFT_LIVE),
         "permissions.hashes": f"sha256sum {hashed} {SUDOERS_PREFIX}* 2>/dev/null; true",
-        "permissions.units": unit_states(units).command,
+        "permissions.units": unit_states(units),
         "permissions.guard": f"if [ -x {GUARD_PATH} ]; then {status_read()}; fi; true",
         # one `nft list`: the input chain's policy is cut out of it, and it is compared with
         # the listing saved right after the last confirmed load (drift: changed outside homelab)
@@ -188,7 +188,8 @@ def parse_accounts(result: ProbeResult | None) -> tuple[dict[str, Account], int]
 def parse_host(probed: Mapping[str, ProbeResult] | None) -> HostView:
     if probed is None:
         return HostView(reachable=False)
-    packages = _packages(probed.get("permissions.openssh"))
+    versions = parse_packages(probed["permissions.packages"]) if "permissions.packages" in probed else {}
+    ssh_v = probed.get("permissions.openssh")
     nft = _pairs(probed.get("permissions.nft_live"))
     nft_lines = probed["permissions.nft_live"].lines() if "permissions.nft_live" in probed else []
     accounts, today = parse_accounts(probed.get("permissions.accounts"))
@@ -197,7 +198,7 @@ def parse_host(probed: Mapping[str, ProbeResult] | None) -> HostView:
     guard = {label: hashes[path] for label, path in HASHED.items() if path in hashes and label != "conf"}
     guard.update({key: units.get(_unit(path), ("", ""))[0] for key, path in GUARD_UNITS})
     guard.update(_pairs(probed.get("permissions.guard")))
-    upgrades = {"package": packages.get("unattended-upgrades", ("", ""))[0]}
+    upgrades = {"package": "ii" if versions.get("unattended-upgrades") else ""}
     if UPGRADES_CONF in hashes:
         upgrades["conf"] = hashes[UPGRADES_CONF]
     for key, unit in UPGRADE_TIMERS:
@@ -206,10 +207,9 @@ def parse_host(probed: Mapping[str, ProbeResult] | None) -> HostView:
     sudoers = {path[len(SUDOERS_PREFIX):]: sha for path, sha in hashes.items() if path.startswith(SUDOERS_PREFIX)}
     tools = probed.get("permissions.tools")
     pending = probed.get("permissions.pending")
-    openssh = packages.get("openssh-server", ("", ""))
     return HostView(
         reachable=True,
-        openssh=parse_openssh_version(openssh[1] if openssh[0].startswith("ii") else packages.get("ssh", ("", ""))[1]),
+        openssh=parse_openssh_version(versions.get("openssh-server") or (ssh_v.out if ssh_v else "")),
         tools=frozenset(tools.lines() if tools else ()),
         effective=parse_effective(probed.get("permissions.sshd_effective")),
         sshd_file=parse_file(probed.get("permissions.file.sshd")),
@@ -225,19 +225,6 @@ def parse_host(probed: Mapping[str, ProbeResult] | None) -> HostView:
         upgrades=upgrades,
         pending=tuple(pending.lines()) if pending else (),
     )
-
-
-def _packages(result: ProbeResult | None) -> dict[str, tuple[str, str]]:
-    """The openssh probe's lines -> {package: (status abbrev, version)}; `ssh -V`'s line as "ssh"."""
-    out: dict[str, tuple[str, str]] = {}
-    for line in result.lines() if result is not None else []:
-        name, _, rest = line.partition(" ")
-        if name == "ssh":
-            out["ssh"] = ("", rest)
-        else:
-            status, _, version = rest.partition(" ")
-            out[name.split(":")[0]] = (status, version.strip())
-    return out
 
 
 def security_updates(pending: tuple[str, ...]) -> list[str]:
