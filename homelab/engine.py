@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -399,31 +400,37 @@ class Engine:
                     ctx.state.update_host(target.name, host_key=key)
             return target, conn, "", time.monotonic() - t0
 
-        def connected_and_probed(target: HostTarget) -> tuple[HostTarget, Session | None, str, float,
-                                                              ProbeOutcome | None]:
+        connected: queue.Queue[tuple[HostTarget, Session | None, str, float]] = queue.Queue()
+
+        def connected_and_probed(target: HostTarget) -> tuple[str, ProbeOutcome | None]:
             target, conn, err, secs = one(target)
+            connected.put((target, conn, err, secs))  # the run shows it now, while the probe runs
             if conn is None or probe_layers is None or target.name in ctx.failed_hosts:
-                return target, conn, err, secs, None
+                return target.name, None
             self.connections[target.name] = conn
-            return target, conn, err, secs, self._probe_one(ctx, target, probe_layers)
+            return target.name, self._probe_one(ctx, target, probe_layers)
 
         if not hosts:
             return {}
         with ThreadPoolExecutor(max_workers=max(1, min(self.options.parallel, len(hosts)))) as pool:
-            results = list(pool.map(connected_and_probed, hosts))
+            futures = [pool.submit(connected_and_probed, h) for h in hosts]
+            for _ in hosts:  # as each host answers (or does not)
+                target, conn, err, secs = connected.get()
+                if conn is None:
+                    message, _, hint = err.partition("\n")
+                    ctx.failed_hosts[target.name] = message
+                    self._unreachable.add(target.name)
+                    yield HostFailed(target.name, "connect", message, hint)
+                    continue
+                self.connections[target.name] = conn
+                with self._shared:
+                    ctx.state.update_host(target.name, address=target.address)
+                yield HostConnected(target.name, f"{target.user}@{target.address}:{target.port}, {secs:.2f} s")
+            outcomes = [f.result() for f in futures]
         probed: Probed = {}
-        for target, conn, err, secs, outcome in results:
-            if conn is None:
-                message, _, hint = err.partition("\n")
-                ctx.failed_hosts[target.name] = message
-                self._unreachable.add(target.name)
-                yield HostFailed(target.name, "connect", message, hint)
-                continue
-            self.connections[target.name] = conn
-            ctx.state.update_host(target.name, address=target.address)
-            yield HostConnected(target.name, f"{target.user}@{target.address}:{target.port}, {secs:.2f} s")
+        for name, outcome in outcomes:
             if outcome is not None:
-                self._keep_probed(ctx, target.name, outcome, probed)
+                self._keep_probed(ctx, name, outcome, probed)
         return probed
 
     def _probe_one(self, ctx: RunContext, target: HostTarget, layers: list[Layer],
