@@ -11,7 +11,7 @@ file on it. Proven, in order:
   `nofail`; homelab's data directories live on it; a second apply changes nothing;
 - a wrong size or serial in the config is refused with the facts shown;
 - the disk taken out of the config: refused while a repository the config keeps lives on it;
-  then unmounted, its mount unit stopped, disabled and removed, the filesystem and its files
+  not unmounted while a process works in it (the error says so and what to do); then unmounted, its mount unit stopped, disabled and removed, the filesystem and its files
   untouched on the device; a second apply changes nothing.
 
 Run: HOMELAB_LAB_INSTANCE=N LAB_HOSTS=1 pytest tests/e2e/test_storage_disks.py
@@ -155,6 +155,20 @@ def test_removing_the_disk_is_refused_while_the_config_keeps_a_repository_on_it(
     assert (f"{HOST}: disk data left the config, but {ROOT} still holds repository here ({ROOT}/restic): not "
             f"unmounting it (move that off the disk first, or keep disk data in storage.disks)") in r.stdout + r.stderr
     assert bench.sh(f"findmnt -n -o SOURCE {ROOT}").strip() == bench.loop
+
+
+def test_a_disk_in_use_is_not_unmounted_and_the_error_says_why(bench: Bench) -> None:
+    """A process working in the mount (this test's own `sleep`, stopped by its PID) keeps the
+    disk busy: the apply fails with homelab's sentence and leaves the mount and its unit."""
+    pid = bench.sh(f"cd {ROOT} && setsid sleep 300 >/dev/null 2>&1 < /dev/null & echo $!").strip()
+    try:
+        r = bench.homelab("apply", str(bench.write(None)), "--yes")
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert f"homelab: {ROOT} is still in use" in r.stdout + r.stderr and "then run apply again" in r.stdout + r.stderr
+        assert bench.sh(f"findmnt -n -o SOURCE {ROOT}").strip() == bench.loop
+        assert bench.sh("ls /etc/systemd/system/srv-homelab.mount").strip() == "/etc/systemd/system/srv-homelab.mount"
+    finally:
+        bench.sh(f"kill {int(pid)} || true")
 
 
 def test_removing_the_disk_unmounts_it_and_keeps_its_data(bench: Bench) -> None:

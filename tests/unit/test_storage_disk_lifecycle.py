@@ -17,7 +17,7 @@ from homelab.claims import BackupPath, Claims, NeedsPackage
 from homelab.config import parse_config
 from homelab.events import LayerPlanned
 from homelab.layers.storage.disks import GROW_SLACK, Device, parse_fs_size
-from homelab.layers.storage.plan import StorageInputs, plan_storage, probe_layout, users_of
+from homelab.layers.storage.plan import StorageInputs, plan_storage, probe_layout, unmount_command, users_of
 from homelab.layers.storage.probes import (FS_MARK, SPLIT, DiskView, HostView, MountUnit, mounts_probe,
                                            parse_mounts, parse_volumes, storage_probes)
 from homelab.model import LayerPlan
@@ -65,7 +65,7 @@ def test_a_disk_gone_from_the_config_is_unmounted_and_its_unit_removed() -> None
     assert (c.host, c.action, c.summary, c.destructive) == (
         "h2", "delete", "disk data: unmount and remove its mount unit (data kept on the device)", False)
     assert [(op.name, op.kwargs) for op in c.ops] == [
-        ("systemd.service", {"service": "srv-homelab.mount", "running": False, "enabled": False}),
+        ("server.shell", {"commands": [unmount_command("srv-homelab.mount", "/srv/homelab")]}),
         ("files.file", {"path": "/etc/systemd/system/srv-homelab.mount", "present": False}),
         ("systemd.daemon_reload", {})]
     # nothing that formats, wipes or writes to the device
@@ -223,3 +223,26 @@ def test_the_plan_text_golden() -> None:
     out = io.StringIO()
     TextRenderer(out, io.StringIO())(LayerPlanned("storage", LayerPlan("storage", changes=(*removal, *grow, *waiting))))
     assert_golden(GOLDEN_ROOT / "storage" / "plan-disk-lifecycle.txt", out.getvalue())
+
+
+def test_the_unmount_stops_and_disables_and_says_what_to_do_when_busy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Run with a stand-in systemctl: a busy mount fails with homelab's own sentence and stops
+    there (the unit file is not removed under a mounted disk); a free one is stopped and disabled."""
+    import os
+    import subprocess
+
+    cmd = unmount_command("srv-homelab.mount", "/srv/homelab")
+    fake = tmp_path / "systemctl"
+    for busy in (True, False):
+        fake.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path}/calls\n"
+                        + ('[ "$1" = stop ] && { echo "Job failed" >&2; exit 1; }\n' if busy else "") + "exit 0\n")
+        fake.chmod(0o755)
+        (tmp_path / "calls").write_text("")
+        r = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True,
+                           env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+        calls = (tmp_path / "calls").read_text().split("\n")
+        if busy:
+            assert r.returncode == 1 and calls[:1] == ["stop srv-homelab.mount"] and len(calls) == 2
+            assert "homelab: /srv/homelab is still in use" in r.stderr and "then run apply again" in r.stderr
+        else:
+            assert r.returncode == 0 and calls[:2] == ["stop srv-homelab.mount", "disable -q srv-homelab.mount"]

@@ -320,6 +320,15 @@ def users_of(where: str, host: str, cfg: StorageConfig, backups: Sequence[Backup
     return out
 
 
+def unmount_command(unit: str, where: str) -> str:
+    """Stop (unmount) and disable a mount unit; a mount still in use says so and what to do
+    (systemctl alone only says the job failed)."""
+    u = shlex.quote(unit)
+    busy = shlex.quote(f"homelab: {where} is still in use (a process has files open or its working directory "
+                       "there): stop it, then run apply again; nothing on the disk was changed")
+    return f"systemctl stop {u} || {{ echo {busy} >&2; exit 1; }}; systemctl disable -q {u} || true"
+
+
 def _leftover_mounts(h: _Host, cfg: StorageConfig, backups: Sequence[BackupPath], blocked: list[str]) -> None:
     """A mount unit homelab wrote for a disk that left the config: stopped (unmounted),
     disabled and removed. The device and its data are never touched; a disk still holding
@@ -334,7 +343,7 @@ def _leftover_mounts(h: _Host, cfg: StorageConfig, backups: Sequence[BackupPath]
                            f"not unmounting it (move that off the disk first, or keep disk {m.disk} in storage.disks)")
             continue
         path = f"{units.UNIT_DIR}/{m.unit}"
-        ops = (Op("systemd.service", {"service": m.unit, "running": False, "enabled": False}),
+        ops = (Op("server.shell", {"commands": [unmount_command(m.unit, m.where)]}),
                Op("files.file", {"path": path, "present": False}), Op("systemd.daemon_reload", {}))
         now = f"mounted from {m.source}" if m.source else "not mounted"
         h.changes.append(Change(LAYER, h.host, "delete",
