@@ -14,7 +14,9 @@ bench/equivalent/deploy.py and `ansible-playbook` of bench/equivalent/playbook.y
 layer's 4 operations plus the 20-operation workload of ../shared/research/perf-workload/:
 24 per host). The peers log in as the operator user homelab made (root login is off by then).
 Every run's result is checked to be a no-op, so a failing run cannot look fast. Reports median
-[min-max] wall seconds and remote commands per host. Method: ../shared/research/anchors-performance.md (C2).
+[min-max] wall seconds, remote commands per host and the CPU each host spent on the run (its
+container's cgroup: sshd, sudo, the probes; the lab's hosts share this machine's cores, so
+this says what more hosts cost here). Method: ../shared/research/anchors-performance.md (C2).
 """
 from __future__ import annotations
 
@@ -60,6 +62,7 @@ class Variant:
         self.name, self.work, self.hosts, self.inv = name, work, hosts, inv
         self.times: list[float] = []
         self.commands: list[float] = []
+        self.host_cpu: list[float] = []  # ms of CPU per host per run, from each lab host's cgroup
 
     def once(self) -> None:
         raise NotImplementedError
@@ -203,16 +206,22 @@ def main() -> int:
                     variants.append(v)
                 for _ in range(args.rounds):
                     for v in variants:
+                        before = [lab.host_cpu_seconds(h) for h in hosts]
                         v.once()
+                        after = [lab.host_cpu_seconds(h) for h in hosts]
+                        if all(x is not None for x in before + after):
+                            used = sum(b - a for a, b in zip(before, after))  # type: ignore[operator]
+                            v.host_cpu.append(used * 1000 / len(hosts))
                 results.append((n, variants))
         print(f"no-op apply of the whole stack, {args.rounds} interleaved rounds, median [min-max]")
-        print("| hosts | tool | wall s | remote commands / host | vs homelab | first converge s |")
-        print("|---:|---|---:|---:|---:|---:|")
+        print("| hosts | tool | wall s | remote commands / host | host CPU ms / host | vs homelab | first converge s |")
+        print("|---:|---|---:|---:|---:|---:|---:|")
         for n, variants in results:
             base = statistics.median(variants[0].times)
             for v in variants:
                 ratio = "" if v is variants[0] else f"{statistics.median(v.times) / base:.1f}x"
-                print(f"| {n} | {v.name} | {fmt(v.times)} | {fmt(v.commands, 1)} | {ratio} | {v.cold:.1f} |")
+                print(f"| {n} | {v.name} | {fmt(v.times)} | {fmt(v.commands, 1)} | {fmt(v.host_cpu, 0)} | {ratio} "
+                      f"| {v.cold:.1f} |")
         if len(results) > 1:
             one, most = results[0], results[-1]
             for a, b in zip(one[1], most[1]):

@@ -93,6 +93,23 @@ def spawn(argv: Sequence[str], group: str, member: str, logfile: Path,
     return proc, dirs
 
 
+def cpu_seconds(dirs: Sequence[Path]) -> float | None:
+    """CPU time used so far by everything in these cgroup dirs: v1 cpuacct, else v2 cpu.stat
+    (None: neither). Benchmarks read it to say what a run cost each host, whatever the load."""
+    for d in dirs:
+        try:
+            if (d / "cpuacct.usage").exists():
+                return int((d / "cpuacct.usage").read_text()) / 1e9
+            if (d / "cpu.stat").exists():
+                for line in (d / "cpu.stat").read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "usage_usec":
+                        return int(value) / 1e6
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 def _procs(d: Path) -> set[int]:
     pids: set[int] = set()
     for procs in d.rglob("cgroup.procs"):

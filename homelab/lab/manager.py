@@ -427,6 +427,13 @@ class Lab:
             raise LabError(f"{name}: {cmd!r} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
         return proc
 
+    def host_cpu_seconds(self, name: str) -> float | None:
+        """CPU time the host (its container's cgroup) has used since it booted; None: unknown."""
+        hd = self._host(name)
+        if not hd.cgroups_file.exists():
+            return None
+        return cgroups.cpu_seconds([Path(line) for line in hd.cgroups_file.read_text().split()])
+
     def inventory(self) -> dict[str, Any]:
         """Hosts, addresses, users, key and known_hosts paths, apt repo URLs (also in inventory.json)."""
         c = self.config
