@@ -96,8 +96,11 @@ class HostDir:
 
 # --------------------------------------------------------------- identity -------
 
-def render_etc_hosts(name: str, repo_ip: IPv4Address, hosts: Mapping[str, IPv4Address]) -> str:
-    lines = ["127.0.0.1 localhost", f"127.0.1.1 {name}", f"{repo_ip} labrepo"]
+def render_etc_hosts(name: str, repo_ip: IPv4Address, hosts: Mapping[str, IPv4Address],
+                     own_line: str | None = None) -> str:
+    """`own_line`: the host's 127.0.1.1 line as it is now (its own name, maybe set by homelab's
+    compute layer since), kept when the lab adds the names of newer hosts."""
+    lines = ["127.0.0.1 localhost", own_line or f"127.0.1.1 {name}", f"{repo_ip} labrepo"]
     lines += [f"{addr} {host}" for host, addr in hosts.items()]
     return "\n".join(lines) + "\n"
 

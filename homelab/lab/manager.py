@@ -579,7 +579,14 @@ class Lab:
         for name in etc_hosts:
             hd = self._host(name)
             if name not in exclude and is_mounted(hd.root):
-                write_root_file(hd.root, "etc/hosts", hosts.render_etc_hosts(name, self.config.bridge_ip, etc_hosts))
+                current = hd.root / "etc/hosts"
+                try:  # a link would be followed outside the container: only a plain file is read
+                    now = "" if current.is_symlink() else current.read_text()
+                except OSError:
+                    now = ""
+                own = next((ln for ln in now.splitlines() if ln.split()[:1] == ["127.0.1.1"]), None)
+                write_root_file(hd.root, "etc/hosts",
+                                hosts.render_etc_hosts(name, self.config.bridge_ip, etc_hosts, own))
 
     # ------------------------------------------------- repo server, registry ----
 
