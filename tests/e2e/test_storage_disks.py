@@ -160,7 +160,8 @@ def test_removing_the_disk_is_refused_while_the_config_keeps_a_repository_on_it(
 def test_a_disk_in_use_is_not_unmounted_and_the_error_says_why(bench: Bench) -> None:
     """A process working in the mount (this test's own `sleep`, stopped by its PID) keeps the
     disk busy: the apply fails with homelab's sentence and leaves the mount and its unit."""
-    pid = bench.sh(f"cd {ROOT} && setsid sleep 300 >/dev/null 2>&1 < /dev/null & echo $!").strip()
+    # the subshell's own output goes nowhere (ssh would wait for it); exec: $! is the sleep itself
+    pid = bench.sh(f"(cd {ROOT} && exec setsid sleep 300) >/dev/null 2>&1 </dev/null & echo $!").strip()
     try:
         r = bench.homelab("apply", str(bench.write(None)), "--yes")
         assert r.returncode == 1, r.stdout + r.stderr
