@@ -400,10 +400,15 @@ class Engine:
                     ctx.state.update_host(target.name, host_key=key)
             return target, conn, "", time.monotonic() - t0
 
-        connected: queue.Queue[tuple[HostTarget, Session | None, str, float]] = queue.Queue()
+        # None: a worker died of an error that is not a connect failure (its future re-raises it)
+        connected: queue.Queue[tuple[HostTarget, Session | None, str, float] | None] = queue.Queue()
 
         def connected_and_probed(target: HostTarget) -> tuple[str, ProbeOutcome | None]:
-            target, conn, err, secs = one(target)
+            try:
+                target, conn, err, secs = one(target)
+            except BaseException:
+                connected.put(None)  # never leave the loop below waiting for this host
+                raise
             connected.put((target, conn, err, secs))  # the run shows it now, while the probe runs
             if conn is None or probe_layers is None or target.name in ctx.failed_hosts:
                 return target.name, None
@@ -415,7 +420,10 @@ class Engine:
         with ThreadPoolExecutor(max_workers=max(1, min(self.options.parallel, len(hosts)))) as pool:
             futures = [pool.submit(connected_and_probed, h) for h in hosts]
             for _ in hosts:  # as each host answers (or does not)
-                target, conn, err, secs = connected.get()
+                item = connected.get()
+                if item is None:
+                    break
+                target, conn, err, secs = item
                 if conn is None:
                     message, _, hint = err.partition("\n")
                     ctx.failed_hosts[target.name] = message

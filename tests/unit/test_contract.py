@@ -334,3 +334,32 @@ def test_every_reference_in_the_registry_resolves() -> None:
         for name, ref in entry.commands:
             help_text, add_arguments, run = registry.resolve(ref)
             assert help_text and callable(add_arguments) and callable(run), (entry.id, name)
+
+
+def test_an_unexpected_connect_error_ends_the_run_instead_of_hanging_it(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hosts are connected and probed in workers that report as each answers: a bug in one (an
+    error that is no connect failure) must surface as that error, not wait forever."""
+    import threading
+
+    engine, transport = _engine(tmp_path, monkeypatch, Counter(tmp_path))
+
+    def broken(target: Any, pinned: Any, accept_new: Any, use_agent: bool) -> Any:
+        if target.name == "b":
+            raise RuntimeError("bug in the transport")
+        return FakeTransport.connect(transport, target, pinned, accept_new, use_agent)
+
+    monkeypatch.setattr(transport, "connect", broken)
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            list(engine.plan())
+        except RuntimeError as exc:
+            raised.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "the run hung"
+    assert [str(e) for e in raised] == ["bug in the transport"]
