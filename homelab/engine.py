@@ -409,10 +409,11 @@ class Engine:
             except BaseException:
                 connected.put(None)  # never leave the loop below waiting for this host
                 raise
+            if conn is not None:
+                self.connections[target.name] = conn
             connected.put((target, conn, err, secs))  # the run shows it now, while the probe runs
             if conn is None or probe_layers is None or target.name in ctx.failed_hosts:
                 return target.name, None
-            self.connections[target.name] = conn
             return target.name, self._probe_one(ctx, target, probe_layers)
 
         if not hosts:
@@ -430,7 +431,6 @@ class Engine:
                     self._unreachable.add(target.name)
                     yield HostFailed(target.name, "connect", message, hint)
                     continue
-                self.connections[target.name] = conn
                 with self._shared:
                     ctx.state.update_host(target.name, address=target.address)
                 yield HostConnected(target.name, f"{target.user}@{target.address}:{target.port}, {secs:.2f} s")

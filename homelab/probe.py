@@ -55,6 +55,12 @@ class Probe:
     # per layer. A batched probe runs apart from its group, so nothing may rely on its order.
     batch: tuple[str, tuple[str, ...]] | None = None
 
+    @property
+    def shares_budget(self) -> bool:
+        """A quick local read (it kept the default timeout): it runs as a plain subshell under
+        its group's one time limit, not under a `timeout` of its own."""
+        return self.timeout == DEFAULT_TIMEOUT
+
     def value(self, result: ProbeResult | None) -> Any:
         """The parsed value (None when the probe did not run, failed to start or timed out)."""
         if result is None or result.timed_out or self.parse is None:
@@ -72,7 +78,7 @@ def as_probe(p: AnyProbe) -> Probe:
 def group_budget(group: Mapping[str, AnyProbe], shared: float = DEFAULT_TIMEOUT) -> float:
     """A group's time limit: one budget (`shared`) for all its quick reads, plus the own
     timeout of each probe that has one (they run one after another)."""
-    return shared + sum(t for t in (as_probe(p).timeout for p in group.values()) if t != DEFAULT_TIMEOUT)
+    return shared + sum(p.timeout for p in map(as_probe, group.values()) if not p.shares_budget)
 
 
 def script_timeout(groups: Sequence[Mapping[str, AnyProbe]]) -> float:
@@ -230,7 +236,7 @@ def render_probe_script(probes: Mapping[str, AnyProbe] | Sequence[Mapping[str, A
         body = []
         for key, probe in group.items():
             p = as_probe(probe)
-            if p.timeout == DEFAULT_TIMEOUT:
+            if p.shares_budget:
                 run = f"(\n{p.command}\n) </dev/null 2>&1"  # newlines: a snippet may end in a comment
             else:  # -k: a probe that ignores TERM is killed 2 s later
                 run = f"timeout -k 2 {p.timeout:g} sh -c {shlex.quote(p.command)} </dev/null 2>&1"

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Mapping
 
 from homelab.config.apps import App, AppsConfig
 from homelab.hosts import HostTarget
-from homelab.layers.apps.monitor import app_monitors
+from homelab.layers.apps.monitor import ServiceState, app_monitors
 from homelab.layers.apps.pins import ImagePin
 from homelab.layers.apps.bundle import read_bundle_ids, sha256_file
 from homelab.layers.apps.service import parse_service, service_monitors, service_probe, unit_state_probe
@@ -148,14 +148,17 @@ class AppsLayer(Layer):
         cfg = self.config(ctx)
         pins = pins_of(ctx.state.section(self.name))
         out: list[Monitor] = []
+        projects = {name: parse_host_containers(results.get("apps.containers"))  # once per host
+                    for name, results in observed.hosts.items() if results}
         for app in cfg.apps:
             for machine in app.machines:
-                out += self._app_status(ctx, cfg, pins, observed, app, machine)
+                out += self._app_status(ctx, cfg, pins, observed, app, machine, projects.get(machine, {}))
         return out
 
     def _app_status(self, ctx: RunContext, cfg: AppsConfig, pins: Mapping[str, ImagePin], observed: Observed,
-                    app: App, machine: str) -> list[Monitor]:
-        """One copy's monitors; a copy of an app on several machines is named APP@MACHINE."""
+                    app: App, machine: str, projects: Mapping[str, Mapping[str, ServiceState]]) -> list[Monitor]:
+        """One copy's monitors; a copy of an app on several machines is named APP@MACHINE.
+        `projects`: its machine's compose projects, parsed once for all its apps."""
         subject = f"{app.name}@{machine}" if app.also_on else app.name
         out: list[Monitor] = []
         results = observed.hosts.get(machine)
@@ -167,8 +170,7 @@ class AppsLayer(Layer):
         if recipe.kind == "service":
             out += service_monitors(app.name, recipe, parse_service(results.get(f"apps.app.{app.name}")))
             return out
-        states = parse_host_containers(results.get("apps.containers")).get(app.name, {})
-        facts = parse_app(results.get(f"apps.app.{app.name}"), states) or AppFacts()
+        facts = parse_app(results.get(f"apps.app.{app.name}"), projects.get(app.name, {})) or AppFacts()
         try:
             release = build_release(cfg, app, pins, self._publish_on(ctx, machine))
         except KeyError:

@@ -28,8 +28,10 @@ END = "|"  # printed right after a file's content: what comes before it is the f
 UPGRADE_TIMERS = (("dltimer", "apt-daily.timer"), ("timer", "apt-daily-upgrade.timer"))
 # (key in HostView.guard, unit file): the guard's own units, enabled at boot
 GUARD_UNITS = (("enabled", GUARD_UNIT), ("fwenabled", FIREWALL_UNIT))
-# label -> path of each file known by its hash (sudoers files are found by their prefix)
-HASHED = {"script": GUARD_PATH, "unit": GUARD_UNIT, "fwunit": FIREWALL_UNIT, "conf": UPGRADES_CONF}
+# key in HostView.guard -> the guard's file, known by its hash
+GUARD_FILES = {"script": GUARD_PATH, "unit": GUARD_UNIT, "fwunit": FIREWALL_UNIT}
+# every file known by its hash, in one sha256sum (sudoers files are found by their prefix)
+HASHED = (*GUARD_FILES.values(), UPGRADES_CONF)
 
 
 def _file(path: str) -> str:
@@ -47,7 +49,7 @@ def permission_probes(users: Iterable[str], pending: bool = True) -> dict[str, A
     lists is the layer's most expensive check, and no plan reads it)."""
     names = sorted(set(users))
     quoted = " ".join(shlex.quote(u) for u in names)
-    hashed = " ".join(shlex.quote(p) for p in HASHED.values())
+    hashed = " ".join(shlex.quote(p) for p in HASHED)
     units = [_unit(u) for _, u in GUARD_UNITS] + [u for _, u in UPGRADE_TIMERS]
     probes: dict[str, AnyProbe] = {
         # OpenSSH's and unattended-upgrades' versions: a batched question (one dpkg-query for
@@ -195,7 +197,7 @@ def parse_host(probed: Mapping[str, ProbeResult] | None) -> HostView:
     accounts, today = parse_accounts(probed.get("permissions.accounts"))
     hashes = parse_hashes(probed.get("permissions.hashes"))
     units = parse_unit_states(probed["permissions.units"]) if "permissions.units" in probed else {}
-    guard = {label: hashes[path] for label, path in HASHED.items() if path in hashes and label != "conf"}
+    guard = {label: hashes[path] for label, path in GUARD_FILES.items() if path in hashes}
     guard.update({key: units.get(_unit(path), ("", ""))[0] for key, path in GUARD_UNITS})
     guard.update(_pairs(probed.get("permissions.guard")))
     upgrades = {"package": "ii" if versions.get("unattended-upgrades") else ""}
