@@ -8,8 +8,9 @@ fact-per-command engine pays ~2 commands per operation. Each snippet runs under 
 one that hangs (restic to a dead repository) ends as "timed out" for its own layer's checks,
 and every other probe of the host still reports.
 
-The shared probes below (packages, units, file hashes, command JSON) are what layers use
-instead of writing their own parsers.
+The shared probes below (packages, units, file hashes, docker images and containers, command
+JSON) are what layers use instead of writing their own parsers; the batched ones are asked
+once per host for every layer that asks them.
 """
 from __future__ import annotations
 
@@ -166,7 +167,76 @@ def parse_json(result: ProbeResult) -> Any:
         return docs
 
 
-BATCHES: dict[str, Callable[[Sequence[str], float], Probe]] = {"packages": packages, "units": unit_states}
+def file_sha256(paths: Sequence[str], timeout: float = DEFAULT_TIMEOUT) -> Probe:
+    """{path: sha256 hex} of each of `paths` that is a readable file (a missing one is absent)."""
+    files = " ".join(shlex.quote(p) for p in paths)
+    return Probe(f"sha256sum -- {files} 2>/dev/null; true", timeout, parse_sha256, batch=("sha256", tuple(paths)))
+
+
+def parse_sha256(result: ProbeResult) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in result.lines():
+        digest, sep, path = line.partition("  ")
+        if sep and len(digest) == 64:
+            out[path] = digest
+    return out
+
+
+# Docker: each CLI start is a Go binary and a daemon round trip (~25 ms of a small host's CPU),
+# so the apps and the ingress layer ask one `image inspect` and one `ps` + `inspect` together.
+DOCKER_TIMEOUT = 20.0
+IMAGE_FORMAT = "{{.Id}} {{json .RepoTags}} {{json .RepoDigests}}"
+DOCKER_ANSWERS = "docker answers"  # the containers probe's first line when the daemon answered
+
+
+def docker_images(refs: Sequence[str], timeout: float = DOCKER_TIMEOUT) -> Probe:
+    """A line `id tags-json digests-json` per image found under `refs` (names or ids); docker
+    skips the missing ones, so the askers match lines to refs by tag or id."""
+    args = " ".join(shlex.quote(a) for a in refs)
+    cmd = f"docker image inspect --format {shlex.quote(IMAGE_FORMAT)} {args} 2>/dev/null; true" if args else "true"
+    return Probe(cmd, timeout, batch=("images", tuple(refs)))
+
+
+def container_format(labels: Sequence[str]) -> str:
+    """`docker inspect -f` of one JSON line per container: the `labels` asked for, its state,
+    health, image id, restarts and start time. Only these fields: a full `docker inspect`
+    holds the containers' environment (secrets)."""
+    fields = ",".join(f"{json.dumps(lb)}:{{{{json (index .Config.Labels {json.dumps(lb)})}}}}" for lb in labels)
+    return ('{"Labels":{' + fields + '},"State":{{json .State.Status}},'
+            '"Health":{{if .State.Health}}{{json .State.Health.Status}}{{else}}""{{end}},'
+            '"Image":{{json .Image}},"RestartCount":{{.RestartCount}},"StartedAt":{{json .State.StartedAt}}}')
+
+
+def docker_containers(labels: Sequence[str], timeout: float = DOCKER_TIMEOUT) -> Probe:
+    """Every container on the host, a `container_format` line each; first DOCKER_ANSWERS when
+    `docker ps` answered (the daemon runs)."""
+    return Probe(f"ids=$(docker ps -aq 2>/dev/null) || exit 0; echo '{DOCKER_ANSWERS}'; "
+                 f"[ -z \"$ids\" ] || docker inspect -f {shlex.quote(container_format(labels))} $ids", timeout,
+                 batch=("containers", tuple(labels)))
+
+
+def container_rows(result: ProbeResult | None) -> list[dict[str, Any]]:
+    return json_rows(result.out) if result is not None and not result.timed_out else []
+
+
+def json_rows(text: str) -> list[dict[str, Any]]:
+    """One JSON object per line; other lines (docker's error for a container removed between
+    `ps` and `inspect`: a probe's stderr is in its output) are skipped."""
+    rows = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+    return rows
+
+
+BATCHES: dict[str, Callable[[Sequence[str], float], Probe]] = {
+    "packages": packages, "units": unit_states, "sha256": file_sha256, "images": docker_images,
+    "containers": docker_containers}
 SHARED = "host."  # the key prefix of a batched question's one answer
 
 
@@ -191,8 +261,10 @@ def batch_groups(groups: Sequence[Mapping[str, AnyProbe]]) -> tuple[list[dict[st
             aliases[key] = SHARED + kind
         if kept:
             out.append(kept)
-    if asked:
-        out.append({SHARED + kind: BATCHES[kind](items, limit[kind]) for kind, items in asked.items()})
+    shared: dict[str, AnyProbe] = {SHARED + kind: BATCHES[kind](items, limit[kind]) for kind, items in asked.items()}
+    quick = {k: p for k, p in shared.items() if as_probe(p).shares_budget}
+    # the quick reads in one group, what may hang (docker) in another: both side by side
+    out += [g for g in (quick, {k: p for k, p in shared.items() if k not in quick}) if g]
     return out, aliases
 
 

@@ -301,11 +301,17 @@ def test_bundle_scripts() -> None:
 
 # ----------------------------------------------------------------- monitor.py ----
 
+def _row(project: str, service: str, state: str, health: str, image: str, restarts: int, started: str,
+         oneoff: str = "False") -> dict[str, object]:
+    """A container row as probe.container_format prints it."""
+    return {"Labels": {"com.docker.compose.project": project, "com.docker.compose.service": service,
+                       "com.docker.compose.oneoff": oneoff},
+            "State": state, "Health": health, "Image": image, "RestartCount": restarts, "StartedAt": started}
+
+
 INSPECT = "\n".join(json.dumps(r) for r in (
-    {"Project": "miniflux", "Service": "db", "State": "running", "Health": "healthy", "Image": ID, "RestartCount": 0,
-     "StartedAt": "2026-12-01T10:00:00Z"},
-    {"Project": "miniflux", "Service": "web", "State": "running", "Health": "unhealthy", "Image": ID,
-     "RestartCount": 4, "StartedAt": "2026-12-01T10:05:00Z"},
+    _row("miniflux", "db", "running", "healthy", ID, 0, "2026-12-01T10:00:00Z"),
+    _row("miniflux", "web", "running", "unhealthy", ID, 4, "2026-12-01T10:05:00Z"),
 ))
 
 
@@ -320,8 +326,10 @@ def test_status_probe_reads_no_environment() -> None:
     assert "label=com.docker.compose.project=miniflux" in script and "compose.oneoff=False" in script
     assert "http://127.0.0.1:8080/healthcheck" in script
     assert "docker compose" not in script  # the plugin's start costs ~90 ms a run
-    every = monitor.render_containers_probe()
-    assert "label=com.docker.compose.project " in every
+    from homelab.layers.apps.probes import containers_probe
+
+    every = containers_probe()  # every container of the host: asked once with the ingress layer's
+    assert every.batch == ("containers", monitor.CONTAINER_LABELS) and ".Config.Env" not in every.command
 
 
 def test_parse_status_and_containers_of_all_projects() -> None:
@@ -330,13 +338,20 @@ def test_parse_status_and_containers_of_all_projects() -> None:
     assert states["web"] == monitor.ServiceState("web", "running", "unhealthy", ID, 4, "2026-12-01T10:05:00Z")
     assert states["db"].health == "healthy"
     assert monitor.parse_status(probe_output(http="000"))[1] is None
-    other = json.dumps({"Project": "cal", "Service": "radicale", "State": "exited", "Health": "", "Image": ID2,
-                        "RestartCount": 1, "StartedAt": ""})
+    from homelab.layers.apps.probes import parse_host_containers
+    from homelab.probe import ProbeResult
+
+    other = json.dumps(_row("cal", "radicale", "exited", "", ID2, 1, ""))
+    run = json.dumps(_row("cal", "radicale", "exited", "", ID2, 0, "", oneoff="True"))  # a `compose run`
+    anubis = json.dumps({"Labels": {"homelab.anubis": "cal"}, "State": "running"})  # not a compose container
     # a container removed between `ps` and `inspect`: docker's error line is skipped
-    mixed = INSPECT + "\nError response from daemon: No such container: 0123abcd\n" + other
-    projects = monitor.parse_containers(mixed)
+    mixed = "\n".join(["docker answers", INSPECT, "Error response from daemon: No such container: 0123abcd",
+                        other, run, anubis])
+    projects = parse_host_containers(ProbeResult(0, mixed))
     assert set(projects) == {"miniflux", "cal"} and projects["cal"]["radicale"].state == "exited"
+    assert projects["cal"]["radicale"].restarts == 1  # the one-off container is not the service
     assert projects["miniflux"] == states
+    assert parse_host_containers(ProbeResult(124, mixed)) == {}
 
 
 def test_app_monitors() -> None:
@@ -381,12 +396,20 @@ def test_images_probe_is_one_inspect_matched_back_by_tag() -> None:
 
 
 def test_docker_probe_takes_composes_version_from_its_package() -> None:
-    from homelab.layers.apps.probes import docker_probe, parse_docker
+    """Docker's facts are batched questions: its packages, unit and daemon.json's hash are asked
+    with every other layer's (one dpkg-query, one systemctl show, one sha256sum per host)."""
+    from homelab.layers.apps.docker import DAEMON_JSON
+    from homelab.layers.apps.probes import docker_probes, parse_docker
     from homelab.probe import ProbeResult
 
-    assert "docker compose" not in docker_probe().command
-    out = ("--homelab-section packages\ndocker.io ii  26.1.5+dfsg1-9+b9\ndocker-compose ii  2.26.1-4\n"
-           "--homelab-section daemon\nabc\n--homelab-section active\nactive\n")
-    facts = parse_docker(ProbeResult(0, out))
+    probes = docker_probes()
+    assert {p.batch[0] for p in probes.values() if p.batch} == {"packages", "units", "sha256"}
+    assert not any("docker compose" in p.command for p in probes.values())
+    out = {"apps.docker.packages": ProbeResult(0, "docker.io ii  26.1.5+dfsg1-9+b9\ndocker-compose ii  2.26.1-4\n"
+                                                  "caddy ii  2.6.2-9\n"),
+           "apps.docker.unit": ProbeResult(0, "Id=docker.service\nLoadState=loaded\nActiveState=active\n"),
+           "apps.docker.daemon": ProbeResult(0, f"{'c' * 64}  {DAEMON_JSON}\n")}
+    facts = parse_docker(out)
     assert facts is not None and facts.compose_version == "2.26.1-4" and facts.active
-    assert facts.installed == {"docker.io", "docker-compose"}
+    assert facts.installed == {"docker.io", "docker-compose"} and facts.daemon_json_sha == "c" * 64
+    assert parse_docker({**out, "apps.docker.unit": ProbeResult(124, "")}) is None

@@ -2,6 +2,7 @@
 addresses, DNS through the stand-in API), the wizard step and `ca export`'s parsing."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,8 @@ from homelab.layers.ingress import IngressLayer
 from homelab.layers.ingress import anubis as an
 from homelab.layers.ingress.cli import parse_pem
 from homelab.layers.ingress.plan import HostInputs, Pin, anubis_envs, plan_host, sha256
-from homelab.layers.ingress.probes import AnubisContainer, AnubisFacts, CaddyFacts, parse_anubis, parse_caddy
+from homelab.layers.ingress.probes import (AnubisContainer, AnubisFacts, CaddyFacts, nothing_there, parse_anubis,
+                                           parse_caddy)
 from homelab.layers.ingress.render import AnubisPorts, CaddySettings, Site, Upstream, render_caddyfile
 from homelab.model import Health
 from homelab.outputs import MeshAddresses
@@ -97,18 +99,29 @@ def test_a_stopped_caddy_with_the_right_file_is_started_and_an_unreachable_host_
 
 
 def test_probe_parsers() -> None:
-    caddy = parse_caddy(ProbeResult(0, "--ingress-section package\nii  2.6.2-9\n--ingress-section active\nactive\n"
-                                       "--ingress-section sha\nabc\n"))
-    assert caddy == CaddyFacts("2.6.2-9", True, "abc")
-    assert parse_caddy(ProbeResult(0, "--ingress-section package\n--ingress-section active\ninactive\n"
-                                      "--ingress-section sha\n")) == CaddyFacts(None, False, None)
-    out = (f"--ingress-section docker\n26.1.5\n--ingress-section image\n{IMAGE_ID} "
-           f"[\"labrepo:5000/ghcr.io/techarohq/anubis@sha256:{'ef' * 32}\"]\n"
-           "--ingress-section containers\nnotes running 0123456789abcdef\n--ingress-section healthz\nnotes 200\n")
-    facts = parse_anubis(ProbeResult(0, out))
-    assert facts == AnubisFacts(True, IMAGE_ID, "sha256:" + "ef" * 32,
-                                {"notes": AnubisContainer("notes", "running", "0123456789abcdef", 200)})
-    assert parse_anubis(ProbeResult(124, "")) is None
+    """Caddy's and Anubis's facts come from the host's batched answers (probe.batch_groups):
+    dpkg-query, systemctl show, sha256sum, docker image inspect, docker ps + inspect."""
+    from homelab.layers.ingress.scripts import LIVE
+
+    caddy = {"ingress.caddy.package": ProbeResult(0, "caddy ii  2.6.2-9\ncurl ii  8.14\n"),
+             "ingress.caddy.unit": ProbeResult(0, "Id=caddy.service\nLoadState=loaded\nActiveState=active\n"
+                                                  "UnitFileState=enabled\n"),
+             "ingress.caddy.sha": ProbeResult(0, f"{'ab' * 32}  {LIVE}\n")}
+    assert parse_caddy(caddy) == CaddyFacts("2.6.2-9", True, "ab" * 32)
+    assert parse_caddy(nothing_there()) == CaddyFacts(None, False, None)
+    assert parse_caddy({**caddy, "ingress.caddy.unit": ProbeResult(124, "")}) is None  # timed out: unknown
+    image = "ghcr.io/techarohq/anubis:v1.27.0"
+    rows = [{"Labels": {"homelab.anubis": "notes", "homelab.spec": "0123456789abcdef"}, "State": "running"},
+            {"Labels": {"homelab.anubis": "", "homelab.spec": "",  # another container of the host
+                        "com.docker.compose.project": "cal"}, "State": "running"}]
+    anubis = {"ingress.anubis.image": ProbeResult(0, f'{IMAGE_ID} ["{image}"] '
+                                                     f'["{image.split(":")[0]}@sha256:{"ef" * 32}"]\n'),
+              "ingress.anubis.containers": ProbeResult(0, "docker answers\n" + "\n".join(map(json.dumps, rows))),
+              "ingress.anubis.healthz": ProbeResult(0, "notes 200\n")}
+    assert parse_anubis(anubis, image) == AnubisFacts(
+        True, IMAGE_ID, "sha256:" + "ef" * 32, {"notes": AnubisContainer("notes", "running", "0123456789abcdef", 200)})
+    assert parse_anubis(nothing_there(), image) == AnubisFacts()  # docker did not answer
+    assert parse_anubis({**anubis, "ingress.anubis.containers": ProbeResult(124, "")}, image) is None
 
 
 # ------------------------------------------------------------------ the glue --
@@ -145,7 +158,7 @@ def context(tmp_path: Path, dns: str = "", endpoint: str | None = None, web: str
 
 
 def fresh(layer: IngressLayer) -> dict[str, dict[str, ProbeResult]]:
-    return {"web": {"ingress.caddy": ProbeResult(0, ""), "ingress.anubis": ProbeResult(0, "")}}
+    return {"web": nothing_there()}
 
 
 def test_sites_come_from_the_apps_claims_and_remote_apps_are_dialled_over_the_mesh(tmp_path: Path) -> None:
@@ -251,9 +264,10 @@ def test_a_machine_with_ipv6_gets_aaaa_records_in_the_plan_and_the_stand_in_zone
 def test_status_fails_closed_without_anubis_and_reports_caddy(tmp_path: Path) -> None:
     ctx = context(tmp_path)
     layer = IngressLayer()
-    probed = {"web": {"ingress.caddy": ProbeResult(0, "--ingress-section package\nii 2.6.2-9\n"
-                                                      "--ingress-section active\nactive\n--ingress-section sha\nx\n"),
-                      "ingress.anubis": ProbeResult(0, "--ingress-section docker\n26\n"),
+    probed = {"web": {**nothing_there(), "ingress.caddy.package": ProbeResult(0, "caddy ii 2.6.2-9\n"),
+                      "ingress.caddy.unit": ProbeResult(0, "Id=caddy.service\nActiveState=active\n"),
+                      "ingress.caddy.sha": ProbeResult(0, f"{'0' * 64}  /etc/caddy/Caddyfile\n"),
+                      "ingress.anubis.containers": ProbeResult(0, "docker answers\n"),
                       "ingress.certs": ProbeResult(0, "cert cal.example.org none\n"),
                       "ingress.https": ProbeResult(0, "https cal.example.org 502 0.01\n")}}
     got = {(m.subject, m.name): (m.health, m.reason) for m in layer.status(ctx, layer.observe(ctx, probed))}

@@ -18,6 +18,7 @@ from homelab.hosts import HostTarget
 from homelab.layers.apps.layer import AppsLayer
 from homelab.layers.base import RunContext, RunOptions
 from homelab.layers.ingress import IngressLayer
+from homelab.layers.ingress.probes import nothing_there
 from homelab.layers.ingress.render import CaddySettings, Site, Upstream
 from homelab.layers.ingress.upstreams import (UpstreamFacts, UpstreamTarget, balanced_targets, parse_upstream_probe,
                                               render_upstream_probe, upstream_monitors)
@@ -148,8 +149,7 @@ def context(tmp_path: Path, command: str = "apply") -> RunContext:
 def test_the_caddyfile_balances_over_loopback_and_the_mesh(tmp_path: Path) -> None:
     ctx = context(tmp_path)
     layer = IngressLayer()
-    plan = layer.diff(ctx, layer.observe(ctx, {"web": {"ingress.caddy": ProbeResult(0, ""),
-                                                       "ingress.anubis": ProbeResult(0, "")}}))
+    plan = layer.diff(ctx, layer.observe(ctx, {"web": nothing_there()}))
     caddyfile = next(c for c in plan.changes if c.target == "web Caddyfile").ops[0].kwargs["commands"][0]
     # the Caddyfile the install script carries in its heredoc (its end marker: HOMELAB_CADDYFILE_<hash>)
     body = caddyfile[caddyfile.index("# Managed"):]
@@ -172,7 +172,7 @@ def test_ingress_status_names_the_copy_that_is_down(tmp_path: Path) -> None:
     probes = layer.probes(ctx, HostTarget("web", "10.0.0.1"))
     command = as_probe(probes["ingress.upstreams"]).command
     assert "http://127.0.0.1:20080/health" in command and "http://10.100.0.2:20080/health" in command
-    probed = {"web": {"ingress.caddy": ProbeResult(0, ""), "ingress.anubis": ProbeResult(0, ""),
+    probed = {"web": {**nothing_there(),
                       "ingress.upstreams": ProbeResult(0, "upstream hello web 200 0.002\nupstream hello pi 000 0.001\n")}}
     got = {m.subject: (m.health, m.reason) for m in layer.status(ctx, layer.observe(ctx, probed))
            if m.name == "upstream"}
@@ -255,3 +255,20 @@ def test_plan_and_apply_leave_every_http_check_to_status(tmp_path: Path) -> None
     status = probes("status")
     assert "du -sb" in status["apps.app.hello"]
     assert "http://127.0.0.1:20080/health" in status["apps.app.hello"] and "ingress.upstreams" in status
+
+
+def test_an_ingress_machine_that_runs_apps_asks_docker_dpkg_and_systemctl_once(tmp_path: Path) -> None:
+    """The apps layer and the ingress layer (Caddy, Anubis) both read packages, units, file
+    hashes, docker images and containers: the host's one script asks each once, and the Anubis
+    image is inspected with the apps' images."""
+    from homelab.probe import batch_groups, render_probe_script
+
+    ctx = context(tmp_path)
+    host = HostTarget("web", "10.0.0.1")
+    groups = [dict(layer.probes(ctx, host)) for layer in (IngressLayer(), AppsLayer())]
+    script, _ = render_probe_script(batch_groups(groups)[0])
+    counts = {cmd: script.count(cmd) for cmd in ("docker ps", "docker image inspect", "docker inspect",
+                                                 "dpkg-query", "systemctl", "sha256sum")}
+    assert counts == dict.fromkeys(counts, 1)
+    inspect = next(line for line in script.splitlines() if "docker image inspect" in line)
+    assert "ghcr.io/techarohq/anubis" in inspect and "whoami" in inspect

@@ -18,7 +18,7 @@ from homelab.layers.apps.bundle import read_bundle_ids, sha256_file
 from homelab.layers.apps.service import parse_service, service_monitors, service_probe, unit_state_probe
 from homelab.layers.apps.plan import Bundle, HostInputs, build_release, plan_host, refs_of
 from homelab.layers.apps.probes import (
-    AppFacts, app_probe, containers_probe, docker_probe, images_probe, parse_app, parse_docker,
+    AppFacts, app_probe, containers_probe, docker_probes, images_probe, parse_app, parse_docker,
     parse_host_containers, parse_image_ids, parse_images,
 )
 from homelab.layers.base import Layer, Observed, RunContext
@@ -67,7 +67,7 @@ class AppsLayer(Layer):
         refs = self._refs(cfg, mine)
         pins = pins_of(ctx.state.section(self.name))
         ids = sorted({pins[r].image_id for r in refs if r in pins})
-        out: dict[str, AnyProbe] = {"apps.docker": docker_probe(), "apps.images": images_probe(refs, ids),
+        out: dict[str, AnyProbe] = {**docker_probes(), "apps.images": images_probe(refs, ids),
                                     "apps.containers": containers_probe()}
         status = ctx.command == "status"  # a compose app's HTTP answer and data size: monitors only
         for app in mine:
@@ -110,7 +110,7 @@ class AppsLayer(Layer):
         facts_out = ctx.outputs.get(HostFacts, host.name)
         return HostInputs(
             host=host.name, apps=tuple(mine), os=facts_out.os if facts_out else "",
-            docker=parse_docker(results.get("apps.docker")) if results else None,
+            docker=parse_docker(results) if results else None,
             have=parse_images(results.get("apps.images"), self._refs(cfg, mine)),
             ids=parse_image_ids(results.get("apps.images")),
             bundle=observed.api, running=running, services=services,

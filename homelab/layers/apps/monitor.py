@@ -11,22 +11,18 @@ on a small host, and a host's no-op probe asked it twice per app; `docker ps` + 
 """
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from homelab.model import Health, Monitor
+from homelab.probe import container_format, json_rows
 
 LAYER = "apps"
 MARK = "--homelab-section "
 PROJECT_LABEL, SERVICE_LABEL = "com.docker.compose.project", "com.docker.compose.service"
-# only these fields: a full `docker inspect` holds the containers' environment (secrets)
-INSPECT = shlex.quote(
-    f'{{"Project":{{{{json (index .Config.Labels "{PROJECT_LABEL}")}}}},'
-    f'"Service":{{{{json (index .Config.Labels "{SERVICE_LABEL}")}}}},'
-    '"State":{{json .State.Status}},"Health":{{if .State.Health}}{{json .State.Health.Status}}{{else}}""{{end}},'
-    '"Image":{{json .Image}},"RestartCount":{{.RestartCount}},"StartedAt":{{json .State.StartedAt}}}')
+ONEOFF_LABEL = "com.docker.compose.oneoff"
+CONTAINER_LABELS = (PROJECT_LABEL, SERVICE_LABEL, ONEOFF_LABEL)  # what a container row carries
 
 
 @dataclass(frozen=True)
@@ -41,12 +37,14 @@ class ServiceState:
     started_at: str = ""
 
 
-def render_containers_probe(project: str | None = None) -> str:
-    """`docker inspect` lines of the compose containers of one project, or of all projects on the
-    host (None), as `compose ps -a` lists them: one-off `compose run` containers left out."""
-    label = PROJECT_LABEL + (f"={project}" if project else "")
-    return (f"ids=$(docker ps -aq --filter label={shlex.quote(label)} --filter label=com.docker.compose.oneoff=False "
-            f"2>/dev/null) || exit 0; [ -z \"$ids\" ] || docker inspect -f {INSPECT} $ids")
+def render_containers_probe(project: str) -> str:
+    """`docker inspect` lines (probe.container_format) of one project's compose containers, as
+    `compose ps -a` lists them: one-off `compose run` containers left out. All projects of a
+    host at once: apps.probes.containers_probe."""
+    label = f"{PROJECT_LABEL}={project}"
+    return (f"ids=$(docker ps -aq --filter label={shlex.quote(label)} --filter label={ONEOFF_LABEL}=False "
+            f"2>/dev/null) || exit 0; [ -z \"$ids\" ] || "
+            f"docker inspect -f {shlex.quote(container_format(CONTAINER_LABELS))} $ids")
 
 
 def render_http_probe(http: tuple[int, str] | None) -> str:
@@ -75,25 +73,21 @@ def split_sections(text: str) -> dict[str, str]:
     return {k: "\n".join(v) for k, v in out.items()}
 
 
-def _json_rows(text: str) -> list[dict[str, Any]]:
-    """One JSON object per line; other lines (docker's error for a container removed between
-    `ps` and `inspect`: the probe's stderr is in its output) are skipped."""
-    rows = []
-    for line in text.splitlines():
-        if line.startswith("{"):
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                continue
-    return rows
-
-
 def parse_containers(text: str) -> dict[str, dict[str, ServiceState]]:
     """`render_containers_probe`'s output -> {project: {service: state}}."""
+    return parse_container_rows(json_rows(text))
+
+
+def parse_container_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, ServiceState]]:
+    """Container rows (probe.container_format) -> {project: {service: state}}; rows of no
+    compose project (other containers of the host) are left out."""
     out: dict[str, dict[str, ServiceState]] = {}
-    for c in _json_rows(text):
-        svc = c.get("Service", "")
-        out.setdefault(c.get("Project", ""), {})[svc] = ServiceState(
+    for c in rows:
+        labels = c.get("Labels") or {}
+        project, svc = labels.get(PROJECT_LABEL) or "", labels.get(SERVICE_LABEL) or ""
+        if not project:
+            continue
+        out.setdefault(project, {})[svc] = ServiceState(
             svc, c.get("State", ""), c.get("Health", ""), c.get("Image", ""), int(c.get("RestartCount", 0)),
             c.get("StartedAt", ""))
     return out

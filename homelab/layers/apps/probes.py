@@ -1,7 +1,7 @@
 """What the apps layer reads on a host, in one probe per concern (each with its own timeout).
 
-- `apps.docker`: the Docker packages (Compose's version is its package's), daemon.json's hash,
-  whether dockerd runs;
+- `apps.docker.*`: the Docker packages (Compose's version is its package's), whether dockerd
+  runs, daemon.json's hash;
 - `apps.images`: for every image ref of the host's apps, what the host has under that name
   (`docker image inspect`: id + registry digests), so a pin can be recorded without pulling;
 - `apps.containers`: every compose container on the host (monitor.py), for all apps at once;
@@ -9,21 +9,25 @@
   size and its HTTP health.
 
 A no-op apply runs these on every apply, so each docker CLI start counts (~25 ms on a small host):
-one `image inspect` for all refs, one `ps` + `inspect` for all apps' containers.
+one `image inspect` for all refs, one `ps` + `inspect` for all apps' containers, both asked
+together with the ingress layer's Anubis (probe.batch_groups), like the packages and units.
 """
 from __future__ import annotations
 
 import json
 import shlex
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Mapping, Sequence, cast
 
 from homelab.layers.apps.docker import DAEMON_JSON, PACKAGES
 from homelab.layers.apps.monitor import (
-    ServiceState, parse_containers, parse_http, render_containers_probe, render_http_probe, split_sections,
+    CONTAINER_LABELS, ONEOFF_LABEL, ServiceState, parse_container_rows, parse_http, render_http_probe, split_sections,
 )
 from homelab.layers.apps.pins import ImagePin, normalize_repository, parse_inspect
-from homelab.probe import Probe, ProbeResult
+from homelab.probe import (
+    Probe, ProbeResult, container_rows, docker_containers, docker_images, file_sha256, packages, parse_packages,
+    parse_sha256, parse_unit_states, unit_states,
+)
 
 MARK = "--homelab-section "
 
@@ -48,33 +52,32 @@ class AppFacts:
     data_bytes: int | None = None
 
 
-def docker_probe() -> Probe:
-    pkgs = " ".join(PACKAGES)
-    return Probe("\n".join([
-        f"echo '{MARK}packages'; "
-        f"dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}} ${{Version}}\\n' {pkgs} 2>/dev/null || true",
-        f"echo '{MARK}daemon'; sha256sum {DAEMON_JSON} 2>/dev/null | cut -d' ' -f1",
-        f"echo '{MARK}active'; systemctl is-active docker 2>/dev/null || true",
-    ]), timeout=20)
+DOCKER = "apps.docker"  # the keys of the Docker facts: packages, unit, daemon.json's hash
+DOCKER_KEYS = (f"{DOCKER}.packages", f"{DOCKER}.unit", f"{DOCKER}.daemon")
+DOCKER_UNIT = "docker.service"
 
 
-def parse_docker(result: ProbeResult | None) -> DockerFacts | None:
-    if result is None or result.timed_out:
+def docker_probes() -> dict[str, Probe]:
+    """Asked with every other layer's packages, units and hashes (probe.batch_groups): no
+    dpkg-query, systemctl or sha256sum of its own."""
+    return dict(zip(DOCKER_KEYS, (packages(PACKAGES), unit_states([DOCKER_UNIT]), file_sha256([DAEMON_JSON]))))
+
+
+def parse_docker(results: Mapping[str, ProbeResult]) -> DockerFacts | None:
+    got = [results.get(k) for k in DOCKER_KEYS]
+    if any(r is None or r.timed_out for r in got):
         return None
-    sec = split_sections(result.out)
-    rows = [ln.split() for ln in sec.get("packages", "").splitlines()]
-    versions = {r[0]: (r[2] if len(r) > 2 else "") for r in rows if len(r) >= 2 and r[1].startswith("ii")}
+    pkgs, unit, daemon = (cast(ProbeResult, r) for r in got)
+    versions = {n: v for n, v in parse_packages(pkgs, PACKAGES).items() if n in PACKAGES and v is not None}
     compose = versions.get("docker-compose", "").split(":")[-1]  # Debian's version, epoch dropped
-    return DockerFacts(frozenset(versions), sec.get("daemon", "").strip() or None,
-                       sec.get("active", "").strip() == "active", compose)
+    active = parse_unit_states(unit).get(DOCKER_UNIT, ("", ""))[1] == "active"
+    return DockerFacts(frozenset(versions), parse_sha256(daemon).get(DAEMON_JSON), active, compose)
 
 
 def images_probe(refs: list[str], ids: Sequence[str] = ()) -> Probe:
-    """One `docker image inspect` of every ref and pinned id: a line per image found (docker
-    skips the missing ones), matched back to the refs by tag in parse_images."""
-    args = " ".join(shlex.quote(a) for a in [*refs, *ids])
-    fmt = shlex.quote("{{.Id}} {{json .RepoTags}} {{json .RepoDigests}}")
-    return Probe(f"docker image inspect --format {fmt} {args} 2>/dev/null; true" if args else "true", timeout=20)
+    """One `docker image inspect` of every ref and pinned id (with the ingress layer's Anubis
+    image: probe.docker_images), matched back to the refs by tag in parse_images."""
+    return docker_images([*refs, *ids])
 
 
 def _inspected(result: ProbeResult | None) -> list[tuple[str, list[str], str]]:
@@ -117,7 +120,8 @@ def parse_images(result: ProbeResult | None, refs: Sequence[str]) -> dict[str, I
 
 
 def containers_probe() -> Probe:
-    return Probe(render_containers_probe(), timeout=20)
+    """Every container of the host (probe.docker_containers, asked once with the ingress layer's)."""
+    return docker_containers(CONTAINER_LABELS)
 
 
 def app_probe(app_dir: str, http: tuple[int, str] | None, data: bool = True) -> Probe:
@@ -132,8 +136,10 @@ def app_probe(app_dir: str, http: tuple[int, str] | None, data: bool = True) -> 
 
 
 def parse_host_containers(result: ProbeResult | None) -> dict[str, dict[str, ServiceState]]:
-    """`apps.containers` -> {compose project (the app's name): {service: state}}, once per host."""
-    return parse_containers(result.out if result is not None and not result.timed_out else "")
+    """`apps.containers` -> {compose project (the app's name): {service: state}}, once per host:
+    the compose containers, as `compose ps -a` lists them (one-off `compose run` ones left out)."""
+    return parse_container_rows(row for row in container_rows(result)
+                                if row.get("Labels", {}).get(ONEOFF_LABEL) != "True")
 
 
 def parse_app(result: ProbeResult | None, states: Mapping[str, ServiceState]) -> AppFacts | None:

@@ -28,7 +28,7 @@ from homelab.layers.base import Layer, Observed, RunContext
 from homelab.layers.ingress import dns
 from homelab.layers.ingress.monitors import LAYER, ingress_monitors
 from homelab.layers.ingress.plan import HostInputs, anubis_envs, pin_of, plan_host, sha256
-from homelab.layers.ingress.probes import (anubis_probe, caddy_probe, cert_probe, https_probe, parse_anubis,
+from homelab.layers.ingress.probes import (anubis_probes, caddy_probes, cert_probe, https_probe, parse_anubis,
                                            parse_caddy)
 from homelab.layers.ingress.render import AnubisPorts, CaddySettings, Site, render_caddyfile
 from homelab.layers.ingress.sites import plan_sites
@@ -105,7 +105,7 @@ class IngressLayer(Layer):
         names = [s.hostname for s in sites]
         status = ctx.command == "status"  # Anubis's /healthz, TLS handshakes and requests per site: only
         # the monitors read them, and each is a curl on the host at every no-op
-        out: dict[str, AnyProbe] = {"ingress.caddy": caddy_probe(), "ingress.anubis": anubis_probe(
+        out: dict[str, AnyProbe] = {**caddy_probes(), **anubis_probes(
             cfg.anubis.image, self._metrics_ports(sites) if status else {})}
         if status:
             out |= {"ingress.certs": cert_probe(names), "ingress.https": https_probe(names)}
@@ -176,8 +176,8 @@ class IngressLayer(Layer):
             settings = self.settings(ctx, host.name, addresses)
             hp = plan_host(HostInputs(
                 host.name, tuple(sites), settings, render_caddyfile(sites, settings), cfg.anubis,
-                parse_caddy(results.get("ingress.caddy")) if results else None,
-                parse_anubis(results.get("ingress.anubis")) if results else None, pin_of(section, cfg.anubis.image)))
+                parse_caddy(results) if results else None,
+                parse_anubis(results, cfg.anubis.image) if results else None, pin_of(section, cfg.anubis.image)))
             changes += hp.changes
             unchanged += hp.unchanged
             warnings += hp.warnings
@@ -233,7 +233,7 @@ class IngressLayer(Layer):
 
     def _host_monitors(self, ctx: RunContext, name: str, results: Mapping[str, ProbeResult], sites: list[Site],
                        addresses: Mapping[str, str]) -> list[Monitor]:
-        caddy = parse_caddy(results.get("ingress.caddy"))
+        caddy = parse_caddy(results)
         if caddy is None:
             return [Monitor(LAYER, name, "caddy", Health.UNKNOWN, "probe timed out")]
         settings = self.settings(ctx, name, addresses)
@@ -246,7 +246,9 @@ class IngressLayer(Layer):
                        ("not installed" if caddy.version is None else "caddy is not running")),
                Monitor(LAYER, name, "caddyfile", Health.OK if caddy.caddyfile_sha == want else Health.WARN,
                        "as planned" if caddy.caddyfile_sha == want else "differs from the plan (apply installs it)")]
-        facts = parse_anubis(results.get("ingress.anubis"))
+        cfg = self.config(ctx)
+        assert cfg is not None
+        facts = parse_anubis(results, cfg.anubis.image)
         for app in sorted(anubis_envs(tuple(sites), settings)):
             c = facts.containers.get(app) if facts else None
             if c is None:

@@ -1,27 +1,32 @@
 """What the ingress layer reads on an ingress machine, one probe per concern, each with its own timeout.
 
-- `ingress.caddy`: the caddy package, whether the unit is active, the live Caddyfile's sha256;
-- `ingress.anubis`: Docker there, the Anubis image under its name (id + digests), and every
-  Anubis container homelab runs (label `homelab.anubis=<app>`): state, spec hash, /healthz;
+- `ingress.caddy.*`: the caddy package, whether the unit is active, the live Caddyfile's sha256;
+- `ingress.anubis.*`: Docker there, the Anubis image under its name (id + digests), and every
+  Anubis container homelab runs (label `homelab.anubis=<app>`): state, spec hash; /healthz for
+  the monitors.
+
+All but /healthz and the monitors' probes are batched questions (probe.batch_groups), asked
+once per host with the other layers' (the apps layer's docker images and containers, every
+layer's packages and units): on an ingress machine that runs apps, the no-op costs no docker
+CLI start of its own.
 - `ingress.certs` / `ingress.https`: the monitors' probes (monitors.py), run against 127.0.0.1
   with each hostname as SNI / Host.
 """
 from __future__ import annotations
 
-import json
-import re
-import shlex
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Mapping, Sequence, cast
 
 from homelab.layers.ingress.monitors import parse_cert_probe, parse_https_probe, render_cert_probe, render_https_probe
 from homelab.layers.ingress.scripts import LIVE
-from homelab.probe import Probe, ProbeResult
+from homelab.layers.apps.probes import parse_images
+from homelab.probe import (
+    DOCKER_ANSWERS, Probe, ProbeResult, container_rows, docker_containers, docker_images, file_sha256, packages,
+    parse_packages, parse_sha256, parse_unit_states, unit_states,
+)
 
-MARK = "--ingress-section "
 ANUBIS_LABEL = "homelab.anubis"  # value: the app's name
 SPEC_LABEL = "homelab.spec"  # value: sha256 of what the container was started with
-SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -47,78 +52,66 @@ class AnubisFacts:
     containers: Mapping[str, AnubisContainer] = field(default_factory=dict)
 
 
-def _sections(text: str) -> dict[str, str]:
-    out: dict[str, list[str]] = {}
-    key: str | None = None
-    for line in text.splitlines():
-        if line.startswith(MARK):
-            key = line[len(MARK):].strip()
-            out[key] = []
-        elif key is not None:
-            out[key].append(line)
-    return {k: "\n".join(v) for k, v in out.items()}
+CADDY_KEYS = ("ingress.caddy.package", "ingress.caddy.unit", "ingress.caddy.sha")
+CADDY_UNIT = "caddy.service"
+ANUBIS_KEYS = ("ingress.anubis.image", "ingress.anubis.containers")
+HEALTHZ = "ingress.anubis.healthz"
 
 
-def caddy_probe() -> Probe:
-    return Probe("\n".join([
-        f"echo '{MARK}package'; dpkg-query -W -f='${{db:Status-Abbrev}} ${{Version}}\\n' caddy 2>/dev/null || true",
-        f"echo '{MARK}active'; systemctl is-active caddy 2>/dev/null || true",
-        f"echo '{MARK}sha'; sha256sum {LIVE} 2>/dev/null | cut -d' ' -f1",
-    ]), timeout=15)
+def nothing_there() -> dict[str, ProbeResult]:
+    """What an ingress machine without Caddy, Docker or Anubis answers (tests, a fresh host)."""
+    return {k: ProbeResult(0, "") for k in (*CADDY_KEYS, *ANUBIS_KEYS)}
 
 
-def parse_caddy(result: ProbeResult | None) -> CaddyFacts | None:
-    if result is None or result.timed_out:
+def caddy_probes() -> dict[str, Probe]:
+    """Asked with every other layer's packages, units and hashes (probe.batch_groups)."""
+    return dict(zip(CADDY_KEYS, (packages(["caddy"]), unit_states([CADDY_UNIT]), file_sha256([LIVE]))))
+
+
+def parse_caddy(results: Mapping[str, ProbeResult]) -> CaddyFacts | None:
+    got = [results.get(k) for k in CADDY_KEYS]
+    if any(r is None or r.timed_out for r in got):
         return None
-    sec = _sections(result.out)
-    pkg = sec.get("package", "").split()
-    version = pkg[1] if len(pkg) >= 2 and pkg[0].startswith("ii") else None
-    return CaddyFacts(version, sec.get("active", "").strip() == "active", sec.get("sha", "").strip() or None)
+    pkg, unit, sha = (cast(ProbeResult, r) for r in got)
+    return CaddyFacts(parse_packages(pkg, ["caddy"])["caddy"],
+                      parse_unit_states(unit).get(CADDY_UNIT, ("", ""))[1] == "active", parse_sha256(sha).get(LIVE))
 
 
-def anubis_probe(image: str, metrics_ports: Mapping[str, int]) -> Probe:
-    """`metrics_ports`: app -> the port its Anubis serves /healthz on (loopback)."""
-    img = shlex.quote(image)
-    lines = [
-        f"echo '{MARK}image'; docker image inspect --format '{{{{.Id}}}} {{{{json .RepoDigests}}}}' {img} 2>/dev/null"
-        " || true",
-        # `ps` answering is the daemon answering (`docker info` cost one more CLI start per no-op)
-        f"echo '{MARK}containers'; if docker ps -a --filter label={ANUBIS_LABEL} --format "
-        f"'{{{{.Label \"{ANUBIS_LABEL}\"}}}} {{{{.State}}}} {{{{.Label \"{SPEC_LABEL}\"}}}}' 2>/dev/null; "
-        f"then echo '{MARK}docker'; echo answers; fi",
-        f"echo '{MARK}healthz'",
-    ]
-    for app, port in sorted(metrics_ports.items()):
-        lines.append(f"echo \"{app} $(curl -s -o /dev/null --max-time 3 -w '%{{http_code}}' "
-                     f"http://127.0.0.1:{int(port)}/healthz || true)\"")
-    return Probe("\n".join(lines), timeout=10 + 4 * len(metrics_ports))
+def anubis_probes(image: str, metrics_ports: Mapping[str, int]) -> dict[str, Probe]:
+    """The image and the containers are asked with the apps layer's (one `image inspect`, one
+    `ps` + `inspect` per host); `metrics_ports` (app -> the loopback port its Anubis serves
+    /healthz on) only for the monitors."""
+    out = dict(zip(ANUBIS_KEYS, (docker_images([image]), docker_containers([ANUBIS_LABEL, SPEC_LABEL]))))
+    if metrics_ports:
+        out[HEALTHZ] = Probe("\n".join(
+            f"echo \"{app} $(curl -s -o /dev/null --max-time 3 -w '%{{http_code}}' "
+            f"http://127.0.0.1:{int(port)}/healthz || true)\"" for app, port in sorted(metrics_ports.items())),
+            timeout=5 + 4 * len(metrics_ports))
+    return out
 
 
-def parse_anubis(result: ProbeResult | None) -> AnubisFacts | None:
-    if result is None or result.timed_out:
+def parse_anubis(results: Mapping[str, ProbeResult], image: str) -> AnubisFacts | None:
+    got = [results.get(k) for k in ANUBIS_KEYS]
+    if any(r is None or r.timed_out for r in got):
         return None
-    sec = _sections(result.out)
+    images, listed = (cast(ProbeResult, r) for r in got)
     image_id, digest = None, ""
-    parts = sec.get("image", "").strip().split(" ", 1)
-    if parts and SHA256.match(parts[0]):
-        image_id = parts[0]
-        try:
-            digests = json.loads(parts[1]) if len(parts) > 1 else []
-        except ValueError:
-            digests = []
-        digest = next((d.split("@", 1)[1] for d in digests or [] if "@" in d), "")
+    pin = parse_images(images, [image]).get(image)
+    if pin is not None:
+        image_id, digest = pin.image_id, pin.digest
     health: dict[str, int] = {}
-    for line in sec.get("healthz", "").splitlines():
+    for line in (results[HEALTHZ].lines() if HEALTHZ in results else []):
         app, _, code = line.strip().partition(" ")
         if app:
             health[app] = int(code) if code.isdigit() else 0
     containers = {}
-    for line in sec.get("containers", "").splitlines():
-        bits = line.split()
-        if len(bits) >= 2:
-            app = bits[0]
-            containers[app] = AnubisContainer(app, bits[1], bits[2] if len(bits) > 2 else "", health.get(app, 0))
-    return AnubisFacts(bool(sec.get("docker", "").strip()), image_id, digest, containers)
+    for row in container_rows(listed):
+        labels = row.get("Labels") or {}
+        app = labels.get(ANUBIS_LABEL) or ""
+        if app:
+            containers[app] = AnubisContainer(app, row.get("State", ""), labels.get(SPEC_LABEL) or "",
+                                              health.get(app, 0))
+    return AnubisFacts(DOCKER_ANSWERS in listed.lines(), image_id, digest, containers)
 
 
 def cert_probe(hostnames: Sequence[str]) -> Probe:
