@@ -4,9 +4,9 @@ Each layer names probes: a shell snippet, its own timeout, and optionally a pars
 value (`Probe`; a plain string is a probe with the default timeout). The engine joins all of
 them into one script, runs it as root in one round trip, and splits the output back per
 probe. A no-op apply therefore costs one connection and about one command per host, where a
-fact-per-command engine pays ~2 commands per operation. Each snippet runs under `timeout`:
-one that hangs (restic to a dead repository) ends as "timed out" for its own layer's checks,
-and every other probe of the host still reports.
+fact-per-command engine pays ~2 commands per operation. What may hang (restic to a dead
+repository) runs under its own `timeout` and ends as "timed out" for its own layer's checks;
+the script as a whole has one limit; every probe that finished still reports.
 
 The shared probes below (packages, units, file hashes, docker images and containers, command
 JSON) are what layers use instead of writing their own parsers; the batched ones are asked
@@ -59,7 +59,7 @@ class Probe:
     @property
     def shares_budget(self) -> bool:
         """A quick local read (it kept the default timeout): it runs as a plain subshell under
-        its group's one time limit, not under a `timeout` of its own."""
+        the script's one time limit, not under a `timeout` of its own."""
         return self.timeout == DEFAULT_TIMEOUT
 
     def value(self, result: ProbeResult | None) -> Any:
@@ -77,15 +77,21 @@ def as_probe(p: AnyProbe) -> Probe:
 
 
 def group_budget(group: Mapping[str, AnyProbe], shared: float = DEFAULT_TIMEOUT) -> float:
-    """A group's time limit: one budget (`shared`) for all its quick reads, plus the own
-    timeout of each probe that has one (they run one after another)."""
+    """What a group may take: `shared` for all its quick reads, plus the own timeout of each
+    probe that has one (they run one after another)."""
     return shared + sum(p.timeout for p in map(as_probe, group.values()) if not p.shares_budget)
 
 
+def script_budget(groups: Sequence[Mapping[str, AnyProbe]], shared: float = DEFAULT_TIMEOUT) -> float:
+    """The one time limit of the host's script: its groups run side by side, so the longest
+    group's budget."""
+    return max((group_budget(g, shared) for g in groups if g), default=shared)
+
+
 def script_timeout(groups: Sequence[Mapping[str, AnyProbe]]) -> float:
-    """How long the whole batched script may take: groups run side by side (plus a margin for
-    the connection and the group's own KILL grace)."""
-    return max((group_budget(g) for g in groups), default=0.0) + 15.0
+    """How long the client waits for the script: its budget, plus a margin for the connection
+    and the KILL grace."""
+    return script_budget(groups) + 15.0
 
 
 # ------------------------------------------------------------ shared probes --
@@ -283,28 +289,31 @@ def render_probe_script(probes: Mapping[str, AnyProbe] | Sequence[Mapping[str, A
 
     `probes` is one group or a list of groups (one per layer). Snippets of a group run in
     order (a layer may rely on it: ping first, then read handshakes); groups run at the same
-    time, each into its own temp file, and the output is printed in order once all are
-    done. A no-op apply waits for the slowest layer, not for the sum of them.
+    time, each a background subshell writing its own temp file, and the output is printed in
+    order once all are done. A no-op apply waits for the slowest layer, not for the sum of them.
 
     Time limits: a probe given its own timeout (network, a daemon, restic: what may hang)
-    runs under its own `timeout`. The quick local reads that keep DEFAULT_TIMEOUT share one
-    budget (`shared`, that long) per group, enforced by one `timeout` around the whole group: they
-    run as plain subshells, because `timeout` + `sh -c` per probe cost ~2.5 ms each, which
-    was a fifth of a lower-layer host's no-op. A group past its budget ends there; its
-    unfinished probes read as timed out (`parse_probe_output`), the other groups carry on.
+    runs under its own `timeout`. The quick local reads that keep DEFAULT_TIMEOUT run as plain
+    subshells, and the whole script runs under ONE `timeout`: `script_budget`, the longest
+    group's (`shared` for its quick reads plus its probes' own limits). A `timeout` + `sh -c`
+    costs ~2.2 ms of a small host's CPU; one per probe was a fifth of a lower-layer host's
+    no-op, one per group still 8%. At the limit, `timeout` stops its whole process group:
+    every group still running ends there, its unfinished probes read as timed out
+    (`parse_probe_output`: its end marker is missing), and the groups that had finished report.
+    The price: a quick read that hangs ends at the script's limit, not at its own group's.
     """
     nonce = nonce or secrets.token_hex(8)
-    groups = [probes] if isinstance(probes, Mapping) else list(probes)
+    groups = [g for g in ([probes] if isinstance(probes, Mapping) else list(probes)) if g]
     for group in groups:
         for key in group:
             if not PROBE_KEY.match(key):
                 raise ValueError(f"bad probe key {key!r}")
-    # `_hl_d`: the group bodies run in subshells of this script, so a probe that reads a
-    # variable before setting it must not find ours
+    # `_hl_d` reaches the groups through the environment; a probe that reads a variable before
+    # setting it must not find ours, hence the odd name
     parts = ["export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-             '_hl_d=$(mktemp -d) || exit 1', "trap 'rm -rf \"$_hl_d\"' EXIT"]
-    files: list[str] = []
-    for group in groups:
+             '_hl_d=$(mktemp -d) || exit 1', "trap 'rm -rf \"$_hl_d\"' EXIT", "export _hl_d"]
+    inner = []
+    for index, group in enumerate(groups):
         body = []
         for key, probe in group.items():
             p = as_probe(probe)
@@ -314,43 +323,51 @@ def render_probe_script(probes: Mapping[str, AnyProbe] | Sequence[Mapping[str, A
                 run = f"timeout -k 2 {p.timeout:g} sh -c {shlex.quote(p.command)} </dev/null 2>&1"
             # the markers are printf builtins, so a probe costs its own processes only
             body += [f"printf '%s\\n' '@{nonce} begin {key}'", run, f"printf '\\n@{nonce} end {key} %s\\n' $?"]
-        if body:
-            files.append(f'"$_hl_d/{len(files)}"')
-            parts.append(f"{{ timeout -k 2 {group_budget(group, shared):g} sh -c {shlex.quote(chr(10).join(body))} </dev/null; "
-                         f"printf '\\n@{nonce} group %s\\n' $?; }} >{files[-1]} 2>&1 &")
-    parts.append("wait")
-    if files:
-        parts.append("cat " + " ".join(files))
+        body.append(f"printf '\\n@{nonce} group {index}\\n'")  # the group ran to its end
+        inner.append("(\n" + "\n".join(body) + f'\n) </dev/null >"$_hl_d/{index}" 2>&1 &')
+    if groups:
+        inner.append("wait")
+        parts.append(f"timeout -k 2 {script_budget(groups, shared):g} sh -c {shlex.quote(chr(10).join(inner))} "
+                     "</dev/null >/dev/null 2>&1")
+        parts.append("cat " + " ".join(f'"$_hl_d/{i}"' for i in range(len(groups))) + " 2>/dev/null")
     return "\n".join(parts) + "\n", nonce
 
 
 def parse_probe_output(text: str, nonce: str,
                        groups: Sequence[Mapping[str, AnyProbe]] = ()) -> dict[str, ProbeResult]:
-    """Pure: split the script's output back into one result per probe. A group that ran out
-    of its budget leaves its running probe without an end marker and its later ones unstarted:
-    with `groups` (as rendered), each of those reads as timed out, with what it printed."""
+    """Pure: split the script's output back into one result per probe. A probe without its end
+    marker was stopped at the script's time limit: it reads as timed out, with what it
+    printed; with `groups` (as rendered), so do the probes of an unfinished group that never
+    started."""
     results: dict[str, ProbeResult] = {}
     begin, end, group = f"@{nonce} begin ", f"@{nonce} end ", f"@{nonce} group "
     key: str | None = None
     buf: list[str] = []
-    ended: list[bool] = []  # per group, in order: did it run out of time?
+    finished: set[int] = set()  # the groups that ran to their end
+
+    def stopped() -> None:
+        if key is not None:
+            results[key] = ProbeResult(TIMED_OUT, _joined(buf))
+
     for line in text.split("\n"):
         if line.startswith(begin):
+            stopped()
             key, buf = line[len(begin):], []
         elif line.startswith(end) and key is not None:
             k, _, rc = line[len(end):].rpartition(" ")
             results[k] = ProbeResult(int(rc) if rc.lstrip("-").isdigit() else 255, _joined(buf))
             key = None
         elif line.startswith(group):
-            rc = line[len(group):].strip()
-            ended.append(rc in (str(TIMED_OUT), str(128 + 9)))  # 137: TERM ignored, then KILL
-            if key is not None and ended[-1]:
-                results[key] = ProbeResult(TIMED_OUT, _joined(buf))
+            stopped()
+            done = line[len(group):].strip()
+            if done.isdigit():
+                finished.add(int(done))
             key = None
         elif key is not None:
             buf.append(line)
-    for timed_out, probes in zip(ended, [g for g in groups if g]):  # an empty group has no file
-        if timed_out:
+    stopped()
+    for i, probes in enumerate(g for g in groups if g):  # an empty group is not rendered
+        if i not in finished:
             for k in probes:
                 results.setdefault(k, ProbeResult(TIMED_OUT, ""))
     return results
