@@ -19,10 +19,13 @@ from homelab.layers.storage.monitors import Space
 from homelab.layers.storage.repo import ETC, LIB, STATUS_DIR
 from homelab.layers.storage.scripts import SERVER_STATUS_DIR
 from homelab.layers.storage.units import HEADER, UNIT_DIR
-from homelab.probe import Probe, ProbeResult, packages, parse_packages, parse_unit_states, unit_states
+from homelab.probe import DEFAULT_TIMEOUT, Probe, ProbeResult, packages, parse_packages, parse_unit_states, unit_states
 
 PREFIX = "storage."
-SHORT = 15.0  # seconds: every storage probe is a local read, or one curl with its own 10 s limit
+# seconds, for what may hang: df of a dead network mount, a failing disk, one curl with its own
+# 10 s limit. The reads of local files keep DEFAULT_TIMEOUT: they run as plain subshells under
+# the host script's one limit (probe.render_probe_script), not each under a timeout + sh -c.
+SHORT = 15.0
 CREDENTIAL_SUFFIX = ".rest-password"
 # every file the layer may write lives under one of these (globbed: no list to keep in step)
 FILE_GLOBS = (f"{ETC}/*", f"{LIB}/*", f"{UNIT_DIR}/homelab-*.service", f"{UNIT_DIR}/homelab-*.timer",
@@ -86,23 +89,23 @@ def files_probe(dirs: Sequence[str]) -> Probe:
            "stat -c '%a %U %G %n' -- \"$@\"; echo " + HASHES + "; "
            # -z: one NUL-ended line per file and no escaping of names with a backslash (mount units)
            "find \"$@\" -maxdepth 0 -type f -exec sha256sum -z -- {} + | tr '\\0' '\\n'")
-    return Probe(cmd, SHORT, parse_files)
+    return Probe(cmd, DEFAULT_TIMEOUT, parse_files)
 
 
 def credentials_probe() -> Probe:
     """The rest credentials this host made (scope 3: read back only to give rest-server their hash)."""
     return Probe(f"for f in {ETC}/*{CREDENTIAL_SUFFIX}; do [ -s \"$f\" ] && "
-                 "printf '%s\\t%s\\n' \"$f\" \"$(head -c 256 \"$f\" | tr -d '\\n')\"; done; true", SHORT,
+                 "printf '%s\\t%s\\n' \"$f\" \"$(head -c 256 \"$f\" | tr -d '\\n')\"; done; true", DEFAULT_TIMEOUT,
                  parse_tabbed)
 
 
 def htpasswd_probe() -> Probe:
-    return Probe(f"cat {restserver.HTPASSWD} 2>/dev/null; true", SHORT, parse_htpasswd)
+    return Probe(f"cat {restserver.HTPASSWD} 2>/dev/null; true", DEFAULT_TIMEOUT, parse_htpasswd)
 
 
 def status_probe() -> Probe:
     return Probe(f"for f in {STATUS_DIR}/*.json {SERVER_STATUS_DIR}/*.json; do [ -f \"$f\" ] && "
-                 "printf '%s\\t%s\\n' \"$f\" \"$(head -c 8000 \"$f\" | tr -d '\\n')\"; done; true", SHORT,
+                 "printf '%s\\t%s\\n' \"$f\" \"$(head -c 8000 \"$f\" | tr -d '\\n')\"; done; true", DEFAULT_TIMEOUT,
                  parse_tabbed)
 
 
@@ -163,7 +166,7 @@ def mounts_probe() -> Probe:
            "w=$(sed -n 's/^Where=//p' \"$f\"); "
            "printf '%s\\t%s\\t%s\\t%s\\t%s\\n' \"${f##*/}\" \"$w\" \"$(sed -n 's/^What=//p' \"$f\")\" \"$d\" "
            "\"$(findmnt -n -o SOURCE --mountpoint \"$w\" 2>/dev/null | head -n 1)\"; done; true")
-    return Probe(cmd, SHORT, parse_mounts)
+    return Probe(cmd, DEFAULT_TIMEOUT, parse_mounts)
 
 
 def parse_mounts(result: ProbeResult) -> tuple[MountUnit, ...]:
@@ -187,18 +190,19 @@ def parse_volumes(result: ProbeResult) -> dict[str, DiskView]:
 
 def storage_probes(layout: Any, checks: bool = True) -> dict[str, Probe]:
     """Every probe of one host (`layout`: plan.ProbeLayout, which needs this module's parsers).
-    `checks`: also what only the monitors read (the append-only request to rest-server): status."""
+    `checks`: also what only the monitors read (the backups' last runs, free space, the
+    append-only request to rest-server): status. A no-op apply runs no df and no curl."""
     units, disks, append_only = layout.units, layout.disks, layout.append_only
     probes = {
         PREFIX + "mounts": mounts_probe(),
         PREFIX + "files": files_probe(layout.dirs),
-        PREFIX + "packages": packages(list(PROBED_PACKAGES), SHORT),
+        PREFIX + "packages": packages(list(PROBED_PACKAGES)),
         PREFIX + "credentials": credentials_probe(),
-        PREFIX + "status": status_probe(),
-        PREFIX + "space": space_probe(layout.space),
     }
+    if checks:
+        probes |= {PREFIX + "status": status_probe(), PREFIX + "space": space_probe(layout.space)}
     if units:
-        probes[PREFIX + "units"] = unit_states(units, SHORT)
+        probes[PREFIX + "units"] = unit_states(units)
     if layout.server:
         probes[PREFIX + "htpasswd"] = htpasswd_probe()
     for disk in disks:
