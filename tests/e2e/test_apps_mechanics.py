@@ -77,6 +77,7 @@ class Host:
 def hosts(lab: Any) -> Iterator[dict[str, Host]]:
     if len(lab.host_names()) < 2 or any(lab.suite(n) != "trixie" for n in ("h1", "h2")):
         pytest.skip("needs two Debian 13 lab hosts: LAB_HOSTS=trixie:2")
+    lab.reset("h1", "h2")  # as every module: an earlier one may have hardened them (no root login)
     hs = {n: Host(lab, n) for n in ("h1", "h2")}
     for h in hs.values():
         h.ok(render_install_script(DockerSettings()))
