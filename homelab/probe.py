@@ -76,6 +76,13 @@ def as_probe(p: AnyProbe) -> Probe:
     return p if isinstance(p, Probe) else Probe(p)
 
 
+def answered(results: Mapping[str, ProbeResult], keys: Sequence[str]) -> list[ProbeResult] | None:
+    """The results of `keys`, in order; None when any did not run or timed out (facts read
+    from several answers, such as a service's package, unit and file, are known only whole)."""
+    got = [results.get(k) for k in keys]
+    return None if any(r is None or r.timed_out for r in got) else [r for r in got if r is not None]
+
+
 def group_budget(group: Mapping[str, AnyProbe], shared: float = DEFAULT_TIMEOUT) -> float:
     """What a group may take: `shared` for all its quick reads, plus the own timeout of each
     probe that has one (they run one after another)."""
@@ -179,11 +186,12 @@ def file_sha256(paths: Sequence[str], timeout: float = DEFAULT_TIMEOUT) -> Probe
     return Probe(f"sha256sum -- {files} 2>/dev/null; true", timeout, parse_sha256, batch=("sha256", tuple(paths)))
 
 
-def parse_sha256(result: ProbeResult) -> dict[str, str]:
+def parse_sha256(result: ProbeResult | None) -> dict[str, str]:
+    """`sha256sum` lines -> {path: sha256 hex} (nothing when not probed)."""
     out: dict[str, str] = {}
-    for line in result.lines():
-        digest, sep, path = line.partition("  ")
-        if sep and len(digest) == 64:
+    for line in result.lines() if result is not None else []:
+        digest, _, path = line.partition("  ")
+        if len(digest) == 64 and path:
             out[path] = digest
     return out
 
@@ -247,8 +255,9 @@ SHARED = "host."  # the key prefix of a batched question's one answer
 
 
 def batch_groups(groups: Sequence[Mapping[str, AnyProbe]]) -> tuple[list[dict[str, AnyProbe]], dict[str, str]]:
-    """Pure: the groups with each batched question asked once, for every layer's items, in a
-    group of its own; and {asker's key: the key of the one answer} for `answer_batches`."""
+    """Pure: the groups with each batched question asked once, for every layer's items (the
+    quick ones in a group of their own, those with a limit of their own in another); and
+    {asker's key: the key of the one answer} for `answer_batches`."""
     asked: dict[str, list[str]] = {}
     limit: dict[str, float] = {}
     aliases: dict[str, str] = {}

@@ -10,7 +10,7 @@ from homelab.layers.permissions.probes import (
     Account, FileState, parse_host, permission_probes, security_updates,
 )
 from homelab.model import Health
-from homelab.probe import ProbeResult, parse_probe_output, render_probe_script
+from homelab.probe import ProbeResult, parse_probe_output, parse_sha256, render_probe_script
 from test_permissions_fixtures import converged, fresh_view, inputs, perms
 
 
@@ -110,7 +110,7 @@ def test_probes_read_what_the_host_really_has(tmp_path) -> None:  # type: ignore
     view = parse_host(probed)
     assert view.sshd_file.text == "a\n\nb\n\n" and view.sshd_file.sha == h.sha256(b"a\n\nb\n\n").hexdigest()
     assert not view.nft_file.exists
-    assert mod.parse_hashes(probed["permissions.hashes"]) == {str(sudo): h.sha256(sudo.read_bytes()).hexdigest()}
+    assert parse_sha256(probed["permissions.hashes"]) == {str(sudo): h.sha256(sudo.read_bytes()).hexdigest()}
     assert view.accounts["root"].exists and view.accounts["root"].shell.startswith("/")
     assert not view.accounts["nobody-here"].exists and view.today > 20000
 

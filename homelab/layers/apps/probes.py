@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence, cast
+from typing import Mapping, Sequence
 
 from homelab.layers.apps.docker import DAEMON_JSON, PACKAGES
 from homelab.layers.apps.monitor import (
@@ -25,7 +25,7 @@ from homelab.layers.apps.monitor import (
 )
 from homelab.layers.apps.pins import ImagePin, normalize_repository, parse_inspect
 from homelab.probe import (
-    Probe, ProbeResult, container_rows, docker_containers, docker_images, file_sha256, packages, parse_packages,
+    Probe, ProbeResult, answered, container_rows, docker_containers, docker_images, file_sha256, packages, parse_packages,
     parse_sha256, parse_unit_states, unit_states,
 )
 
@@ -64,10 +64,10 @@ def docker_probes() -> dict[str, Probe]:
 
 
 def parse_docker(results: Mapping[str, ProbeResult]) -> DockerFacts | None:
-    got = [results.get(k) for k in DOCKER_KEYS]
-    if any(r is None or r.timed_out for r in got):
+    got = answered(results, DOCKER_KEYS)
+    if got is None:
         return None
-    pkgs, unit, daemon = (cast(ProbeResult, r) for r in got)
+    pkgs, unit, daemon = got
     versions = {n: v for n, v in parse_packages(pkgs, PACKAGES).items() if n in PACKAGES and v is not None}
     compose = versions.get("docker-compose", "").split(":")[-1]  # Debian's version, epoch dropped
     active = parse_unit_states(unit).get(DOCKER_UNIT, ("", ""))[1] == "active"

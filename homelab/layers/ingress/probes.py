@@ -4,24 +4,24 @@
 - `ingress.anubis.*`: Docker there, the Anubis image under its name (id + digests), and every
   Anubis container homelab runs (label `homelab.anubis=<app>`): state, spec hash; /healthz for
   the monitors.
+- `ingress.certs` / `ingress.https`: the monitors' probes (monitors.py), run against 127.0.0.1
+  with each hostname as SNI / Host.
 
 All but /healthz and the monitors' probes are batched questions (probe.batch_groups), asked
 once per host with the other layers' (the apps layer's docker images and containers, every
 layer's packages and units): on an ingress machine that runs apps, the no-op costs no docker
 CLI start of its own.
-- `ingress.certs` / `ingress.https`: the monitors' probes (monitors.py), run against 127.0.0.1
-  with each hostname as SNI / Host.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence, cast
+from typing import Mapping, Sequence
 
 from homelab.layers.ingress.monitors import parse_cert_probe, parse_https_probe, render_cert_probe, render_https_probe
 from homelab.layers.ingress.scripts import LIVE
 from homelab.layers.apps.probes import parse_images
 from homelab.probe import (
-    DOCKER_ANSWERS, Probe, ProbeResult, container_rows, docker_containers, docker_images, file_sha256, packages,
+    DOCKER_ANSWERS, Probe, ProbeResult, answered, container_rows, docker_containers, docker_images, file_sha256, packages,
     parse_packages, parse_sha256, parse_unit_states, unit_states,
 )
 
@@ -69,10 +69,10 @@ def caddy_probes() -> dict[str, Probe]:
 
 
 def parse_caddy(results: Mapping[str, ProbeResult]) -> CaddyFacts | None:
-    got = [results.get(k) for k in CADDY_KEYS]
-    if any(r is None or r.timed_out for r in got):
+    got = answered(results, CADDY_KEYS)
+    if got is None:
         return None
-    pkg, unit, sha = (cast(ProbeResult, r) for r in got)
+    pkg, unit, sha = got
     return CaddyFacts(parse_packages(pkg, ["caddy"])["caddy"],
                       parse_unit_states(unit).get(CADDY_UNIT, ("", ""))[1] == "active", parse_sha256(sha).get(LIVE))
 
@@ -91,10 +91,10 @@ def anubis_probes(image: str, metrics_ports: Mapping[str, int]) -> dict[str, Pro
 
 
 def parse_anubis(results: Mapping[str, ProbeResult], image: str) -> AnubisFacts | None:
-    got = [results.get(k) for k in ANUBIS_KEYS]
-    if any(r is None or r.timed_out for r in got):
+    got = answered(results, ANUBIS_KEYS)
+    if got is None:
         return None
-    images, listed = (cast(ProbeResult, r) for r in got)
+    images, listed = got
     image_id, digest = None, ""
     pin = parse_images(images, [image]).get(image)
     if pin is not None:

@@ -17,7 +17,7 @@ from typing import Iterable, Mapping
 from homelab.layers.permissions.firewall import LIVE_FILE as NFT_LIVE
 from homelab.provision.guard import FIREWALL_UNIT, GUARD_PATH, GUARD_UNIT, NFT_LISTING, status_read
 from homelab.layers.permissions.sshd import DROPIN, KEYS_DIR, parse_effective, parse_openssh_version
-from homelab.probe import AnyProbe, ProbeResult, packages, parse_packages, parse_unit_states, unit_states
+from homelab.probe import AnyProbe, ProbeResult, packages, parse_packages, parse_sha256, parse_unit_states, unit_states
 
 UPGRADES_CONF = "/etc/apt/apt.conf.d/20auto-upgrades"
 PACKAGES_READ = ("openssh-server", "unattended-upgrades")
@@ -148,16 +148,6 @@ def _pairs(result: ProbeResult | None) -> dict[str, str]:
     return out
 
 
-def parse_hashes(result: ProbeResult | None) -> dict[str, str]:
-    """`sha256sum` lines -> {path: sha256}."""
-    out: dict[str, str] = {}
-    for line in result.lines() if result is not None else []:
-        digest, _, path = line.partition("  ")
-        if len(digest) == 64 and path:
-            out[path] = digest
-    return out
-
-
 def parse_accounts(result: ProbeResult | None) -> tuple[dict[str, Account], int]:
     accounts: dict[str, Account] = {}
     today = 0
@@ -195,7 +185,7 @@ def parse_host(probed: Mapping[str, ProbeResult] | None) -> HostView:
     nft = _pairs(probed.get("permissions.nft_live"))
     nft_lines = probed["permissions.nft_live"].lines() if "permissions.nft_live" in probed else []
     accounts, today = parse_accounts(probed.get("permissions.accounts"))
-    hashes = parse_hashes(probed.get("permissions.hashes"))
+    hashes = parse_sha256(probed.get("permissions.hashes"))
     units = parse_unit_states(probed["permissions.units"]) if "permissions.units" in probed else {}
     guard = {label: hashes[path] for label, path in GUARD_FILES.items() if path in hashes}
     guard.update({key: units.get(_unit(path), ("", ""))[0] for key, path in GUARD_UNITS})
