@@ -78,6 +78,15 @@ def handshake_hint(exc: BaseException, address: str) -> str:
     return "check that sshd runs there and accepts your key"
 
 
+def unreachable_hint(met_before: bool) -> str:
+    """What to do about a machine that does not take the TCP connection. One homelab has met
+    (its host key is pinned) is most often rebooting (unattended upgrades) or just powered on."""
+    if met_before:
+        return ("homelab reached it before: if it is rebooting or starting, run again once it is up; "
+                "else check that it is on and that its address and port in the config are still right")
+    return "is the machine on and reachable? check address and port in the config"
+
+
 class Connection:
     """One authenticated SSH transport to one host; commands are channels on it."""
 
@@ -95,7 +104,7 @@ class Connection:
             sock = socket.create_connection((target.address, target.port), timeout=timeout)
         except OSError as exc:
             raise HomelabError(f"connect to {target.name} ({target.address}:{target.port}): {exc.strerror or exc}",
-                               "is the machine on and reachable? check address and port in the config") from None
+                               unreachable_hint(pinned is not None)) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport = paramiko.Transport(sock)
         opts = transport.get_security_options()

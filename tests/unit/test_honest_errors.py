@@ -88,3 +88,18 @@ assert getattr(SSHConnector.run_shell_command, "__name__") == "wrapped"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "SSHException: the SSH connection was lost (EOFError)"
+
+
+def test_a_machine_met_before_that_does_not_answer_may_be_rebooting() -> None:
+    """A closed port: the hint for a pinned host says it may be rebooting, else check the config."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: the connection is refused
+    target = HostTarget("h1", "127.0.0.1", port=closed.getsockname()[1])
+    try:
+        for pinned, says in (("ssh-ed25519 AAAA", "rebooting"), (None, "check address and port")):
+            with pytest.raises(HomelabError) as err:
+                Connection.open(target, pinned, None, use_agent=False, timeout=5)
+            assert "refused" in err.value.message.lower()
+            assert says in err.value.hint
+    finally:
+        closed.close()
