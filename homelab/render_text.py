@@ -11,6 +11,9 @@ from homelab.events import (
     NOT_RUN, ChangeApplied, ChangeFailed, Event, HostConnected, HostFailed, HostOutput, LayerFinished,
     LayerPlanned, LayerStarted, LayerStatus, Progress, RunFinished, RunStarted,
 )
+from homelab.model import Health
+
+WORST_FIRST = (Health.FAIL, Health.WARN, Health.UNKNOWN, Health.OK)
 
 
 class TextRenderer:
@@ -21,6 +24,7 @@ class TextRenderer:
         self.numbers: dict[str, int] = {}
         self.command = ""
         self.not_run: list[str] = []  # layers a cancel left out
+        self.health: dict[str, int] = {}  # status: monitors seen per health, for the last line
 
     def __call__(self, event: Event) -> None:
         o, e = self.out, self.err
@@ -53,6 +57,7 @@ class TextRenderer:
             print(f"layer {num} {event.layer}:", file=o)
             for m in event.monitors:
                 print(f"  {m.health.value:<7} {m.subject}: {m.name}: {m.reason}", file=o)
+                self.health[m.health.value] = self.health.get(m.health.value, 0) + 1
             if not event.monitors:
                 print("  (no monitors)", file=o)
         elif isinstance(event, LayerFinished):
@@ -104,9 +109,13 @@ class TextRenderer:
                 print(f"  {h.host:<16} {h.result}{extra}{err}", file=o)
             if self.not_run:
                 print(f"  not run (cancelled): {', '.join(self.not_run)}", file=o)
-        verdict = "cancelled" if event.cancelled else "ok" if event.ok else "FAILED"
+        # status: a FAIL anywhere is a failed status (exit 1), however well the run itself went
+        failing = event.command == "status" and self.health.get(Health.FAIL.value, 0) > 0
+        verdict = "cancelled" if event.cancelled else "ok" if event.ok and not failing else "FAILED"
         done = "done" if event.command in ("apply", "destroy") and event.cancelled else ""
-        print(f"{event.command} {verdict}: {event.changes} change(s){' ' + done if done else ''}"
+        what = (", ".join(f"{self.health[h.value]} {h.value}" for h in WORST_FIRST if h.value in self.health) or "no monitors"
+                if event.command == "status" else f"{event.changes} change(s)")
+        print(f"{event.command} {verdict}: {what}{' ' + done if done else ''}"
               f"{'' if event.ok or event.cancelled or not event.message else f' ({event.message})'}", file=e)
         if not event.ok and event.log_path:
             print(f"log: {event.log_path}", file=e)

@@ -124,3 +124,21 @@ def test_forget_host_forgets_everything_learned_about_the_machine(tmp_path: Path
     assert ("a", "config-user", 22) in transport.logins and ("b", "alice", 2222) in transport.logins
     assert cli.main(["forget-host", str(tmp_path / "c.yaml"), "zz"]) == 2
     assert "homelab has learned nothing about zz" in capsys.readouterr().err
+
+
+def test_status_last_line_counts_monitors_and_fails_with_a_fail() -> None:
+    """`status` exits 1 when a monitor FAILs: its last line says FAILED too, with the counts (no
+    "0 change(s)": status changes nothing)."""
+    from homelab.events import LayerStatus
+    from homelab.model import Health, Monitor
+
+    def last_line(*healths: Health) -> str:
+        err = io.StringIO()
+        renderer = TextRenderer(io.StringIO(), err)
+        renderer(LayerStatus("mesh", tuple(Monitor("mesh", f"m{i}", "link", h, "why") for i, h in enumerate(healths))))
+        renderer(RunFinished("status", True, 0, (), "", ""))
+        return err.getvalue().strip().splitlines()[-1]
+
+    assert last_line(Health.OK, Health.FAIL, Health.WARN, Health.OK) == "status FAILED: 1 FAIL, 1 WARN, 2 OK"
+    assert last_line(Health.OK, Health.UNKNOWN) == "status ok: 1 UNKNOWN, 1 OK"
+    assert last_line() == "status ok: no monitors"
