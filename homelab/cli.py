@@ -165,7 +165,7 @@ def _options(args: argparse.Namespace, interactive: bool) -> Any:
 def cmd_validate(args: argparse.Namespace) -> int:
     from homelab.config import load_config
 
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, needs_hosts=True)
     hosts = len(cfg.machines)
     print(f"{args.config}: valid ({hosts} machine(s), sections: {', '.join(cfg.sections) or 'none'})")
     return 0
@@ -178,7 +178,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from homelab.render_text import TextRenderer
     from homelab.reviewed import ReviewedPlan
 
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, needs_hosts=True)
     engine = Engine(cfg, _options(args, sys.stdin.isatty()), args.log_path)
     run = drive(engine.plan(), TextRenderer(sys.stdout, sys.stderr, args.verbose))
     if not run.ok or run.blocked:
@@ -209,7 +209,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from homelab.reviewed import load_plan_file
 
     saved = load_plan_file(Path(args.config))
-    cfg = load_config(saved.config_path if saved else args.config)
+    cfg = load_config(saved.config_path if saved else args.config, needs_hosts=True)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if not args.yes and not interactive and saved is None:
         raise UsageError("apply needs --yes when not run on a terminal", "run `homelab plan` first, then apply --yes")
@@ -239,7 +239,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from homelab.model import Health
     from homelab.render_text import TextRenderer
 
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, needs_hosts=True)
     engine = Engine(cfg, _options(args, False), args.log_path)
     renderer = None if args.json else TextRenderer(sys.stdout, sys.stderr, args.verbose)
     run = drive(engine.status(), renderer)

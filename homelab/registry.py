@@ -37,6 +37,9 @@ class LayerEntry:
     derived_claims: str | None = None
     commands: tuple[tuple[str, str], ...] = ()  # extra CLI commands: (name, "module:COMMAND")
     on_hosts: bool = True  # works on hosts (probes, ops) rather than only an API / the local machine
+    # only serves the other layers (prices their servers, holds their keys): a config of such
+    # sections alone, naming no machine, sets nothing up
+    serves_others: bool = False
     destroy: str = "leaves its work in place"  # what `homelab destroy` does to it
 
     @property
@@ -47,10 +50,11 @@ class LayerEntry:
 LAYERS: tuple[LayerEntry, ...] = (
     LayerEntry("billing", -1, "billing", "monthly cost of the config, budget",
                parse="homelab.config.billing:parse_billing", layer="homelab.layers.billing:BillingLayer",
-               step="homelab.tui.wizard.steps.billing:STEP", on_hosts=False, destroy="nothing to remove"),
+               step="homelab.tui.wizard.steps.billing:STEP", on_hosts=False, serves_others=True,
+               destroy="nothing to remove"),
     LayerEntry("privilege", 0, "privilege", "operator SSH key, cloud API token, host keys",
                parse="homelab.config.privilege:parse_privilege", layer="homelab.layers.privilege:PrivilegeLayer",
-               step="homelab.tui.wizard.steps.privilege:STEP", on_hosts=False,
+               step="homelab.tui.wizard.steps.privilege:STEP", on_hosts=False, serves_others=True,
                destroy="keeps the operator key (yours) and pinned host keys"),
     LayerEntry("compute", 3, "compute", "machines adopted over SSH, Hetzner Cloud servers",
                parse="homelab.config.compute:parse_compute", layer="homelab.layers.compute:ComputeLayer",

@@ -19,7 +19,7 @@ from homelab.config.compute import ComputeConfig, Machine
 from homelab.config.privilege import PrivilegeConfig
 from homelab.config.reader import Problems, Section
 from homelab.config.yamlpos import Located, load_located, locate, read_config_file
-from homelab.errors import ConfigError
+from homelab.errors import ConfigError, Problem
 
 CONFIG_VERSION = 1
 
@@ -117,6 +117,16 @@ def _check_cross_references(cfg: Config, root: Located, problems: Problems) -> N
             check(cfg, root, problems)
 
 
-def load_config(path: str | Path) -> Config:
+def load_config(path: str | Path, *, needs_hosts: bool = False) -> Config:
+    """`needs_hosts`: for the commands that set things up (validate, plan, apply, status), a
+    config naming no machine and no Hetzner project, with no layer that works without hosts,
+    is an error: valid YAML, but nothing to do."""
     p = Path(path)
-    return parse_config(read_config_file(p), p)
+    cfg = parse_config(read_config_file(p), p)
+    if needs_hosts and not cfg.host_names and cfg.compute.hetzner is None and all(
+            entry.on_hosts or entry.serves_others for entry in map(registry.find, cfg.sections) if entry):
+        raise ConfigError([Problem(str(p), 1, 1, "", "the config names no machine and no cloud server: "
+                                   "there is nothing to set up",
+                                   "add your machines under compute.machines (config.example.yaml shows how), "
+                                   "or run `homelab` on a terminal: its wizard writes a config")])
+    return cfg

@@ -382,3 +382,20 @@ def test_libyaml_fast_path_gives_the_same_nodes_and_positions_as_pyyaml() -> Non
     for text in texts:
         fast = walk(yaml.compose(text, Loader=yaml.CSafeLoader))  # raises if libyaml cannot: no silent fallback
         assert fast == walk(yamlpos._compose(text)) == walk(yaml.compose(text, Loader=yamlpos._Loader)), text
+
+
+@pytest.mark.parametrize("text", ["version: 1\n", "version: 1\nbilling: {budget: 5}\n",
+                                  "version: 1\nprivilege: {generate_key: true}\n"])
+@pytest.mark.parametrize("command", ["validate", "plan", "apply", "status"])
+def test_a_config_naming_no_machine_is_an_error_that_says_how_to_start(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, command: str) -> None:
+    from homelab import cli
+
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    assert cli.main([command, str(path), *(["--yes"] if command == "apply" else [])]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"{path}:1:1: the config names no machine and no cloud server: there is nothing to set up "
+                   "(hint: add your machines under compute.machines (config.example.yaml shows how), or run "
+                   "`homelab` on a terminal: its wizard writes a config)"]
+    assert not (tmp_path / "c.state.json").exists()  # nothing was run

@@ -167,10 +167,13 @@ def _engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layer: Layer, **kw:
 
     monkeypatch.setattr("homelab.engine.all_layers", lambda: [layer])
     cfg = tmp_path / "c.yaml"
-    if not cfg.exists():
-        cfg.write_text("version: 1\n")
+    if not cfg.exists():  # the fake layer makes hosts a and b; the CLI wants a config that names them
+        cfg.write_text(MACHINES_AB)
     transport = FakeTransport(on_op=effect, **kw)
     return Engine(load_config(cfg), RunOptions(yes=True), transport=transport), transport
+
+
+MACHINES_AB = "version: 1\ncompute:\n  machines:\n    - {name: a, address: 10.0.0.1}\n    - {name: b, address: 10.0.0.2}\n"
 
 
 def _plans(events: list[Any]) -> list[LayerPlan]:
@@ -203,7 +206,7 @@ def test_a_saved_plan_is_refused_when_the_config_changed(tmp_path: Path, monkeyp
     plan_file = tmp_path / "plan.json"
     ReviewedPlan.of(engine.config.path, engine.config.digest, _plans(list(engine.plan()))).save(plan_file)
     assert plan_file.stat().st_mode & 0o777 == 0o600
-    (tmp_path / "c.yaml").write_text("version: 1\n# edited\n")
+    (tmp_path / "c.yaml").write_text(MACHINES_AB + "# edited\n")
     with pytest.raises(HomelabError, match="changed since this plan was made"):
         _engine(tmp_path, monkeypatch, Counter(tmp_path))[0].apply(
             ReviewedPlan.from_json(json.loads(plan_file.read_text()), "plan.json"))
