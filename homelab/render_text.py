@@ -11,6 +11,7 @@ from homelab.events import (
     NOT_RUN, ChangeApplied, ChangeFailed, Event, HostConnected, HostFailed, HostOutput, LayerFinished,
     LayerPlanned, LayerStarted, LayerStatus, Progress, RunFinished, RunStarted,
 )
+from homelab.host_lines import grouped_by_host
 from homelab.model import Health
 
 WORST_FIRST = (Health.FAIL, Health.WARN, Health.UNKNOWN, Health.OK)
@@ -24,12 +25,14 @@ class TextRenderer:
         self.numbers: dict[str, int] = {}
         self.command = ""
         self.not_run: list[str] = []  # layers a cancel left out
+        self.hosts: tuple[str, ...] = ()
         self.health: dict[str, int] = {}  # status: monitors seen per health, for the last line
 
     def __call__(self, event: Event) -> None:
         o, e = self.out, self.err
         if isinstance(event, RunStarted):
             self.command = event.command
+            self.hosts = event.hosts
             print(f"{event.command}: {len(event.hosts)} host(s): {', '.join(event.hosts) or '-'}", file=e)
         elif isinstance(event, HostConnected):
             print(f"  connected {event.host} ({event.detail})", file=e)
@@ -94,7 +97,7 @@ class TextRenderer:
         if self.verbose:
             for line in plan.unchanged:
                 print(f"    = {line}", file=o)
-        for w in plan.warnings:
+        for w in grouped_by_host(plan.warnings, self.hosts):
             print(f"  WARNING: {w}", file=self.err)
         for b in plan.blocked:
             print(f"  BLOCKED: {b}", file=self.err)

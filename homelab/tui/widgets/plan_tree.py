@@ -5,6 +5,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import Tree
 
+from homelab.host_lines import grouped_by_host
 from homelab.tui.present import plan_counts, plural
 from homelab.tui.view_state import RunView
 
@@ -45,7 +46,7 @@ class PlanTree(Tree[str]):
                 node.add_leaf(Text(f"BLOCKED: {b}", style="bold red"))
             for note in getattr(plan, "notes", ()) or ():
                 node.add_leaf(Text(f"note: {note}", style="cyan"))
-            for w in plan.warnings:
+            for w in grouped_by_host(plan.warnings, {h.name for h in view.hosts}):
                 node.add_leaf(Text(f"WARNING: {w}", style="yellow"))
             for c in plan.changes:
                 text = Text()
