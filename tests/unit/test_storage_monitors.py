@@ -21,7 +21,9 @@ def test_backup_age_rules() -> None:
     assert ok.health is Health.OK and "snapshot 01234567" in ok.reason and ok.subject == "web->nas"
     assert backup_monitor("web", "nas", status(1.6 * DAY, 0, "ok"), DAY, NOW).health is Health.WARN
     assert backup_monitor("web", "nas", status(3.1 * DAY, 0, "ok"), DAY, NOW).health is Health.FAIL
-    assert backup_monitor("web", "nas", None, DAY, NOW).health is Health.FAIL
+    never = backup_monitor("web", "nas", None, DAY, NOW)  # no copy exists: FAIL, and how to make one now
+    assert never.health is Health.FAIL
+    assert never.reason == "no backup has run yet (`homelab backup CONFIG run web` runs one now)"
 
 
 def test_exit_3_is_a_warning_and_failures_say_why() -> None:

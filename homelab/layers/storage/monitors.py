@@ -66,12 +66,13 @@ def human_age(seconds: float) -> str:
 
 
 def _aged(subject: str, name: str, status: RunStatus | None, every: int, now: float, what: str,
-          never: Health = Health.FAIL) -> Monitor:
+          never: Health = Health.FAIL, run_now: str = "") -> Monitor:
     """The common rule for scheduled runs: result first, then age against the schedule.
     `never`: a backup that never ran is a FAIL (there is no copy); a drill or check that has
     not come round yet is a WARN (nothing proven yet, nothing broken either)."""
     if status is None:
-        return Monitor(LAYER, subject, name, never, f"no {what} has run yet")
+        return Monitor(LAYER, subject, name, never, f"no {what} has run yet" + (f" (`{run_now}` runs one now)"
+                                                                              if run_now else ""))
     age = now - status.epoch
     ago = human_age(age)
     if status.result == "failed":
@@ -91,7 +92,8 @@ def _aged(subject: str, name: str, status: RunStatus | None, every: int, now: fl
 
 
 def backup_monitor(app: str, repo: str, text: str | None, every: int, now: float) -> Monitor:
-    m = _aged(f"{app}->{repo}", "backup", parse_status(text), every, now, "backup")
+    m = _aged(f"{app}->{repo}", "backup", parse_status(text), every, now, "backup",
+              run_now=f"homelab backup CONFIG run {app}")
     st = parse_status(text)
     if m.health is Health.OK and st is not None and st.snapshots:
         return Monitor(LAYER, m.subject, m.name, m.health, f"{m.reason}, snapshot {', '.join(s[:8] for s in st.snapshots)}")
@@ -100,7 +102,8 @@ def backup_monitor(app: str, repo: str, text: str | None, every: int, now: float
 
 def drill_monitor(app: str, repo: str, text: str | None, every: int, now: float) -> Monitor:
     st = parse_status(text)
-    m = _aged(f"{app}->{repo}", "drill", st, every, now, "restore drill", never=Health.WARN)
+    m = _aged(f"{app}->{repo}", "drill", st, every, now, "restore drill", never=Health.WARN,
+              run_now=f"homelab backup CONFIG drill {app}")
     if m.health is Health.FAIL and st is not None and st.step and st.result == "failed":
         return Monitor(LAYER, m.subject, m.name, m.health, f"{m.reason} (at {st.step})")
     if m.health is not Health.FAIL and st is not None and st.check:
