@@ -10,11 +10,10 @@ real parser's, as everywhere in the wizard.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Mapping
 
-from homelab.tui.wizard.fields import Answers, Field, ListField
+from homelab.tui.wizard.fields import Field, ListField
 from homelab.tui.wizard.step import WizardStep
-from homelab.tui.wizard.steps.compute import MACHINES, SERVERS
+from homelab.tui.wizard.steps.compute import machine_choices
 
 
 @lru_cache(maxsize=1)
@@ -26,19 +25,6 @@ def recipe_choices() -> tuple[tuple[str, str], ...]:
     except Exception:  # a broken shipped catalog must not stop the wizard; validation will say why
         return ()
     return tuple((f"{r.name} — {r.description[:40]} ({r.memory_mb} MB)", r.name) for r in recipes)
-
-
-def machine_choices(answers: Mapping[str, Answers]) -> tuple[tuple[str, str], ...]:
-    """(label, name) of every machine and Hetzner server named in the machines step so far."""
-    compute = answers.get("compute", {})
-    out: list[tuple[str, str]] = []
-    for field, what in ((MACHINES, "machine"), (SERVERS, "Hetzner server")):
-        for row in compute.get(field.key, ()):
-            name = str(row.get("name", "")).strip()
-            if name and name not in {n for _, n in out}:
-                at = str(row.get("address", "") or row.get("type", "")).strip()
-                out.append((f"{name}  ({what}{', ' + at if at else ''})", name))
-    return tuple(out)
 
 
 APPS = ListField(
