@@ -34,7 +34,7 @@ APPS = ListField(
         Field("recipe", "recipe", kind="choice", default="radicale", load_choices=recipe_choices, width=36),
         # one machine: `machine: a`; several (a stateless app, load-balanced): `machines: [a, b]`
         Field("machine", "machines (▾ picks)", kind="names", placeholder="pi-1", width=16, plural="machines",
-              pick_from=machine_choices),
+              pick_from=machine_choices, pick_title="Pick the machines (one, or several for a copy on each)"),
     ),
     comment="Apps homelab runs; each recipe's variables keep their defaults unless set here.",
     add_label="add an app",
