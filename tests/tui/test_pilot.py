@@ -275,13 +275,17 @@ async def test_wizard_pick_list_without_machines_says_where_to_give_them(tmp_pat
         assert wizard.answers["apps"]["list"][0]["machine"] == ""  # nothing picked, nothing written
 
 
-async def two_machines(pilot: Pilot) -> WizardScreen:
-    """The machines step with h1 and h2, typed with keys only; the mesh step (next) not shown yet."""
+async def two_machines(pilot: Pilot, then: str = "") -> WizardScreen:
+    """The machines step with h1 and h2, typed with keys only; with `then`, no mesh (two machines
+    behind NAT could never meet) and on to that step."""
     wizard = await to_step(pilot, "compute")
     await pilot.press("enter")  # "+ add a machine", the step's first control
     await type_row(pilot, "h1", "10.44.0.2")
     await pilot.press(*["tab"] * 6, "enter")  # past user, port, key, ipv6 and ✕ to "+ add a machine"
     await type_row(pilot, "h2", "10.44.0.3")
+    if then:
+        await pilot.press("ctrl+n", "space")  # the mesh step's tick box
+        await to_step(pilot, then)
     return wizard
 
 
@@ -352,9 +356,7 @@ async def test_wizard_a_disk_and_a_repository_each_pick_one_machine(tmp_path: Pa
     target = tmp_path / "storage.yaml"
     app = HomelabApp(target, source_factory=lambda p: _source(), refresh_seconds=3600)
     async with app.run_test(size=SIZE) as pilot:
-        wizard = await two_machines(pilot)
-        await pilot.press("ctrl+n", "space")  # no mesh: two machines behind NAT could never meet
-        await to_step(pilot, "storage")
+        wizard = await two_machines(pilot, then="storage")
         await pilot.press("tab", "tab", "tab", "enter")  # past data root and password to "+ add a disk"
         await type_text(pilot, "data1")
         await pilot.press("tab", "tab")  # its machine, then the ▾
@@ -374,16 +376,13 @@ async def test_wizard_a_disk_and_a_repository_each_pick_one_machine(tmp_path: Pa
     assert (cfg.disks[0].machine, cfg.repositories[0].machine) == ("h1", "h2")
 
 
-
 async def test_wizard_ingress_machines_pick_several_and_one_is_still_written_as_a_list(tmp_path: Path) -> None:
     """ingress.machines is always a list: one machine picked is `machines: [h2]`. The list ticks
     (several may run Caddy) and offers a name typed that the machines step does not know."""
     target = tmp_path / "ingress.yaml"
     app = HomelabApp(target, source_factory=lambda p: _source(), refresh_seconds=3600)
     async with app.run_test(size=SIZE) as pilot:
-        wizard = await two_machines(pilot)
-        await pilot.press("ctrl+n", "space")  # no mesh: two machines behind NAT could never meet
-        await to_step(pilot, "ingress")
+        wizard = await two_machines(pilot, then="ingress")
         await pilot.press("space", "tab")  # serve the apps; their machines
         await type_text(pilot, "edge")
         await pilot.press("tab", "enter")  # its ▾
