@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, Static, Tree
+from textual.widgets import Input, OptionList, SelectionList, Static, Tree
 
 from homelab.config import load_config
 from homelab.events import ChangeApplied, RunStarted
@@ -21,7 +21,7 @@ from homelab.tui.screens.dashboard import DashboardScreen
 from homelab.tui.screens.help import HelpScreen, help_rows
 from homelab.tui.screens.host_key import HostKeyScreen
 from homelab.tui.screens.layer_detail import LayerDetailScreen
-from homelab.tui.screens.pick_names import PickNamesScreen
+from homelab.tui.screens.pick_names import PickNamesScreen, PickOneScreen
 from homelab.tui.screens.plan_review import PlanScreen
 from homelab.tui.screens.wizard import WizardScreen
 from homelab.tui.widgets.layer_pane import LayerPane
@@ -273,6 +273,130 @@ async def test_wizard_pick_list_without_machines_says_where_to_give_them(tmp_pat
         await pilot.press("enter")
         await until(pilot, lambda: app.screen is wizard)
         assert wizard.answers["apps"]["list"][0]["machine"] == ""  # nothing picked, nothing written
+
+
+async def two_machines(pilot: Pilot, then: str = "") -> WizardScreen:
+    """The machines step with h1 and h2, typed with keys only; with `then`, no mesh (two machines
+    behind NAT could never meet) and on to that step."""
+    wizard = await to_step(pilot, "compute")
+    await pilot.press("enter")  # "+ add a machine", the step's first control
+    await type_row(pilot, "h1", "10.44.0.2")
+    await pilot.press(*["tab"] * 6, "enter")  # past user, port, key, ipv6 and ✕ to "+ add a machine"
+    await type_row(pilot, "h2", "10.44.0.3")
+    if then:
+        await pilot.press("ctrl+n", "space")  # the mesh step's tick box
+        await to_step(pilot, then)
+    return wizard
+
+
+async def pick(pilot: Pilot, *keys: str) -> None:
+    """enter on the focused ▾, then `keys` in the pick list, which they close."""
+    wizard = pilot.app.screen
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(pilot.app.screen, PickNamesScreen))
+    await pilot.press(*keys)
+    await until(pilot, lambda: pilot.app.screen is wizard)
+
+
+async def written_preview(pilot: Pilot, wizard: WizardScreen) -> str:
+    """On to the write step, write the config (there must be no problem left) and return its preview."""
+    while not wizard.on_write_step:
+        await pilot.press("ctrl+n")
+    preview = text_of(pilot.app, "#preview")
+    await pilot.press("tab", "enter")  # from the path to "write"
+    await until(pilot, lambda: isinstance(pilot.app.screen, PlanScreen))
+    return preview
+
+
+async def test_wizard_a_mesh_node_picks_exactly_one_machine(tmp_path: Path) -> None:
+    """A field of one machine gets the one-name pick list: no ticks, enter or space takes the
+    highlighted machine alone, so a second pick replaces the first and never adds to it."""
+    target = tmp_path / "mesh.yaml"
+    app = HomelabApp(target, source_factory=lambda p: _source(), refresh_seconds=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        wizard = await two_machines(pilot)
+        await pilot.press("ctrl+n")  # mesh: its tick box has the focus
+        await pilot.press("tab", "tab", "tab", "enter")  # past cidr and port to "+ add a node"
+        await pilot.press("tab")  # from the node's name to its ▾
+        await pick(pilot, "down", "enter")
+
+        def node() -> str:
+            return str(wizard.answers["mesh"]["nodes"][0]["name"])
+
+        assert node() == "h2"
+        await pilot.press("enter")  # the focus is back on the ▾
+        await until(pilot, lambda: isinstance(app.screen, PickOneScreen))
+        picker = app.screen
+        assert isinstance(picker, PickOneScreen)
+        assert picker.query_one("#pick-list", OptionList).highlighted == 1  # on the machine picked
+        assert not picker.query(SelectionList)  # nothing to tick: one name only
+        await pilot.press("up", "space")
+        await until(pilot, lambda: app.screen is wizard)
+        assert node() == "h1"  # instead of h2, not beside it
+        await pilot.press("shift+tab", "ctrl+u")  # the name typed instead, two where one belongs
+        await type_text(pilot, "pi-9, h2")
+        await pilot.press("tab")
+        await pick(pilot, "escape")
+        assert node() == "pi-9, h2"  # esc changes nothing
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, PickOneScreen))
+        assert [name for _, name, _ in app.screen.options] == ["h1", "h2", "pi-9"]  # typed, unknown: offered
+        assert app.screen.query_one("#pick-list", OptionList).highlighted == 1  # h2: the first typed, in list order
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is wizard)
+        assert node() == "h2"
+        await pilot.press("tab")
+        await type_text(pilot, "auto")  # h2 is dialled: h1 behind NAT reaches it
+        assert "  nodes:\n    - name: h2\n      endpoint: auto\n" in await written_preview(pilot, wizard)
+    assert [(n.name, n.endpoint) for n in load_config(target).get("mesh").nodes] == [("h2", "auto")]
+
+
+async def test_wizard_a_disk_and_a_repository_each_pick_one_machine(tmp_path: Path) -> None:
+    """A disk's machine and a repository's are one machine each: the one-name pick list."""
+    target = tmp_path / "storage.yaml"
+    app = HomelabApp(target, source_factory=lambda p: _source(), refresh_seconds=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        wizard = await two_machines(pilot, then="storage")
+        await pilot.press("tab", "tab", "tab", "enter")  # past data root and password to "+ add a disk"
+        await type_text(pilot, "data1")
+        await pilot.press("tab", "tab")  # its machine, then the ▾
+        await pick(pilot, "space")  # space takes the highlighted one too: h1, the first
+        await pilot.press("tab")
+        await type_text(pilot, "/dev/disk/by-id/ata-X")
+        await pilot.press(*["tab"] * 7, "enter")  # past the disk's row, "+ add a disk" and the password
+        await type_text(pilot, "nas")
+        await pilot.press("tab", "tab", "tab")  # type (rest), machine, its ▾
+        await pick(pilot, "down", "enter")
+        storage = wizard.answers["storage"]
+        assert (storage["disks"][0]["machine"], storage["repositories"][0]["machine"]) == ("h1", "h2")
+        preview = await written_preview(pilot, wizard)
+        assert "    - name: data1\n      machine: h1\n" in preview
+        assert "    - name: nas\n      type: rest\n      machine: h2\n" in preview
+    cfg = load_config(target).get("storage")
+    assert (cfg.disks[0].machine, cfg.repositories[0].machine) == ("h1", "h2")
+
+
+async def test_wizard_ingress_machines_pick_several_and_one_is_still_written_as_a_list(tmp_path: Path) -> None:
+    """ingress.machines is always a list: one machine picked is `machines: [h2]`. The list ticks
+    (several may run Caddy) and offers a name typed that the machines step does not know."""
+    target = tmp_path / "ingress.yaml"
+    app = HomelabApp(target, source_factory=lambda p: _source(), refresh_seconds=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        wizard = await two_machines(pilot, then="ingress")
+        await pilot.press("space", "tab")  # serve the apps; their machines
+        await type_text(pilot, "edge")
+        await pilot.press("tab", "enter")  # its ▾
+        await until(pilot, lambda: isinstance(app.screen, PickNamesScreen))
+        assert not isinstance(app.screen, PickOneScreen)
+        assert [(name, on) for _, name, on in app.screen.options] == [("h1", False), ("h2", False), ("edge", True)]
+        await pilot.press("down", "space", "down", "space", "enter")  # h2 on, edge off
+        await until(pilot, lambda: app.screen is wizard)
+        assert wizard.answers["ingress"]["machines"] == "h2"
+        await pilot.press("tab")
+        await type_text(pilot, "example.org")
+        await pilot.press("tab", "enter", "down", "enter")  # certificates: Caddy's internal CA (no email)
+        assert "  machines: [h2]\n" in await written_preview(pilot, wizard)
+    assert load_config(target).get("ingress").machines == ("h2",)
 
 
 # ------------------------------------------------------------ plan and apply --

@@ -14,9 +14,8 @@ from homelab.tui.screens.pick_names import pick_options
 from homelab.tui.wizard.fields import join_names, split_names
 from homelab.tui.wizard.render import render_config
 from homelab.tui.wizard.step import field_paths
-from homelab.tui.wizard.steps.apps import machine_choices
 from homelab.tui.wizard.steps import active_steps
-from homelab.tui.wizard.steps.compute import add_lab_machines
+from homelab.tui.wizard.steps.compute import add_lab_machines, machine_choices
 from homelab.tui.wizard.steps.privilege import looks_like_token
 from homelab.tui.wizard.validate import check_config, describe
 from homelab.tui.wizard.yaml_text import int_scalar, number_scalar, text_scalar

@@ -287,6 +287,8 @@ def test_the_wizard_step_writes_a_section_the_parser_takes() -> None:
                                        "domain": "example.org", "tls.mode": "internal",
                                        "tls.email": "ignored@example.org"})))
     assert "machines: [web, pi]" in text and "mode: internal" in text and "email" not in text and "dns" not in text
+    one = "\n".join(emit(STEP.render({**STEP.defaults(), "enabled": True, "machines": "web"})))
+    assert "machines: [web]" in one  # one machine, typed or picked: still the list the parser wants
 
 
 def test_ca_export_takes_the_one_certificate() -> None:

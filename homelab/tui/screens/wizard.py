@@ -200,21 +200,21 @@ class WizardScreen(Screen[None]):
 
     @on(StepForm.PickRequested)
     def _pick(self, event: StepForm.PickRequested) -> None:
-        """Offer the names another step gave (an app's machines: the machines step's); the choice
-        is written into the field as if typed, so validation and going back work as for typing."""
-        from homelab.tui.screens.pick_names import PickNamesScreen
+        """Offer the names another step gave (a field's machines: the machines step's), one only
+        where the field holds one; the choice is written into the field as if typed, so
+        validation and going back work as for typing."""
+        from homelab.tui.screens.pick_names import PickNamesScreen, PickOneScreen
         from homelab.tui.wizard.fields import join_names, split_names
 
-        assert event.field.pick_from is not None
-        target = event.target
+        field, target = event.field, event.target
+        assert field.pick_from is not None
 
         def take(names: tuple[str, ...] | None) -> None:
             if names is not None:  # the focus goes back to the ▾ by itself
                 target.value = join_names(names)  # Input.Changed: the form records it as typed
 
-        what = event.field.plural or event.field.key
-        self.app.push_screen(PickNamesScreen(f"Pick the {what} (one, or several for a copy on each)",
-                                             event.field.pick_from(self.answers), split_names(target.value)), take)
+        screen = PickOneScreen if field.pick_one else PickNamesScreen
+        self.app.push_screen(screen(field.pick_title, field.pick_from(self.answers), split_names(target.value)), take)
 
     # ---------------------------------------------------------- navigation --
     async def action_next(self) -> None:

@@ -36,6 +36,14 @@ def _control(f: Field, value: Any, *, compact_label: bool = False) -> Widget:
     return Input(str(value), placeholder=f.placeholder or (f.label if compact_label else ""), compact=True)
 
 
+def _pick_button(f: Field) -> Button:
+    """The ▾ beside a field whose names can be picked from another step's."""
+    pick = Button("▾", classes="pick-names", compact=True,
+                  tooltip=f"pick the {'name' if f.pick_one else 'names'} (enter)")
+    pick.pick_key = f.key  # type: ignore[attr-defined]
+    return pick
+
+
 class ItemRow(Horizontal):
     """One item of a list field: a control per item field and a remove button."""
 
@@ -52,10 +60,8 @@ class ItemRow(Horizontal):
             w.answer_key = f.key  # type: ignore[attr-defined]
             w.add_class("item-control")
             yield w
-            if f.kind == "names" and f.pick_from is not None:
-                pick = Button("▾", classes="pick-names", compact=True, tooltip=f"pick {f.plural or f.key} (enter)")
-                pick.pick_key = f.key  # type: ignore[attr-defined]
-                yield pick
+            if f.pick_from is not None:
+                yield _pick_button(f)
         yield Button("✕", classes="remove-row", compact=True, tooltip="remove this row")
 
     def control(self, key: str) -> Input:
@@ -73,8 +79,8 @@ class StepForm(VerticalScroll):
             self.form = form
 
     class PickRequested(Message):
-        """The ▾ of a "names" field was pressed: the screen (which knows every step's answers)
-        offers the names to pick and writes the choice into `target`."""
+        """The ▾ of a field with names to pick was pressed: the screen (which knows every step's
+        answers) offers the names to pick and writes the choice into `target`."""
 
         def __init__(self, form: StepForm, field: Field, target: Input) -> None:
             super().__init__()
@@ -113,14 +119,16 @@ class StepForm(VerticalScroll):
             suffix = f" ({_NUMERIC[f.kind]})" if f.kind in _NUMERIC else ""
             yield Label(f.label + suffix, classes="field-label")
             yield w
+            if f.pick_from is not None:
+                yield _pick_button(f)
 
     def _compose_list(self, f: ListField) -> ComposeResult:
         yield Label(f.label, classes="list-label")
         with Horizontal(classes="list-head"):
             for sub in f.item_fields:
                 head = Label(sub.label, classes="list-col")
-                # a "names" column has its ▾ (3 columns and a margin) beside the input
-                head.styles.width = sub.width + (4 if sub.kind == "names" and sub.pick_from else 0)
+                # a column with names to pick has its ▾ (3 columns and a margin) beside the input
+                head.styles.width = sub.width + (4 if sub.pick_from else 0)
                 yield head
         with Vertical(id=f"list-{_dom_id(f.key)}", classes="list-rows"):
             for item in self.answers.get(f.key, ()):
@@ -194,10 +202,15 @@ class StepForm(VerticalScroll):
     @on(Button.Pressed, ".pick-names")
     def _pick(self, event: Button.Pressed) -> None:
         event.stop()
-        row = next(a for a in event.button.ancestors if isinstance(a, ItemRow))
         key = getattr(event.button, "pick_key")
-        field = next(f for f in row.field.item_fields if f.key == key)
-        self.post_message(self.PickRequested(self, field, row.control(key)))
+        row = next((a for a in event.button.ancestors if isinstance(a, ItemRow)), None)
+        if row is None:
+            field = next(f for f in self.fields if isinstance(f, Field) and f.key == key)
+            target = self.query_one(f"#field-{_dom_id(key)}", Input)
+        else:
+            field = next(f for f in row.field.item_fields if f.key == key)
+            target = row.control(key)
+        self.post_message(self.PickRequested(self, field, target))
 
     @on(Button.Pressed, ".remove-row")
     async def _remove_row(self, event: Button.Pressed) -> None:

@@ -35,9 +35,13 @@ class Field:
     # the wizard's start-up, and its step is not the first one painted)
     load_choices: Callable[[], tuple[tuple[str, str], ...]] | None = None
     # kind "names": one or more names typed "a, b" or picked; one is written `key: a`, more
-    # `plural: [a, b]`; `pick_from(all steps' answers)` lists (label, name) to pick from
+    # `plural: [a, b]`
     plural: str = ""
+    # a ▾ beside the input offers `pick_from(all steps' answers)`: (label, name) pairs, the choice
+    # written into the input as if typed; `pick_one`: the field holds one name, so the list takes one
     pick_from: Callable[[Mapping[str, Answers]], tuple[tuple[str, str], ...]] | None = None
+    pick_one: bool = False
+    pick_title: str = ""  # the pick list's first line: what the names are for
 
     def options(self) -> tuple[tuple[str, str], ...]:
         return self.load_choices() if self.load_choices is not None else self.choices

@@ -10,11 +10,10 @@ real parser's, as everywhere in the wizard.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Mapping
 
-from homelab.tui.wizard.fields import Answers, Field, ListField
+from homelab.tui.wizard.fields import Field, ListField
 from homelab.tui.wizard.step import WizardStep
-from homelab.tui.wizard.steps.compute import MACHINES, SERVERS
+from homelab.tui.wizard.steps.compute import machine_choices
 
 
 @lru_cache(maxsize=1)
@@ -28,19 +27,6 @@ def recipe_choices() -> tuple[tuple[str, str], ...]:
     return tuple((f"{r.name} — {r.description[:40]} ({r.memory_mb} MB)", r.name) for r in recipes)
 
 
-def machine_choices(answers: Mapping[str, Answers]) -> tuple[tuple[str, str], ...]:
-    """(label, name) of every machine and Hetzner server named in the machines step so far."""
-    compute = answers.get("compute", {})
-    out: list[tuple[str, str]] = []
-    for field, what in ((MACHINES, "machine"), (SERVERS, "Hetzner server")):
-        for row in compute.get(field.key, ()):
-            name = str(row.get("name", "")).strip()
-            if name and name not in {n for _, n in out}:
-                at = str(row.get("address", "") or row.get("type", "")).strip()
-                out.append((f"{name}  ({what}{', ' + at if at else ''})", name))
-    return tuple(out)
-
-
 APPS = ListField(
     "list", "Apps (from the recipe catalog) and the machines each runs on",
     (
@@ -48,7 +34,7 @@ APPS = ListField(
         Field("recipe", "recipe", kind="choice", default="radicale", load_choices=recipe_choices, width=36),
         # one machine: `machine: a`; several (a stateless app, load-balanced): `machines: [a, b]`
         Field("machine", "machines (▾ picks)", kind="names", placeholder="pi-1", width=16, plural="machines",
-              pick_from=machine_choices),
+              pick_from=machine_choices, pick_title="Pick the machines (one, or several for a copy on each)"),
     ),
     comment="Apps homelab runs; each recipe's variables keep their defaults unless set here.",
     add_label="add an app",

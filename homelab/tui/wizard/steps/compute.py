@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import socket
-from typing import Any
+from typing import Any, Mapping
 
 from homelab.tui.wizard import hetzner_catalog
 from homelab.tui.wizard.fields import Answers, Field, ListField
@@ -46,6 +46,20 @@ SERVERS = ListField(
 
 TIMEZONE = Field("base.timezone", "Time zone of every machine", default="UTC", path="base.timezone",
                  comment="IANA time zone, set as /etc/localtime on every machine.")
+
+
+def machine_choices(answers: Mapping[str, Answers]) -> tuple[tuple[str, str], ...]:
+    """(label, name) of every machine and Hetzner server named in the machines step so far: what
+    the other steps' machine fields pick from."""
+    compute = answers.get("compute", {})
+    out: list[tuple[str, str]] = []
+    for field, what in ((MACHINES, "machine"), (SERVERS, "Hetzner server")):
+        for row in compute.get(field.key, ()):
+            name = str(row.get("name", "")).strip()
+            if name and name not in {n for _, n in out}:
+                at = str(row.get("address", "") or row.get("type", "")).strip()
+                out.append((f"{name}  ({what}{', ' + at if at else ''})", name))
+    return tuple(out)
 
 
 def add_lab_machines(answers: Answers) -> Answers:

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from homelab.tui.wizard.fields import Answers, Field
 from homelab.tui.wizard.step import WizardStep, field_entries, nest
+from homelab.tui.wizard.steps.compute import machine_choices
 from homelab.tui.wizard.yaml_text import Entry, flow_list
 
 ENABLED = Field("enabled", "Serve the apps through Caddy (HTTPS, DNS records)", kind="bool", default=False,
                 wizard_only=True)
+# typed "a, b" or picked (▾); always written as a list, `machines: [a]` for one
 MACHINES = Field("machines", "Ingress machines (comma-separated)", placeholder="web-1",
-                 comment="Machines that run Caddy; ports 80/443 open there only.")
+                 comment="Machines that run Caddy; ports 80/443 open there only.",
+                 pick_from=machine_choices, pick_title="Pick the machines that run Caddy (one or several)")
 TLS_MODE = Field("tls.mode", "Certificates", kind="choice", default="acme",
                  choices=(("ACME (Let's Encrypt): public names", "acme"),
                           ("Caddy's internal CA: names only reachable inside", "internal")),

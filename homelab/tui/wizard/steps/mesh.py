@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from homelab.tui.wizard.fields import Answers, Field, ListField
 from homelab.tui.wizard.step import WizardStep
+from homelab.tui.wizard.steps.compute import machine_choices
 from homelab.tui.wizard.yaml_text import Entry
 
 ENABLED = Field("enabled", "Join all machines in a WireGuard mesh", kind="bool", default=True, wizard_only=True)
@@ -24,7 +25,8 @@ class MeshStep(WizardStep):
         ListField(
             "nodes", "Nodes (optional; default: every machine)",
             (
-                Field("name", "machine name", placeholder="pi-1", width=16),
+                Field("name", "machine name", placeholder="pi-1", width=16, pick_from=machine_choices,
+                      pick_one=True, pick_title="Pick the machine of this node (one)"),
                 Field("endpoint", "endpoint (auto, address, or empty: behind NAT)", placeholder="auto", width=40),
             ),
             comment="Which machines others can dial (endpoint), and which sit behind NAT (no endpoint).",

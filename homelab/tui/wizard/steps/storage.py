@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from homelab.tui.wizard.fields import Answers, Field, ListField
 from homelab.tui.wizard.step import WizardStep, field_entries, nest
+from homelab.tui.wizard.steps.compute import machine_choices
 from homelab.tui.wizard.steps.privilege import looks_like_token
 from homelab.tui.wizard.yaml_text import Entry, Items, scalar
 
@@ -18,7 +19,8 @@ DISKS = ListField(
     "disks", "Disks for app data",
     (
         Field("name", "name", placeholder="data1", width=10),
-        Field("machine", "machine", placeholder="nas", width=12),
+        Field("machine", "machine", placeholder="nas", width=12, pick_from=machine_choices, pick_one=True,
+              pick_title="Pick the machine the disk is in (one)"),
         Field("by_id", "by_id (/dev/disk/by-id/...)", placeholder="/dev/disk/by-id/ata-...", width=30),
         Field("volume.size_gb", "or Hetzner volume GB", kind="int", placeholder="10", width=8),
         Field("mount", "mount", default="/srv/homelab", width=14),
@@ -50,7 +52,9 @@ class StorageStep(WizardStep):
             (
                 Field("name", "name", placeholder="nas", width=10),
                 Field("type", "type (rest, sftp, s3, local)", placeholder="rest", default="rest", width=8),
-                Field("machine", "machine (rest: runs rest-server)", placeholder="nas", width=12),
+                Field("machine", "machine (rest: runs rest-server)", placeholder="nas", width=12,
+                      pick_from=machine_choices, pick_one=True,
+                      pick_title="Pick the machine that runs rest-server (one)"),
                 Field("target", "sftp: user@host:path", placeholder="u1@u1.your-storagebox.de:restic", width=30),
                 Field("path", "local: directory", placeholder="/mnt/usb/restic", width=16),
             ),
