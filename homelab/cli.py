@@ -109,13 +109,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("host")
     p = sub.add_parser("tui", help="open the interactive TUI (the default with no command)")
     p.add_argument("config", nargs="?", help="config to open (default: start the wizard)")
+    if command in COMMANDS:  # the others by name only: their parsers import what they use
+        for name in ("lab", *_extra_command_names()):
+            sub.add_parser(name)
+        return parser
     from homelab.lab import cli as lab_cli
 
     lab_cli.add_arguments(sub)
-    if command in COMMANDS:
-        for name in _extra_command_names():
-            sub.add_parser(name)
-        return parser
     extra = _extra_commands()
     for name, (help_text, add_args, _run) in extra.items():
         p = sub.add_parser(name, help=help_text)
