@@ -24,8 +24,9 @@ import os
 from types import CodeType
 from typing import Any
 
-MAX_BYTES = 8 << 20  # a file grown past this (many versions' classes) starts again
+MAX_BYTES = 4 << 20  # past this (classes of many versions and programs) keep only this run's
 _codes: dict[str, CodeType] = {}
+_used: set[str] = set()
 _state = {"loaded": False, "new": 0}
 
 
@@ -65,6 +66,7 @@ def _exec(source: Any, globals: Any = None, locals: Any = None) -> None:
         if not _state["loaded"]:
             _load()
         code = _codes.get(source)
+        _used.add(source)
         if code is None:
             code = _codes[source] = compile(source, "<string>", "exec", dont_inherit=True)
             _state["new"] += 1
@@ -83,7 +85,7 @@ def save() -> None:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         data = marshal.dumps(_codes)
         if len(data) > MAX_BYTES:
-            return
+            data = marshal.dumps({k: v for k, v in _codes.items() if k in _used})
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".classes-")
         try:
             with os.fdopen(fd, "wb") as f:

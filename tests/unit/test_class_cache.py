@@ -84,3 +84,16 @@ def test_it_can_be_turned_off(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "XDG_CACHE_HOME": str(tmp_path), "HOMELAB_CLASS_CACHE": "0"}).stdout
     assert out.strip() == "False" and not (tmp_path / "homelab").exists()
+
+
+def test_a_file_grown_too_big_keeps_only_what_this_run_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import marshal
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    code = compile("x = 1", "<string>", "exec")
+    monkeypatch.setattr(class_cache, "_codes", {"used": code, "old": code})
+    monkeypatch.setattr(class_cache, "_used", {"used"})
+    monkeypatch.setattr(class_cache, "_state", {"loaded": True, "new": 1})
+    monkeypatch.setattr(class_cache, "MAX_BYTES", 40)  # both entries are more than this
+    class_cache.save()
+    assert set(marshal.loads(Path(class_cache.cache_file()).read_bytes())) == {"used"}
