@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import secrets
 import shutil
 import statistics
@@ -51,10 +52,14 @@ def whole_stack(inv: dict, hosts: list[str], password_file: str) -> str:
         mesh_nodes=nodes, first=NAMES[hosts[0]], last=NAMES[hosts[-1]], service_app="", password_file=password_file)
 
 
-def run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
+def run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess[str], float]:
+    """Wall seconds, the process, and the CPU seconds it used on this machine (with its children)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600)
-    return time.monotonic() - t0, proc
+    secs = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return secs, proc, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 class Variant:
@@ -63,6 +68,15 @@ class Variant:
         self.times: list[float] = []
         self.commands: list[float] = []
         self.host_cpu: list[float] = []  # ms of CPU per host per run, from each lab host's cgroup
+        self.local_cpu: list[float] = []  # ms of CPU on this machine per run (the tool and its children)
+        # per run: all its CPU (here + every host) over this machine's cores, the lab hosts sharing
+        # them: no schedule can finish faster (seconds)
+        self.floor: list[float] = []
+        self.last_cpu = 0.0
+
+    def timed(self, argv: list[str], env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
+        secs, proc, self.last_cpu = run(argv, env)
+        return secs, proc
 
     def once(self) -> None:
         raise NotImplementedError
@@ -76,13 +90,13 @@ class Homelab(Variant):
         password.chmod(0o600)
         self.cfg.write_text(whole_stack(self.inv, self.hosts, str(password)))
         self.env = {"XDG_STATE_HOME": str(self.work / "xdg")}
-        secs, p = run([str(BIN / "homelab"), "apply", str(self.cfg), "--yes", "--accept-new-host-keys"], self.env)
+        secs, p = self.timed([str(BIN / "homelab"), "apply", str(self.cfg), "--yes", "--accept-new-host-keys"], self.env)
         if p.returncode != 0:
             raise SystemExit(f"homelab could not converge the hosts:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
         self.cold = secs
 
     def once(self) -> None:
-        secs, p = run([str(BIN / "homelab"), "apply", str(self.cfg), "--yes"], self.env)
+        secs, p = self.timed([str(BIN / "homelab"), "apply", str(self.cfg), "--yes"], self.env)
         if p.returncode != 0 or "apply ok: 0 change(s)" not in p.stderr:
             raise SystemExit(f"homelab no-op run was not a clean no-op:\n{p.stderr}")
         logs = sorted((self.work / "xdg" / "homelab" / "logs").glob("*-apply.log"), key=lambda f: f.stat().st_mtime)
@@ -105,7 +119,7 @@ class Pyinfra(Variant):
             raise SystemExit(f"pyinfra could not converge the hosts:\n{(p.stdout + p.stderr)[-3000:]}")
 
     def run(self) -> tuple[float, subprocess.CompletedProcess[str]]:
-        return run([sys.executable, str(EQ / "pyinfra_counting.py"), "-y", str(self.inventory), str(EQ / "deploy.py")],
+        return self.timed([sys.executable, str(EQ / "pyinfra_counting.py"), "-y", str(self.inventory), str(EQ / "deploy.py")],
                    {"PYINFRA_PROGRESS": "off"})
 
     def inv_host(self, h: str) -> dict:
@@ -143,7 +157,7 @@ class Ansible(Variant):
         self.close_masters()
 
     def run(self) -> tuple[float, subprocess.CompletedProcess[str]]:
-        return run([str(BIN / "ansible-playbook"), "-vvv", "-i", str(self.inventory), str(EQ / "playbook.yml")],
+        return self.timed([str(BIN / "ansible-playbook"), "-vvv", "-i", str(self.inventory), str(EQ / "playbook.yml")],
                    self.env)
 
     def close_masters(self) -> None:  # every run starts without a warm ControlMaster
@@ -212,21 +226,27 @@ def main() -> int:
                         if all(x is not None for x in before + after):
                             used = sum(b - a for a, b in zip(before, after))  # type: ignore[operator]
                             v.host_cpu.append(used * 1000 / len(hosts))
+                            v.floor.append((used + v.last_cpu) / (os.cpu_count() or 1))
+                        v.local_cpu.append(v.last_cpu * 1000)
                 results.append((n, variants))
         print(f"no-op apply of the whole stack, {args.rounds} interleaved rounds, median [min-max]")
-        print("| hosts | tool | wall s | remote commands / host | host CPU ms / host | vs homelab | first converge s |")
-        print("|---:|---|---:|---:|---:|---:|---:|")
+        print(f"CPU floor: the run's CPU, here and on all hosts, over this machine's {os.cpu_count()} cores")
+        print("| hosts | tool | wall s | remote commands / host | host CPU ms / host | local CPU ms | CPU floor s "
+              "| vs homelab | first converge s |")
+        print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
         for n, variants in results:
             base = statistics.median(variants[0].times)
             for v in variants:
                 ratio = "" if v is variants[0] else f"{statistics.median(v.times) / base:.1f}x"
-                print(f"| {n} | {v.name} | {fmt(v.times)} | {fmt(v.commands, 1)} | {fmt(v.host_cpu, 0)} | {ratio} "
+                print(f"| {n} | {v.name} | {fmt(v.times)} | {fmt(v.commands, 1)} | {fmt(v.host_cpu, 0)} | {fmt(v.local_cpu, 0)} "
+                      f"| {fmt(v.floor)} | {ratio} "
                       f"| {v.cold:.1f} |")
         if len(results) > 1:
             one, most = results[0], results[-1]
             for a, b in zip(one[1], most[1]):
                 print(f"{a.name}: {most[0]} hosts take {statistics.median(b.times) / statistics.median(a.times):.2f}x "
-                      f"the time of {one[0]}")
+                      f"the time of {one[0]}" + (f"; their CPU floor alone is {statistics.median(b.floor) / statistics.median(a.times):.2f}x"
+                                                 if b.floor else ""))
     finally:
         if not args.keep:
             lab.down()
