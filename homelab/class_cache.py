@@ -31,8 +31,10 @@ _state = {"loaded": False, "new": 0}
 
 
 def cache_file() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "homelab", f"classes-{importlib.util.MAGIC_NUMBER.hex()}.marshal")
+    """In homelab's cache folder, the one the executable unpacks itself into (build/selfextract.py)."""
+    folder = os.environ.get("HOMELAB_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "homelab")
+    return os.path.join(folder, f"classes-{importlib.util.MAGIC_NUMBER.hex()}.marshal")
 
 
 def _trusted(path: str) -> bool:

@@ -60,10 +60,11 @@ def test_a_class_made_through_the_cache_is_the_class_compiling_makes() -> None:
 
 def _child(cache: Path, env: dict[str, str] | None = None) -> int:
     """A fresh process importing homelab's classes: how many methods it had to compile."""
+    env = {k: v for k, v in {**os.environ, "XDG_CACHE_HOME": str(cache), **(env or {})}.items()
+           if k != "HOMELAB_CACHE_DIR"}
     code = ("import homelab.events, homelab.claims, homelab.model\n"
             "from homelab import class_cache\nprint(class_cache._state['new'])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "XDG_CACHE_HOME": str(cache), **(env or {})}).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
     return int(out.strip())
 
 
@@ -89,7 +90,7 @@ def test_it_can_be_turned_off(tmp_path: Path) -> None:
 def test_a_file_grown_too_big_keeps_only_what_this_run_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import marshal
 
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("HOMELAB_CACHE_DIR", str(tmp_path / "homelab"))
     code = compile("x = 1", "<string>", "exec")
     monkeypatch.setattr(class_cache, "_codes", {"used": code, "old": code})
     monkeypatch.setattr(class_cache, "_used", {"used"})
