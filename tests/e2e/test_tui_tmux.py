@@ -130,7 +130,7 @@ def test_wizard_plan_apply_dashboard_in_a_real_terminal(lab: Any, terminal: Any,
         if i:
             term.keys("Tab", "Tab", "Enter")  # endpoint -> remove -> "+ add a node"
         term.type(name)
-        term.keys("Tab")
+        term.keys("Tab", "Tab")  # past the name's ▾ (its pick list) to the endpoint
         term.type("auto")  # lab machines reach each other at the address homelab uses
     term.wait_for(r"\[1 mesh\]")
     screen = term.screen()
