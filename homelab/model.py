@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from homelab.secrets import Secret, SecretText
 
@@ -146,10 +146,20 @@ class Monitor:
         }
 
 
+WORST_FIRST = (Health.FAIL, Health.WARN, Health.UNKNOWN, Health.OK)
+
+
 def worst(healths: list[Health]) -> Health:
     """The health a pane shows for a set of monitors."""
-    order = [Health.FAIL, Health.WARN, Health.UNKNOWN, Health.OK]
-    for h in order:
+    for h in WORST_FIRST:
         if h in healths:
             return h
     return Health.UNKNOWN
+
+
+def health_counts(healths: Iterable[Health]) -> str:
+    """"1 FAIL, 2 OK": how many monitors of each health, worst first; "no monitors" when none."""
+    counts: dict[Health, int] = {}
+    for h in healths:
+        counts[h] = counts.get(h, 0) + 1
+    return ", ".join(f"{counts[h]} {h.value}" for h in WORST_FIRST if h in counts) or "no monitors"

@@ -12,9 +12,7 @@ from homelab.events import (
     LayerPlanned, LayerStarted, LayerStatus, Progress, RunFinished, RunStarted,
 )
 from homelab.host_lines import grouped_by_host
-from homelab.model import Health
-
-WORST_FIRST = (Health.FAIL, Health.WARN, Health.UNKNOWN, Health.OK)
+from homelab.model import Health, health_counts
 
 
 class TextRenderer:
@@ -26,7 +24,7 @@ class TextRenderer:
         self.command = ""
         self.not_run: list[str] = []  # layers a cancel left out
         self.hosts: tuple[str, ...] = ()
-        self.health: dict[str, int] = {}  # status: monitors seen per health, for the last line
+        self.healths: list[Health] = []  # status: every monitor's, for the last line
 
     def __call__(self, event: Event) -> None:
         o, e = self.out, self.err
@@ -60,7 +58,7 @@ class TextRenderer:
             print(f"layer {num} {event.layer}:", file=o)
             for m in event.monitors:
                 print(f"  {m.health.value:<7} {m.subject}: {m.name}: {m.reason}", file=o)
-                self.health[m.health.value] = self.health.get(m.health.value, 0) + 1
+                self.healths.append(m.health)
             if not event.monitors:
                 print("  (no monitors)", file=o)
         elif isinstance(event, LayerFinished):
@@ -113,11 +111,10 @@ class TextRenderer:
             if self.not_run:
                 print(f"  not run (cancelled): {', '.join(self.not_run)}", file=o)
         # status: a FAIL anywhere is a failed status (exit 1), however well the run itself went
-        failing = event.command == "status" and self.health.get(Health.FAIL.value, 0) > 0
+        failing = event.command == "status" and Health.FAIL in self.healths
         verdict = "cancelled" if event.cancelled else "ok" if event.ok and not failing else "FAILED"
         done = "done" if event.command in ("apply", "destroy") and event.cancelled else ""
-        what = (", ".join(f"{self.health[h.value]} {h.value}" for h in WORST_FIRST if h.value in self.health) or "no monitors"
-                if event.command == "status" else f"{event.changes} change(s)")
+        what = health_counts(self.healths) if event.command == "status" else f"{event.changes} change(s)"
         print(f"{event.command} {verdict}: {what}{' ' + done if done else ''}"
               f"{'' if event.ok or event.cancelled or not event.message else f' ({event.message})'}", file=e)
         if not event.ok and event.log_path:

@@ -11,10 +11,11 @@ from typing import Iterable, Mapping
 
 from rich.text import Text
 
-from homelab.model import Health, Monitor, worst
+from homelab.model import WORST_FIRST, Health, Monitor, worst
+from homelab.model import health_counts as model_health_counts
 from homelab.tui.view_state import LayerView
 
-_SEVERITY = {Health.FAIL: 0, Health.WARN: 1, Health.UNKNOWN: 2, Health.OK: 3}
+_SEVERITY = {h: i for i, h in enumerate(WORST_FIRST)}
 
 
 def format_clock(ts: float | None) -> str:
@@ -41,13 +42,8 @@ def worst_first(monitors: Iterable[Monitor]) -> list[Monitor]:
 
 
 def health_counts(monitors: Iterable[Monitor]) -> str:
-    """"2 OK, 1 FAIL" in severity order; "no monitors" when empty."""
-    counts: dict[Health, int] = {}
-    for m in monitors:
-        counts[m.health] = counts.get(m.health, 0) + 1
-    if not counts:
-        return "no monitors"
-    return ", ".join(f"{counts[h]} {h.value}" for h in sorted(counts, key=_SEVERITY.__getitem__))
+    """"1 FAIL, 2 OK" in severity order; "no monitors" when empty."""
+    return model_health_counts(m.health for m in monitors)
 
 
 def monitor_line(m: Monitor, width: int = 76) -> str:
