@@ -40,13 +40,11 @@ def cache_file() -> str:
 def _trusted(path: str) -> bool:
     """Loaded code runs: only a file (and folder) of this user that nobody else may write."""
     try:
-        for p in (os.path.dirname(path), path):
-            st = os.stat(p)
-            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-                return False
-        return os.path.getsize(path) <= MAX_BYTES
+        folder, file = os.stat(os.path.dirname(path)), os.stat(path)
     except OSError:
         return False
+    return all(st.st_uid == os.geteuid() and not st.st_mode & 0o022 for st in (folder, file)) \
+        and file.st_size <= MAX_BYTES
 
 
 def _load() -> None:

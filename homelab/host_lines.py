@@ -10,23 +10,16 @@ from typing import Collection, Sequence
 def grouped_by_host(lines: Sequence[str], hosts: Collection[str]) -> list[str]:
     """"a: x", "b: x", "a: y" -> "a, b: x", "a: y" (in first-seen order). Only a prefix that is a
     host of the run counts: other lines stay as they are, in their place."""
-    order: list[str] = []
-    names: dict[str, list[str]] = {}
+    entries: list[tuple[str, list[str] | None]] = []  # (words, the hosts saying them) or (a line kept, None)
+    groups: dict[str, list[str]] = {}
     for line in lines:
         host, sep, rest = line.partition(": ")
-        if sep and host in hosts:
-            if rest not in names:
-                order.append(rest)
-                names[rest] = []
-            if host not in names[rest]:
-                names[rest].append(host)
-        else:
-            order.append("\0" + line)  # kept as written
-    out = []
-    for item in order:
-        if item.startswith("\0"):
-            out.append(item[1:])
-        else:
-            who = names[item]
-            out.append(f"{', '.join(who)}{f' ({len(who)} hosts)' if len(who) > 2 else ''}: {item}")
-    return out
+        if not sep or host not in hosts:
+            entries.append((line, None))
+        elif rest not in groups:
+            groups[rest] = [host]
+            entries.append((rest, groups[rest]))
+        elif host not in groups[rest]:
+            groups[rest].append(host)
+    return [text if who is None else f"{', '.join(who)}{f' ({len(who)} hosts)' if len(who) > 2 else ''}: {text}"
+            for text, who in entries]
