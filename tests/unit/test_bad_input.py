@@ -200,6 +200,21 @@ def test_key_data_that_does_not_parse_as_a_key() -> None:
     assert check_public_key(good) is None
 
 
+@pytest.mark.parametrize("key_bytes,extra", [(32, []), (31, []), (33, []), (0, []), (32, [b"x"]), (None, [])])
+def test_ed25519_check_agrees_with_cryptography(key_bytes: int | None, extra: list[bytes]) -> None:
+    """ed25519 keys are checked without importing cryptography (start-up); the verdict must be its verdict."""
+    parts = [b"ssh-ed25519", *([] if key_bytes is None else [os.urandom(key_bytes)]), *extra]
+    blob = b"".join(len(p).to_bytes(4, "big") + p for p in parts)
+    line = f"ssh-ed25519 {base64.b64encode(blob).decode()}"
+    try:
+        serialization.load_ssh_public_key(line.encode())
+        theirs = True
+    except ValueError:
+        theirs = False
+    assert (check_public_key(line) is None) == theirs
+    assert theirs == (key_bytes == 32 and not extra)
+
+
 def test_two_keys_in_one_string() -> None:
     one, two = new_key("a"), new_key("b")
     for text in (f"'{one} {two}'", f'"{one}\\n{two}"', f"'{one} {two.split()[1]}'"):
