@@ -8,7 +8,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
-from textual.widgets import Static
+from textual.widgets import Button, Label, Static
 
 from homelab.model import Health
 from homelab.tui.app import HomelabApp
@@ -17,9 +17,13 @@ from homelab.tui.screens.layer_detail import LayerDetailScreen
 from homelab.tui.screens.plan_review import PlanScreen
 from homelab.tui.widgets.layer_pane import LayerPane
 from homelab.tui.widgets.monitor_table import column_widths
+from homelab.tui.widgets.step_form import ItemRow, _dom_id
+from homelab.tui.widgets.tick_box import TickBox
+from homelab.tui.wizard.fields import ListField
 from tests.tui import recorded
 from tests.tui.test_pilot import until
-from tests.tui.test_snapshots import SnapCompare, app_on, at_dashboard, at_plan, drill_to, here  # noqa: F401 (fixture)
+from tests.tui.test_snapshots import (SnapCompare, app_on, at_dashboard, at_plan, drill_to,  # noqa: F401 (fixture)
+                                      here, on_wizard_step)
 
 LONG = ("apt: 14 packages held back (linux-image-amd64, systemd, openssh-server and 11 more); "
         "run apt full-upgrade on the host, then reboot it for the new kernel")
@@ -82,6 +86,35 @@ async def test_stacked_at_80_and_usable_at_60x20(app_for: AppFor) -> None:
             await pilot.press("down", "down")
             await pilot.pause(0.1)
             assert str(app.screen.query_one("#plan-detail", Static).render()).strip()
+
+
+async def test_every_wizard_row_and_label_fits_80_columns(tmp_path: Path) -> None:
+    """Keyboard users at 80x24 see no tooltips and cannot scroll a row sideways with ease: each
+    list row (one blank item added to every list) fits the form's width, and no column head or
+    field label is cut."""
+    app = HomelabApp(tmp_path / "new.yaml")
+    async with app.run_test(size=(80, 24)) as pilot:
+        wizard = app.screen
+        for step in wizard.steps:  # type: ignore[attr-defined]
+            await on_wizard_step(pilot, step.section)
+            form = wizard.form()  # type: ignore[attr-defined]
+            for f in form.fields:
+                if isinstance(f, ListField):
+                    form.query_one(f"#add-{_dom_id(f.key)}", Button).press()
+                    await pilot.pause(0.1)
+            width = form.scrollable_content_region.width
+            rows = list(form.query(ItemRow))
+            assert len(rows) == sum(isinstance(f, ListField) for f in form.fields)
+            for row in rows:
+                for w in row.children:
+                    assert w.virtual_region.right <= width, (step.section, row.field.key, getattr(w, "answer_key", w))
+                    if isinstance(w, TickBox):  # its label is not cut ("forma…")
+                        assert w.get_content_width(w.size, app.size) <= w.content_size.width, (step.section, w.label)
+            for label in form.query(Label):
+                text = str(label.render())
+                room = {"list-label": width, "list-col": label.size.width}.get(  # a column head has a margin
+                    next(iter(label.classes)), label.size.width - 1)  # a field label needs a gap to its input
+                assert len(text) <= room, (step.section, text)
 
 
 def test_dashboard_grid_200x50(snap_compare: SnapCompare, here: Path) -> None:  # noqa: F811

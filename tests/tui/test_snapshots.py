@@ -92,6 +92,20 @@ def test_wizard_machines(snap_compare: SnapCompare, here: Path) -> None:
     assert snap_compare(app_on("new.yaml"), terminal_size=SIZE, run_before=wizard_at("compute", rows))
 
 
+def test_wizard_storage_rows(snap_compare: SnapCompare, here: Path) -> None:
+    """A disk and a repository row, each whole within 80 columns, scrolled to the repositories."""
+    async def rows(pilot: Pilot) -> None:
+        for add, name in (("#add-disks", "data1"), ("#add-repositories", "offsite")):
+            pilot.app.screen.query_one(add).focus()  # (scrolls it into view)
+            await pilot.press("enter")
+            await pilot.pause(0.2)
+            await type_text(pilot, name)
+        pilot.app.clear_notifications()
+        await pilot.pause(0.1)
+
+    assert snap_compare(app_on("new.yaml"), terminal_size=SIZE, run_before=wizard_at("storage", rows))
+
+
 def test_wizard_app_machines_pick_list(snap_compare: SnapCompare, here: Path) -> None:
     """The apps step's pick list of the machines step's machines, one ticked (fits 80x24)."""
     async def machines(pilot: Pilot) -> None:

@@ -13,7 +13,7 @@ from homelab.tui.wizard.yaml_text import Entry, flow_list
 ENABLED = Field("enabled", "Serve the apps through Caddy (HTTPS, DNS records)", kind="bool", default=False,
                 wizard_only=True)
 # typed "a, b" or picked (▾); always written as a list, `machines: [a]` for one
-MACHINES = Field("machines", "Ingress machines (comma-separated)", placeholder="web-1",
+MACHINES = Field("machines", "Ingress machines (a, b, ...)", placeholder="web-1",
                  comment="Machines that run Caddy; ports 80/443 open there only.",
                  pick_from=machine_choices, pick_title="Pick the machines that run Caddy (one or several)")
 TLS_MODE = Field("tls.mode", "Certificates", kind="choice", default="acme",
@@ -31,10 +31,10 @@ class IngressStep(WizardStep):
     fields = (
         ENABLED,
         MACHINES,
-        Field("domain", "Domain (apps get APP.<domain>)", placeholder="example.org",
+        Field("domain", "Domain (apps: APP.<domain>)", placeholder="example.org",
               comment="An app gets APP.<domain> unless ingress.apps names its hostname."),
         TLS_MODE,
-        Field("tls.email", "ACME account email (acme only)", placeholder="ops@example.org",
+        Field("tls.email", "ACME email (acme only)", placeholder="ops@example.org",
               comment="The CA writes here before a certificate expires."),
         Field("dns.provider", "DNS records", kind="choice", default="none",
               choices=(("listed in the plan, created by hand", "none"), ("Hetzner DNS (Cloud API)", "hetzner")),

@@ -27,7 +27,7 @@ class MeshStep(WizardStep):
             (
                 Field("name", "machine name", placeholder="pi-1", width=16, pick_from=machine_choices,
                       pick_one=True, pick_title="Pick the machine of this node (one)"),
-                Field("endpoint", "endpoint (auto, address, or empty: behind NAT)", placeholder="auto", width=40),
+                Field("endpoint", "endpoint (auto, address; empty: NAT)", placeholder="auto", width=40),
             ),
             comment="Which machines others can dial (endpoint), and which sit behind NAT (no endpoint).",
             add_label="add a node",

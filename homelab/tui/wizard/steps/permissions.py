@@ -17,7 +17,7 @@ class PermissionsStep(WizardStep):
             "users", "Operator users",
             (
                 Field("name", "name", placeholder="alice", width=12),
-                Field("key", "ssh public key (optional for you: homelab adds its own)", path="keys",
+                Field("key", "ssh public key (optional for you)", path="keys",
                       one_item_list=True, placeholder="ssh-ed25519 AAAA… alice@laptop", width=44),
                 Field("sudo", "sudo", kind="bool", default=True, width=10),
             ),

@@ -4,7 +4,7 @@ The repository password is never asked for: the config names an environment vari
 command that prints it (the operator holds it; backups must survive the loss of every host).
 Disks: a stable device path (`by_id`, from `ls -l /dev/disk/by-id` on the machine), or a
 Hetzner volume size for a cloud server (homelab creates the volume). Serial-and-size
-identities are left to the config file.
+identities and S3 repositories (endpoint, bucket, keys) are left to the config file.
 """
 from __future__ import annotations
 
@@ -16,15 +16,15 @@ from homelab.tui.wizard.yaml_text import Entry, Items, scalar
 
 ENABLED = Field("enabled", "Back up app data with restic", kind="bool", default=True, wizard_only=True)
 DISKS = ListField(
-    "disks", "Disks for app data",
+    "disks", "Disks for app data: a /dev/disk/by-id path, or GB of a new Hetzner volume",
     (
-        Field("name", "name", placeholder="data1", width=10),
-        Field("machine", "machine", placeholder="nas", width=12, pick_from=machine_choices, pick_one=True,
+        Field("name", "name", placeholder="data1", width=8),
+        Field("machine", "machine", placeholder="nas", width=10, pick_from=machine_choices, pick_one=True,
               pick_title="Pick the machine the disk is in (one)"),
-        Field("by_id", "by_id (/dev/disk/by-id/...)", placeholder="/dev/disk/by-id/ata-...", width=30),
-        Field("volume.size_gb", "or Hetzner volume GB", kind="int", placeholder="10", width=8),
-        Field("mount", "mount", default="/srv/homelab", width=14),
-        Field("format", "format if it has data", kind="bool", default=False),
+        Field("by_id", "by-id path", placeholder="/dev/disk/by-id/ata-...", width=19),
+        Field("volume.size_gb", "or GB", kind="int", placeholder="10", width=5),
+        Field("mount", "mount", default="/srv/homelab", width=10),
+        Field("format", "format", kind="bool", default=False),
     ),
     comment="A disk with a filesystem or partitions is formatted only with format: true and --confirm-delete.",
     add_label="add a disk",
@@ -36,7 +36,7 @@ class StorageStep(WizardStep):
     title = "storage"
     intro = ("Each app's data sits under the data root of its machine and is backed up with restic to "
              "every repository listed: rest-server on a machine of the homelab (over the mesh, append-only), "
-             "a Storage Box (sftp), S3, or a local directory. A weekly drill proves a restore works.")
+             "a Storage Box (sftp), S3 (in the config file), or a local directory. A weekly drill proves a restore works.")
     comment = "app data, restic backups, restore drills"
     fields = (
         ENABLED,
@@ -48,20 +48,20 @@ class StorageStep(WizardStep):
         Field("password_source", "Variable name / command", default="RESTIC_PASSWORD", path="password",
               placeholder="RESTIC_PASSWORD or: pass show restic", wizard_only=True),
         ListField(
-            "repositories", "Backup repositories",
+            "repositories", "Backup repositories: rest (rest-server on a machine), sftp or local",
             (
-                Field("name", "name", placeholder="nas", width=10),
-                Field("type", "type (rest, sftp, s3, local)", placeholder="rest", default="rest", width=8),
-                Field("machine", "machine (rest: runs rest-server)", placeholder="nas", width=12,
+                Field("name", "name", placeholder="nas", width=8),
+                Field("type", "type", placeholder="rest", default="rest", width=6),
+                Field("machine", "machine", placeholder="nas", width=10,
                       pick_from=machine_choices, pick_one=True,
                       pick_title="Pick the machine that runs rest-server (one)"),
-                Field("target", "sftp: user@host:path", placeholder="u1@u1.your-storagebox.de:restic", width=30),
-                Field("path", "local: directory", placeholder="/mnt/usb/restic", width=16),
+                Field("target", "sftp user@host:path", placeholder="u1@u1.your-storagebox.de:restic", width=24),
+                Field("path", "local directory", placeholder="/mnt/usb/restic", width=16),
             ),
             comment="Every app is backed up to each repository (3-2-1: more than one, one elsewhere).",
             add_label="add a repository",
         ),
-        Field("schedule.backup", "Backup schedule (systemd OnCalendar)", default="daily",
+        Field("schedule.backup", "Backup schedule (OnCalendar)", default="daily",
               comment="When backups run (timers are persistent, with a random delay)."),
     )
 
