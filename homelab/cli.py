@@ -47,6 +47,24 @@ def _parallel(text: str) -> int:
     return n
 
 
+def _seconds(text: str) -> float:
+    try:
+        secs = float(text)
+    except ValueError:
+        secs = -1.0
+    if not 0 <= secs <= 3600:
+        raise argparse.ArgumentTypeError(f"should be seconds 0-3600, not {text[:20]!r}")
+    return secs
+
+
+def _add_wait(p: argparse.ArgumentParser) -> None:
+    from homelab.hosts import WAIT_FOR_HOSTS_S
+
+    p.add_argument("--wait-for-hosts", type=_seconds, default=WAIT_FOR_HOSTS_S, metavar="SECONDS",
+                   help="keep trying a machine homelab reached before that does not answer now, as while it "
+                        f"reboots (default {WAIT_FOR_HOSTS_S:g}; 0: report it unreachable at once)")
+
+
 def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="path to config.yaml")
 
@@ -95,6 +113,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--bundle", metavar="FILE", help="images for hosts that cannot pull (`homelab apps bundle`)")
     p.add_argument("--purge-data", action="store_true",
                    help="also delete the data of apps removed from the config (needs --confirm-delete too)")
+    _add_wait(p)
     p = sub.add_parser("status", help="live monitors of every layer (exit 1 on FAIL)")
     _add_config(p)
     _add_run_options(p)
@@ -104,6 +123,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _add_run_options(p)
     p.add_argument("-y", "--yes", action="store_true")
     p.add_argument("--confirm-delete", action="store_true")
+    _add_wait(p)
     p = sub.add_parser("forget-host", help="forget what homelab learned about a machine: host key, login, address, facts (after a reinstall)")
     _add_config(p)
     p.add_argument("host")
@@ -158,6 +178,7 @@ def _options(args: argparse.Namespace, interactive: bool) -> Any:
         bundle=getattr(args, "bundle", None),
         layers=tuple(getattr(args, "layer", []) or ()),
         parallel=max(1, getattr(args, "parallel", 10)),
+        wait_for_hosts=getattr(args, "wait_for_hosts", 0.0),  # plan and status: what is true now
         api_endpoint=os.environ.get("HOMELAB_HCLOUD_ENDPOINT") or None,
     )
 

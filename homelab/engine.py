@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any, Generator, Iterator, Mapping
 
 from homelab.config.schema import Config
-from homelab.errors import HomelabError, HostKeyError, LockedError, UsageError
+from homelab.errors import HomelabError, HostDown, HostKeyError, LockedError, UsageError
 from homelab.events import (
     NOT_RUN, ChangeApplied, ChangeFailed, Event, HostConnected, HostFailed, HostSummary,
-    LayerFinished, LayerPlanned, LayerStarted, LayerStatus, RunFinished, RunStarted,
+    LayerFinished, LayerPlanned, LayerStarted, LayerStatus, Progress, RunFinished, RunStarted,
 )
 from homelab.hosts import HostTarget
 from homelab.layers import all_layers
@@ -47,6 +47,7 @@ log = logging.getLogger("homelab")
 Probed = dict[str, dict[str, ProbeResult]]
 ProbeOutcome = tuple[dict[str, ProbeResult] | None, str]  # (results, or None and why not)
 MAX_PASSES = 3  # plan -> apply rounds one layer may take in one apply (Layer.plan_again)
+WAIT_STEP_S = 3.0  # between tries of a known host that does not answer (RunOptions.wait_for_hosts)
 
 
 def redact_event(event: Any, secrets: list[Secret]) -> Any:
@@ -359,49 +360,72 @@ class Engine:
         def one(target: HostTarget) -> tuple[HostTarget, Session | None, str, float]:
             t0 = time.monotonic()
             pinned = ctx.state.host(target.name).get("host_key")
-            try:
-                conn, key = self.transport.connect(target, pinned, accept, ctx.config.privilege.use_agent)
-            except HostKeyError as exc:  # a key question is never answered by trying another login
-                return target, None, f"{exc.message}\n{exc.hint}", time.monotonic() - t0
-            except HomelabError as exc:
-                # other logins the host may take: the config's own (a reinstalled machine, after a
-                # recorded login), then what a layer says it makes (the operator user homelab
-                # switches to: an apply killed between hardening sshd and recording the switch)
-                tries = [t for t in [self._configured.get(target.name), *(
-                    dataclasses.replace(target, user=c.user, port=c.port, key_path=c.key_path or target.key_path)
-                    for c in ctx.outputs.all(LoginCandidate) if c.host == target.name)]
-                    if t is not None and (t.user, t.port) != (target.user, target.port)]
-                if not tries:
-                    return target, None, f"{exc.message}\n{exc.hint}", time.monotonic() - t0
-                failures = [f"{target.user}:{target.port}: {exc.message}"]
-                for other in dict.fromkeys(tries):
-                    try:
-                        conn, key = self.transport.connect(other, pinned, accept, ctx.config.privilege.use_agent)
-                    except HostKeyError as exc2:
-                        return target, None, f"{exc2.message}\n{exc2.hint}", time.monotonic() - t0
-                    except HomelabError as exc2:
-                        failures.append(f"{other.user}:{other.port}: {exc2.message}")
-                        continue
-                    log.warning("%s: the login %s:%d failed (%s); logged in as %s:%d", target.name, target.user,
-                                target.port, exc.message, other.user, other.port)
-                    configured = self._configured.get(target.name)
-                    with self._shared:
-                        if configured is not None and (other.user, other.port) == (configured.user, configured.port):
-                            ctx.state.forget_login(target.name)
-                        else:
-                            self._configured.setdefault(target.name, target)
-                            ctx.state.update_host(target.name, login_user=other.user, login_port=other.port)
-                        ctx.hosts[target.name] = target = other
-                    break
-                else:
-                    return target, None, "; ".join(failures) + f"\n{exc.hint}", time.monotonic() - t0
-            if not pinned and key:  # a local host offers no key: nothing to pin
+            target, conn, key, err, down = attempt(target, pinned)
+            wait = self.options.wait_for_hosts
+            if conn is None and down and pinned and wait > 0:
+                # met before and not answering now: most often a reboot (unattended upgrades)
+                # or a machine just switched on; worth a wait before the run gives up on it
+                connected.put(Progress("connect", f"{target.name} does not answer; homelab reached it before, "
+                                                  f"so it may be rebooting: trying again for up to {wait:.0f} s"))
+                deadline = t0 + wait
+                while conn is None and down and time.monotonic() < deadline:
+                    if ctx.cancelled.wait(min(WAIT_STEP_S, max(0.0, deadline - time.monotonic()))):
+                        break
+                    target, conn, key, err, down = attempt(target, pinned)
+                if conn is None:
+                    message, _, hint = err.partition("\n")
+                    err = f"{message} (no answer for {time.monotonic() - t0:.0f} s)\n{hint}"
+            if conn is not None and not pinned and key:  # a local host offers no key: nothing to pin
                 with self._shared:
                     ctx.state.update_host(target.name, host_key=key)
-            return target, conn, "", time.monotonic() - t0
+            return target, conn, err, time.monotonic() - t0
 
-        # None: a worker died of an error that is not a connect failure (its future re-raises it)
-        connected: queue.Queue[tuple[HostTarget, Session | None, str, float] | None] = queue.Queue()
+        def attempt(target: HostTarget, pinned: str | None) -> tuple[HostTarget, Session | None, str, str, bool]:
+            """One try of the host's logins: (the login that worked, its session or None, the host
+            key it offered, why not, whether every login failed because no TCP connection was taken)."""
+            use_agent = ctx.config.privilege.use_agent
+            try:
+                conn, key = self.transport.connect(target, pinned, accept, use_agent)
+                return target, conn, key, "", False
+            except HostKeyError as exc:  # a key question is never answered by trying another login
+                return target, None, "", f"{exc.message}\n{exc.hint}", False
+            except HomelabError as exc:
+                first = exc
+            # other logins the host may take: the config's own (a reinstalled machine, after a
+            # recorded login), then what a layer says it makes (the operator user homelab
+            # switches to: an apply killed between hardening sshd and recording the switch)
+            tries = [t for t in [self._configured.get(target.name), *(
+                dataclasses.replace(target, user=c.user, port=c.port, key_path=c.key_path or target.key_path)
+                for c in ctx.outputs.all(LoginCandidate) if c.host == target.name)]
+                if t is not None and (t.user, t.port) != (target.user, target.port)]
+            failures = [f"{target.user}:{target.port}: {first.message}"]
+            down = isinstance(first, HostDown)
+            for other in dict.fromkeys(tries):
+                try:
+                    conn, key = self.transport.connect(other, pinned, accept, use_agent)
+                except HostKeyError as exc:
+                    return target, None, "", f"{exc.message}\n{exc.hint}", False
+                except HomelabError as exc:
+                    failures.append(f"{other.user}:{other.port}: {exc.message}")
+                    down = down and isinstance(exc, HostDown)
+                    continue
+                log.warning("%s: the login %s:%d failed (%s); logged in as %s:%d", target.name, target.user,
+                            target.port, first.message, other.user, other.port)
+                configured = self._configured.get(target.name)
+                with self._shared:
+                    if configured is not None and (other.user, other.port) == (configured.user, configured.port):
+                        ctx.state.forget_login(target.name)
+                    else:
+                        self._configured.setdefault(target.name, target)
+                        ctx.state.update_host(target.name, login_user=other.user, login_port=other.port)
+                    ctx.hosts[target.name] = other
+                return other, conn, key, "", False
+            why = first.message if not tries else "; ".join(failures)
+            return target, None, "", f"{why}\n{first.hint}", down
+
+        # None: a worker died of an error that is not a connect failure (its future re-raises it);
+        # Progress: a host is being waited for (it stays in the count)
+        connected: queue.Queue[tuple[HostTarget, Session | None, str, float] | Progress | None] = queue.Queue()
 
         def connected_and_probed(target: HostTarget) -> tuple[str, ProbeOutcome | None]:
             try:
@@ -420,10 +444,15 @@ class Engine:
             return {}
         with ThreadPoolExecutor(max_workers=max(1, min(self.options.parallel, len(hosts)))) as pool:
             futures = [pool.submit(connected_and_probed, h) for h in hosts]
-            for _ in hosts:  # as each host answers (or does not)
+            answered = 0
+            while answered < len(hosts):  # as each host answers (or does not)
                 item = connected.get()
+                if isinstance(item, Progress):
+                    yield item
+                    continue
                 if item is None:
                     break
+                answered += 1
                 target, conn, err, secs = item
                 if conn is None:
                     message, _, hint = err.partition("\n")

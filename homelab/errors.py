@@ -65,5 +65,10 @@ class HostKeyError(HomelabError):
     """A host's SSH key is unknown (and not allowed) or changed."""
 
 
+class HostDown(HomelabError):
+    """A host did not take the TCP connection (refused, timed out, no route): it is off, or
+    rebooting, or its address is wrong. Not a login or host-key problem."""
+
+
 class LockedError(HomelabError):
     """Another homelab run holds the state lock."""

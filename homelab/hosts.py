@@ -4,6 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 LOCAL = "local"  # the address that means "the machine homelab runs on" (no SSH; homelab/local.py)
+# how long apply keeps trying a machine it met before that does not answer (RunOptions.wait_for_hosts):
+# a Raspberry Pi reboots in about a minute, a cloud server in less
+WAIT_FOR_HOSTS_S = 120.0
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ sys.modules.setdefault("invoke", None)  # type: ignore[arg-type]
 
 import paramiko  # noqa: E402
 
-from homelab.errors import HomelabError, HostKeyError
+from homelab.errors import HomelabError, HostDown, HostKeyError
 from homelab.hosts import HostTarget
 
 # Ask for ed25519 first: it is what we pin and what cloud-init pre-seeds.
@@ -82,8 +82,9 @@ def unreachable_hint(met_before: bool) -> str:
     """What to do about a machine that does not take the TCP connection. One homelab has met
     (its host key is pinned) is most often rebooting (unattended upgrades) or just powered on."""
     if met_before:
-        return ("homelab reached it before: if it is rebooting or starting, run again once it is up; "
-                "else check that it is on and that its address and port in the config are still right")
+        return ("homelab reached it before: if it is rebooting or starting, run again once it is up "
+                "(apply waits for it: --wait-for-hosts SECONDS); else check that it is on and that its "
+                "address and port in the config are still right")
     return "is the machine on and reachable? check address and port in the config"
 
 
@@ -102,9 +103,12 @@ class Connection:
         """Connect, verify the host key, authenticate. Returns (connection, host key line)."""
         try:
             sock = socket.create_connection((target.address, target.port), timeout=timeout)
-        except OSError as exc:
+        except socket.gaierror as exc:  # a name that does not resolve: no reboot explains it
             raise HomelabError(f"connect to {target.name} ({target.address}:{target.port}): {exc.strerror or exc}",
-                               unreachable_hint(pinned is not None)) from None
+                               unreachable_hint(False)) from None
+        except OSError as exc:
+            raise HostDown(f"connect to {target.name} ({target.address}:{target.port}): {exc.strerror or exc}",
+                           unreachable_hint(pinned is not None)) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport = paramiko.Transport(sock)
         opts = transport.get_security_options()

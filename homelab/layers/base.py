@@ -39,6 +39,9 @@ class RunOptions:
     purge_data: bool = False  # `--purge-data`: an app that left the config loses its data (with --confirm-delete)
     layers: tuple[str, ...] = ()  # empty: all
     parallel: int = 10
+    # seconds to keep trying a host homelab met before (its key is pinned) that takes no TCP
+    # connection, as one does while it reboots; 0: report it unreachable at once (status)
+    wait_for_hosts: float = 0.0
     api_endpoint: str | None = None  # overrides the Hetzner API (tests, fakes)
 
 

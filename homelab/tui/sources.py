@@ -56,6 +56,7 @@ class EngineRun:
         self._lock = threading.Lock()
 
     def _options(self) -> Any:
+        from homelab.hosts import WAIT_FOR_HOSTS_S
         from homelab.layers.base import RunOptions
         from homelab.ssh import fingerprint
 
@@ -69,6 +70,8 @@ class EngineRun:
             confirm_new_host_key=confirm if ask is not None else None,
             yes=True,  # the TUI asked already (plan review + confirm screen)
             confirm_destructive=self.request.confirm_destructive,
+            # apply waits for a known machine that reboots, as the CLI's does; plan and status do not
+            wait_for_hosts=WAIT_FOR_HOSTS_S if self.request.command == "apply" else 0.0,
             api_endpoint=os.environ.get("HOMELAB_HCLOUD_ENDPOINT") or None,
         )
 

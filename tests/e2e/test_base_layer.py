@@ -6,6 +6,9 @@ starts from machines homelab has never seen.
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,8 +92,10 @@ def test_one_host_down_others_converge_then_it_converges(fresh, tmp_path: Path) 
     cfg = config_for(fresh, tmp_path, ["h1", "h2", "h3"], timezone="Europe/Paris")
     fresh.stop_host("h2")
     try:
-        out = homelab("apply", str(cfg), "--yes")
+        out = homelab("apply", str(cfg), "--yes", "--wait-for-hosts", "2")
         assert out.returncode == 1
+        assert "web-2 does not answer; homelab reached it before, so it may be rebooting" in out.stderr, out.stderr
+        assert re.search(r"FAILED web-2 \[connect\]: connect to web-2 \(.*\): .* \(no answer for \d+ s\)", out.stderr), out.stderr
         assert "web-2" in out.stderr and "web-2            unreachable" in out.stdout
         assert "web-1            changed" in out.stdout and "db-1             changed" in out.stdout
         assert "log: " in out.stderr and out.stdout.count("summary:") == 1
@@ -103,10 +108,21 @@ def test_one_host_down_others_converge_then_it_converges(fresh, tmp_path: Path) 
         st = state_of(cfg)  # still valid JSON, keys kept
         assert st["hosts"]["web-2"]["host_key"]
         assert fresh.run("h1", "readlink /etc/localtime", check=True).stdout.strip().endswith("Europe/Paris")
+        # a reboot: the machine comes back while apply (its default wait) keeps trying it
+        proc = subprocess.Popen([sys.executable, "-m", "homelab", "apply", str(cfg), "--yes"], text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        assert proc.stderr is not None
+        said = ""
+        for line in proc.stderr:
+            said += line
+            if "may be rebooting" in line:
+                break
+        assert "web-2 does not answer" in said, said
     finally:
         fresh.start_host("h2")
-    again = homelab("apply", str(cfg), "--yes")
-    assert again.returncode == 0, again.stderr
+    rest, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, said + err
+    assert "connected web-2" in err and "web-2            changed" in rest
     assert fresh.run("h2", "readlink /etc/localtime", check=True).stdout.strip().endswith("Europe/Paris")
     assert homelab("plan", str(cfg)).returncode == 0
 

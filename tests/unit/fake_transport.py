@@ -67,7 +67,8 @@ class FakeOpsRun:
 @dataclass
 class FakeTransport:
     on_op: Callable[[str, Op], str | None] | None = None  # effect of an op; returns an error to fail it
-    refuse: Callable[[HostTarget], str | None] | None = None  # a connect error for this login, or None
+    # a connect error for this login (a message, or the error itself: HostDown), or None
+    refuse: Callable[[HostTarget], str | HomelabError | None] | None = None
     scripts: list[tuple[str, str]] = field(default_factory=list)
     ran: list[tuple[str, str, Any]] = field(default_factory=list)
     logins: list[tuple[str, str, int]] = field(default_factory=list)
@@ -76,6 +77,8 @@ class FakeTransport:
                 ) -> tuple[FakeSession, str]:
         self.logins.append((target.name, target.user, target.port))
         why = self.refuse(target) if self.refuse else None
+        if isinstance(why, HomelabError):
+            raise why
         if why:
             raise HomelabError(why, "fake transport refused")
         return FakeSession(self, target), pinned or "ssh-ed25519 AAAAfake"
