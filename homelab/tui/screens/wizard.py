@@ -120,8 +120,11 @@ class WizardScreen(Screen[None]):
     def on_mount(self) -> None:
         self._place_focus()
         # validation (the config parser) and the other steps wait for the first frame: the
-        # first step shows no problem before something is typed or next is pressed anyway
-        self.call_after_refresh(self._mount_forms)
+        # first step shows no problem before something is typed or next is pressed anyway.
+        # "After refresh" is after the first layout, and the frame's write to the terminal is
+        # queued behind it (Textual batches start-up): call_later puts the forms behind that
+        # write, or a person waits ~0.15 s more for the first screen (tests/tui/test_first_paint.py)
+        self.call_after_refresh(self.call_later, self._mount_forms)
 
     async def _mount_forms(self) -> None:
         """The steps not composed yet (all but the first), hidden; then the first validation."""
