@@ -366,7 +366,8 @@ class Engine:
                 # met before and not answering now: most often a reboot (unattended upgrades)
                 # or a machine just switched on; worth a wait before the run gives up on it
                 connected.put(Progress("connect", f"{target.name} does not answer; homelab reached it before, "
-                                                  f"so it may be rebooting: trying again for up to {wait:.0f} s"))
+                                                  f"so it may be rebooting: trying again for up to {wait:.0f} s",
+                                       host=target.name))
                 deadline = t0 + wait
                 while conn is None and down and time.monotonic() < deadline:
                     if ctx.cancelled.wait(min(WAIT_STEP_S, max(0.0, deadline - time.monotonic()))):

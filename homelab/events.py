@@ -69,6 +69,7 @@ class HostOutput:
 class Progress:
     layer: str
     message: str  # "waiting for server web-1 to answer SSH (12 s)"
+    host: str = ""  # the host it is about, when one is waited for ("connect": it does not answer yet)
 
 
 @dataclass(frozen=True)

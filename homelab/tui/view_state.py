@@ -61,6 +61,7 @@ TuiEvent = Union[Event, LayersKnown, RunCrashed, CancelRequested]
 WAITING, RUNNING, DONE, FAILED, SKIPPED = "waiting", "running", "done", "failed", "skipped"
 # Host states
 CONNECTED, WORKING, CHANGED, OK, UNREACHABLE = "connected", "working", "changed", "ok", "unreachable"
+NO_ANSWER = "no answer"  # a host met before that is being tried again (rebooting?)
 
 
 @dataclass(frozen=True)
@@ -261,7 +262,11 @@ def reduce(view: RunView, event: TuiEvent) -> RunView:
                                        output=(*h.output, event.line)[-MAX_HOST_LINES:])
         return _log(_with_host(view, event.host, add), f"[{event.host}] {event.line}")
     if isinstance(event, Progress):
-        return _log(dataclasses.replace(view, progress=event.message), f"... {event.message}")
+        view = _log(dataclasses.replace(view, progress=event.message), f"... {event.message}")
+        if event.host:
+            view = _with_host(view, event.host, lambda h: dataclasses.replace(
+                h, state=NO_ANSWER, output=(*h.output, event.message)[-MAX_HOST_LINES:]))
+        return view
     if isinstance(event, LayerStatus):
         return _with_layer(view, event.layer, monitors=event.monitors)
     if isinstance(event, LayerFinished):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import dataclasses
 
 from homelab.events import (
-    ChangeApplied, ChangeFailed, HostFailed, HostOutput, LayerFinished, LayerStarted, LayerStatus, Progress,
-    RunFinished, RunStarted,
+    ChangeApplied, ChangeFailed, HostConnected, HostFailed, HostOutput, LayerFinished, LayerStarted, LayerStatus,
+    Progress, RunFinished, RunStarted,
 )
 from homelab.model import Change, Health, Monitor
 from homelab.tui.present import apply_progress, health_counts, layer_health_word, pair_matrix, plan_counts
@@ -153,3 +153,18 @@ def test_waiting_for_a_booting_server_is_shown_as_it_goes() -> None:
     assert view.progress == "web-3: server initializing, waiting (10 s of 60 s)"
     assert [line for line in view.log if "web-3" in line] == [
         "... web-3: server initializing, waiting (0 s of 60 s)", "... web-3: server initializing, waiting (10 s of 60 s)"]
+
+
+def test_a_host_waited_for_shows_no_answer_until_it_connects_or_fails() -> None:
+    wait = Progress("connect", "h2 does not answer; homelab reached it before, so it may be rebooting: "
+                               "trying again for up to 120 s", host="h2")
+    start = RunStarted("apply", ("compute",), ("h1", "h2"))
+    view = reduce_all(RunView(), [start, wait])
+    h2 = view.host("h2")
+    assert h2 is not None and h2.state == "no answer" and h2.last_line == wait.message
+    assert view.host("h1").state == "waiting"  # type: ignore[union-attr]
+    assert view.log[-1] == f"... {wait.message}"
+    back = reduce(view, HostConnected("h2", "ops@10.0.0.3:22, 31.20 s"))
+    assert back.host("h2").state == "connected"  # type: ignore[union-attr]
+    gone = reduce(view, HostFailed("h2", "connect", "connect to h2: timed out (no answer for 121 s)"))
+    assert gone.host("h2").state == "unreachable"  # type: ignore[union-attr]

@@ -52,9 +52,9 @@ def test_apply_waits_for_a_known_host_that_reboots_and_converges_it(tmp_path: Pa
     _met_before(tmp_path, monkeypatch)
     engine, transport = _waiting(tmp_path, monkeypatch, answers_after=3, wait=30)
     events = list(engine.apply())
-    said = [e.message for e in events if isinstance(e, Progress) and e.layer == "connect"]
-    assert said == ["b does not answer; homelab reached it before, so it may be rebooting: "
-                    "trying again for up to 30 s"]
+    said = [(e.host, e.message) for e in events if isinstance(e, Progress) and e.layer == "connect"]
+    assert said == [("b", "b does not answer; homelab reached it before, so it may be rebooting: "
+                          "trying again for up to 30 s")]
     assert [e.host for e in events if isinstance(e, HostConnected)] == ["a", "b"]  # a did not wait for b
     assert sorted(e.change.target for e in events if isinstance(e, ChangeApplied)) == ["a", "b"]
     assert [e for e in events if isinstance(e, RunFinished)][0].ok

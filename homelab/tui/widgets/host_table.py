@@ -6,7 +6,8 @@ from textual.widgets import DataTable
 
 from homelab.tui.view_state import RunView
 
-_STYLE = {"failed": "bold red", "unreachable": "bold red", "changed": "green", "ok": "green", "working": "bold"}
+_STYLE = {"failed": "bold red", "unreachable": "bold red", "changed": "green", "ok": "green", "working": "bold",
+          "no answer": "bold yellow"}
 
 
 class HostTable(DataTable[Text]):
