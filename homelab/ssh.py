@@ -18,14 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import sys
+from homelab.paramiko_import import lean_paramiko_import
 
-# paramiko imports `invoke` (and with it unittest.mock and asyncio, ~30 ms) only for the
-# ssh_config "Match exec" feature, which homelab never uses; without it paramiko skips that
-# feature. Every no-op apply pays its start-up, so we keep it out of the process.
-sys.modules.setdefault("invoke", None)  # type: ignore[arg-type]
-
-import paramiko  # noqa: E402
+with lean_paramiko_import():  # without invoke and importlib.metadata (see there)
+    import paramiko
 
 from homelab.errors import HomelabError, HostDown, HostKeyError
 from homelab.hosts import HostTarget

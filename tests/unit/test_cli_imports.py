@@ -58,3 +58,26 @@ def test_layers_load_no_cloud_client_and_paramiko_without_invoke() -> None:
     assert "paramiko" in mods
     assert not {m for m in mods if m.split(".")[0] in ("hcloud", "requests", "pyinfra", "textual")}
     assert not {m for m in mods if m.startswith("invoke.")}  # homelab/ssh.py blocks the import itself
+    assert "importlib.metadata" not in mods  # paramiko's version comes from its dist-info folder's name
+
+
+def test_paramiko_reports_its_real_version_and_metadata_still_works() -> None:
+    out = subprocess.run([sys.executable, "-c", "import homelab.ssh, paramiko, sys\n"
+                          "print(paramiko.__version__, 'importlib.metadata' in sys.modules)\n"
+                          "import importlib.metadata as m\n"
+                          "print(m.version('paramiko'), m.version('PyYAML'))"],
+                         capture_output=True, text=True, check=True, timeout=60).stdout.split()
+    assert out[1] == "False" and out[0] == out[2] and out[0][0].isdigit() and out[3][0].isdigit()
+
+
+def test_the_stand_in_hands_every_other_question_to_importlib_metadata() -> None:
+    import importlib.metadata
+
+    from homelab.paramiko_import import _OwnVersion, dist_version
+
+    stand_in = _OwnVersion({"paramiko": "0.0-told"})
+    assert stand_in.version("paramiko") == "0.0-told"
+    assert stand_in.version("PyYAML") == importlib.metadata.version("PyYAML")
+    assert stand_in.PackageNotFoundError is importlib.metadata.PackageNotFoundError
+    assert dist_version("paramiko") == importlib.metadata.version("paramiko")
+    assert dist_version("homelab_no_such_package") is None
