@@ -114,6 +114,21 @@ def test_batched_questions_are_asked_once_and_each_asker_reads_its_items() -> No
     assert parse_packages(got["b.pkgs"], ["jq", "nftables"])["nftables"] is None
 
 
+def test_docker_questions_run_side_by_side_and_beside_the_quick_reads() -> None:
+    """Each batched question that may hang is a group of its own (groups run at the same time):
+    on an app host, images then containers in one group were the no-op's longest path."""
+    from homelab.probe import batch_groups, docker_containers, docker_images, packages
+
+    groups = [{"apps.images": docker_images(["postgres:17"]), "apps.containers": docker_containers(["l"]),
+               "apps.pkgs": packages(["docker.io"])},
+              {"ingress.images": docker_images(["anubis:1"]), "ingress.containers": docker_containers(["l"])}]
+    batched, aliases = batch_groups(groups)
+    assert [sorted(g) for g in batched] == [["host.packages"], ["host.images"], ["host.containers"]]
+    images = batched[1]["host.images"].command  # type: ignore[union-attr]
+    assert "postgres:17" in images and "anubis:1" in images
+    assert aliases["ingress.containers"] == aliases["apps.containers"] == "host.containers"
+
+
 def test_a_host_of_the_lower_layers_asks_dpkg_and_systemctl_once(tmp_path: Path) -> None:
     """compute, the mesh and permissions each read packages and units: one dpkg-query and one
     systemctl show in the host's one script."""
