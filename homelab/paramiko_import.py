@@ -2,7 +2,7 @@
 
 - `invoke` (and with it unittest.mock and asyncio, ~30 ms): paramiko imports it only for the
   ssh_config "Match exec" feature, and skips that feature without it.
-- `importlib.metadata` (with email, zipfile, csv, inspect: ~11 ms here): paramiko 4 imports it
+- `importlib.metadata` (with email, zipfile, csv, inspect: ~11-16 ms): paramiko 4 imports it
   only to read its own version, `metadata.version("paramiko")`, for the banner it sends. While
   paramiko is imported, a stand-in answers that one question from the name of paramiko's
   dist-info folder (`paramiko-4.0.0.dist-info`, the same record metadata reads) and hands every
