@@ -123,7 +123,6 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _add_run_options(p)
     p.add_argument("-y", "--yes", action="store_true")
     p.add_argument("--confirm-delete", action="store_true")
-    _add_wait(p)
     p = sub.add_parser("forget-host", help="forget what homelab learned about a machine: host key, login, address, facts (after a reinstall)")
     _add_config(p)
     p.add_argument("host")
@@ -178,7 +177,9 @@ def _options(args: argparse.Namespace, interactive: bool) -> Any:
         bundle=getattr(args, "bundle", None),
         layers=tuple(getattr(args, "layer", []) or ()),
         parallel=max(1, getattr(args, "parallel", 10)),
-        wait_for_hosts=getattr(args, "wait_for_hosts", 0.0),  # plan and status: what is true now
+        # plan and status say what is true now; destroy deletes through the cloud API, whether
+        # the server answers or not
+        wait_for_hosts=getattr(args, "wait_for_hosts", 0.0),
         api_endpoint=os.environ.get("HOMELAB_HCLOUD_ENDPOINT") or None,
     )
 

@@ -1,7 +1,7 @@
 """A machine homelab met before that takes no connection now is most often rebooting
 (unattended upgrades) or just switched on: apply keeps trying it for --wait-for-hosts seconds,
-saying so, before it calls it unreachable; plan and status report it at once, as does a
-machine never met (nothing says it will come back). The engine runs on the fake transport."""
+saying so, before it calls it unreachable; plan, status and destroy report it at once, as
+does a machine never met (nothing says it will come back). The engine runs on the fake transport."""
 from __future__ import annotations
 
 import threading
@@ -111,11 +111,12 @@ def test_a_cancel_ends_the_wait(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 @pytest.mark.parametrize("argv, wait", [
     (["apply", "c.yaml"], WAIT_FOR_HOSTS_S),
     (["apply", "c.yaml", "--wait-for-hosts", "0"], 0.0),
-    (["destroy", "c.yaml", "--wait-for-hosts", "45"], 45.0),
+    (["apply", "c.yaml", "--wait-for-hosts", "45"], 45.0),
+    (["destroy", "c.yaml"], 0.0),
     (["plan", "c.yaml"], 0.0),
     (["status", "c.yaml"], 0.0),
 ])
-def test_apply_and_destroy_wait_by_default_plan_and_status_never(argv: list[str], wait: float) -> None:
+def test_apply_waits_by_default_plan_status_and_destroy_never(argv: list[str], wait: float) -> None:
     args = cli.build_parser(argv[0]).parse_args(argv)
     assert cli._options(args, interactive=False).wait_for_hosts == wait
 
