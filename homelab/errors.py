@@ -66,8 +66,8 @@ class HostKeyError(HomelabError):
 
 
 class HostDown(HomelabError):
-    """A host did not take the TCP connection (refused, timed out, no route): it is off, or
-    rebooting, or its address is wrong. Not a login or host-key problem."""
+    """A host did not take the TCP connection (refused, timed out, no route, its name did not
+    resolve): it is off, or rebooting, or its address is wrong. Not a login or host-key problem."""
 
 
 class LockedError(HomelabError):

@@ -99,10 +99,7 @@ class Connection:
         """Connect, verify the host key, authenticate. Returns (connection, host key line)."""
         try:
             sock = socket.create_connection((target.address, target.port), timeout=timeout)
-        except socket.gaierror as exc:  # a name that does not resolve: no reboot explains it
-            raise HomelabError(f"connect to {target.name} ({target.address}:{target.port}): {exc.strerror or exc}",
-                               unreachable_hint(False)) from None
-        except OSError as exc:
+        except OSError as exc:  # refused, timed out, no route, or a name (mDNS: pi.local) not answering
             raise HostDown(f"connect to {target.name} ({target.address}:{target.port}): {exc.strerror or exc}",
                            unreachable_hint(pinned is not None)) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
