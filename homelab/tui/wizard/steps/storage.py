@@ -36,7 +36,8 @@ class StorageStep(WizardStep):
     title = "storage"
     intro = ("Each app's data sits under the data root of its machine and is backed up with restic to "
              "every repository listed: rest-server on a machine of the homelab (over the mesh, append-only), "
-             "a Storage Box (sftp), S3 (in the config file), or a local directory. A weekly drill proves a restore works.")
+             "a Storage Box (sftp), S3 (in the config file), or a local directory. A weekly drill proves a "
+             "restore works.")
     comment = "app data, restic backups, restore drills"
     fields = (
         ENABLED,
